@@ -1,0 +1,7 @@
+/** Command registry: each command module exports `register(program, io)`. Add one line per command. */
+import type { Command } from "commander";
+import type { CliIo } from "../main";
+
+export type RegisterCommand = (program: Command, io: CliIo) => void;
+
+export const commands: RegisterCommand[] = [];

@@ -1,0 +1,4 @@
+/** ctsim library API. Nothing under src/ except src/cli does I/O. */
+export * from "./errors";
+export * from "./wire/packet";
+export * from "./wire/addr";
