@@ -2,3 +2,4 @@
 export * from "./errors";
 export * from "./wire/packet";
 export * from "./wire/addr";
+export * from "./host/hostfile";
