@@ -1,0 +1,189 @@
+/**
+ * Throughput benchmark for the capture reader: generates a 1,000,000-packet Ethernet pcap (TCP with options,
+ * UDP, ICMP echo and ICMP errors quoting a datagram) in os.tmpdir(), then reads it through CaptureReader in
+ * fixed-size chunks and reports packets/s, MB/s and peak RSS.
+ *
+ *   npx tsx bench/pcap-read.ts [--packets N] [--chunk 65536] [--keep]
+ *
+ * The file is deleted afterwards unless --keep is given; it is never written inside the repository.
+ */
+import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CaptureReader } from "../src/wire/capture";
+import { encodeEthernet } from "../src/wire/ipv4";
+import type { Packet, TcpOption } from "../src/wire/packet";
+import { TCP_ACK, TCP_PSH, TCP_SYN } from "../src/wire/packet";
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+
+const PACKETS = arg("--packets", 1_000_000);
+const CHUNK = arg("--chunk", 1 << 20);
+const KEEP = process.argv.includes("--keep");
+
+const ipBase = {
+  ihl: 20,
+  tos: 0,
+  totalLength: 0,
+  id: 1,
+  rf: false,
+  df: true,
+  mf: false,
+  fragOffset: 0,
+  ttl: 64,
+  checksum: 0,
+  options: new Uint8Array(0),
+};
+
+function templates(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const eth = { src: "02:00:00:00:00:01", dst: "02:00:00:00:00:02" };
+  const common = { tsSec: 0, tsNsec: 0, ipChecksum: "unknown", l4Checksum: "unknown" } as const;
+  for (let i = 0; i < 64; i++) {
+    const src = 0x0a000001 + (i % 7);
+    const dst = 0xc0000201 + (i % 5);
+    const kind = i % 8;
+    let p: Packet;
+    if (kind < 5) {
+      const syn = kind === 0;
+      const options: TcpOption[] = syn
+        ? [
+            { kind: "mss", value: 1460 },
+            { kind: "sackPermitted" },
+            { kind: "timestamp", tsval: 1000 + i, tsecr: 0 },
+            { kind: "nop" },
+            { kind: "wscale", shift: 7 },
+          ]
+        : [{ kind: "nop" }, { kind: "nop" }, { kind: "timestamp", tsval: 2000 + i, tsecr: 1000 + i }];
+      const payloadLength = syn ? 0 : [0, 40, 100, 512, 1200][kind];
+      p = {
+        ...common,
+        ip: { ...ipBase, protocol: 6, src, dst },
+        l4: {
+          kind: "tcp",
+          srcPort: 40000 + i,
+          dstPort: 443,
+          seq: 123456 * i,
+          ack: syn ? 0 : 654321 * i,
+          dataOffset: 20,
+          reserved: 0,
+          flags: syn ? TCP_SYN : TCP_ACK | (payloadLength ? TCP_PSH : 0),
+          window: 502,
+          checksum: 0,
+          urgentPointer: 0,
+          options,
+        },
+        payloadLength,
+        payload: new Uint8Array(payloadLength).fill(i),
+      };
+    } else if (kind < 7) {
+      p = {
+        ...common,
+        ip: { ...ipBase, protocol: 17, src, dst },
+        l4: { kind: "udp", srcPort: 5353 + i, dstPort: 53, length: 0, checksum: 0 },
+        payloadLength: 32 + i,
+      };
+    } else if (i % 16 === 7) {
+      p = {
+        ...common,
+        ip: { ...ipBase, protocol: 1, src, dst },
+        l4: { kind: "icmp", type: 8, code: 0, checksum: 0, restOfHeader: (i << 16) | 1 },
+        payloadLength: 56,
+      };
+    } else {
+      p = {
+        ...common,
+        ip: { ...ipBase, protocol: 1, src: dst, dst: src },
+        l4: {
+          kind: "icmp",
+          type: 3,
+          code: 3,
+          checksum: 0,
+          restOfHeader: 0,
+          quote: {
+            ip: { ...ipBase, protocol: 17, src, dst, totalLength: 60 },
+            l4: Uint8Array.of(0x14, 0xe9, 0, 53, 0, 40, 0, 0),
+          },
+        },
+        payloadLength: 0,
+      };
+    }
+    out.push(encodeEthernet(p, eth));
+  }
+  return out;
+}
+
+function generate(path: string): number {
+  const tpl = templates();
+  const fd = openSync(path, "w");
+  const buf = Buffer.alloc(4 << 20);
+  let o = 0;
+  buf.writeUInt32LE(0xa1b2c3d4, 0);
+  buf.writeUInt16LE(2, 4);
+  buf.writeUInt16LE(4, 6);
+  buf.writeUInt32LE(65535, 16);
+  buf.writeUInt32LE(1, 20);
+  o = 24;
+  let total = 0;
+  for (let i = 0; i < PACKETS; i++) {
+    const f = tpl[(i * 7919) % tpl.length];
+    if (o + 16 + f.length > buf.length) {
+      writeSync(fd, buf, 0, o);
+      total += o;
+      o = 0;
+    }
+    buf.writeUInt32LE(1_700_000_000 + Math.floor(i / 100_000), o);
+    buf.writeUInt32LE((i * 10) % 1_000_000, o + 4);
+    buf.writeUInt32LE(f.length, o + 8);
+    buf.writeUInt32LE(f.length, o + 12);
+    buf.set(f, o + 16);
+    o += 16 + f.length;
+  }
+  writeSync(fd, buf, 0, o);
+  total += o;
+  closeSync(fd);
+  return total;
+}
+
+function read(path: string): { packets: number; skipped: number; seconds: number } {
+  const fd = openSync(path, "r");
+  const chunk = Buffer.alloc(CHUNK);
+  const reader = new CaptureReader({ file: path, defaultIface: "eth0" });
+  let packets = 0;
+  let skipped = 0;
+  const t0 = process.hrtime.bigint();
+  for (;;) {
+    const n = readSync(fd, chunk, 0, CHUNK, null);
+    if (n === 0) break;
+    for (const f of reader.push(chunk.subarray(0, n))) {
+      if (f.kind === "packet") packets++;
+      else skipped++;
+    }
+  }
+  reader.end();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  closeSync(fd);
+  return { packets, skipped, seconds };
+}
+
+const path = join(tmpdir(), `ctsim-bench-${process.pid}.pcap`);
+const g0 = process.hrtime.bigint();
+const bytes = generate(path);
+console.log(
+  `generated ${PACKETS} packets, ${(bytes / 1e6).toFixed(1)} MB in ${(Number(process.hrtime.bigint() - g0) / 1e9).toFixed(2)} s: ${path}`,
+);
+try {
+  for (let run = 1; run <= 3; run++) {
+    const r = read(path);
+    console.log(
+      `run ${run}: chunk ${CHUNK} B: ${r.packets} packets (${r.skipped} skipped) in ${r.seconds.toFixed(3)} s = ` +
+        `${Math.round(r.packets / r.seconds).toLocaleString("en-US")} packets/s, ${(bytes / 1e6 / r.seconds).toFixed(1)} MB/s`,
+    );
+  }
+  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+} finally {
+  if (!KEEP) unlinkSync(path);
+}

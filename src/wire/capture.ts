@@ -1,0 +1,142 @@
+/**
+ * Capture reading facade: detects pcap vs pcapng from the first four bytes and streams frames with bounded
+ * memory (only the unconsumed tail of the input, at most one record plus one chunk, is kept between pushes).
+ *
+ * Formats: libpcap file format (./pcap.ts) and pcapng (./pcapng.ts); detection follows libpcap 1.10
+ * `pcap_fopen_offline_with_tstamp_precision()` (sf-pcap.c / sf-pcapng.c check the magic in turn).
+ *
+ * Every packet record becomes one Frame: a decoded IPv4 Packet, or a "skipped" frame naming why (ARP, IPv6,
+ * truncated header, unsupported link type). Malformed files throw InputError with the file, byte offset and
+ * block; a capture that ends in the middle of a record is such an error, never a silent stop.
+ *
+ * Left out on purpose: compressed captures, and reading the file itself (src/cli does the I/O).
+ */
+import { InputError } from "../errors";
+import type { Packet } from "./packet";
+import { EMPTY_BYTES } from "./ipv4";
+import {
+  PCAP_MAGIC_NSEC,
+  PCAP_MAGIC_USEC,
+  PcapParser,
+  type CaptureParserOptions,
+  type RecordParser,
+} from "./pcap";
+import { BT_SHB, PcapngParser } from "./pcapng";
+
+export type Frame =
+  | { readonly kind: "packet"; readonly packet: Packet }
+  | {
+      readonly kind: "skipped";
+      /** "<file>#<1-based frame number>", as for packets. */
+      readonly origin: string;
+      readonly reason: string;
+      readonly tsSec: number;
+      readonly tsNsec: number;
+      readonly iface?: string;
+    };
+
+export type CaptureFormat = "pcap" | "pcapng";
+
+export type CaptureReaderOptions = CaptureParserOptions;
+
+/** Detects the format from the first four bytes; undefined when they match neither magic. */
+export function detectCaptureFormat(bytes: Uint8Array): CaptureFormat | undefined {
+  if (bytes.length < 4) return undefined;
+  const be = ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0;
+  const le = (bytes[0] | (bytes[1] << 8) | (bytes[2] << 16) | (bytes[3] << 24)) >>> 0;
+  if (be === BT_SHB) return "pcapng";
+  for (const m of [PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC]) if (be === m || le === m) return "pcap";
+  return undefined;
+}
+
+/** Streaming reader: `push` chunks as they are read, then `end()`. Both return the frames completed so far. */
+export class CaptureReader {
+  private readonly opts: CaptureReaderOptions;
+  private parser: RecordParser | undefined;
+  private tail: Uint8Array = EMPTY_BYTES;
+  /** File offset of tail[0]. */
+  private tailOffset = 0;
+  private ended = false;
+  format: CaptureFormat | undefined;
+
+  constructor(opts: CaptureReaderOptions = {}) {
+    this.opts = opts;
+  }
+
+  push(chunk: Uint8Array): Frame[] {
+    if (this.ended) throw new Error("CaptureReader.push after end()");
+    const out: Frame[] = [];
+    if (chunk.length === 0) return out;
+    // A Node Buffer's slice() is a view; work on a plain Uint8Array so that copies are copies.
+    if (chunk.constructor !== Uint8Array)
+      chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    let buf: Uint8Array;
+    if (this.tail.length === 0) buf = chunk;
+    else {
+      buf = new Uint8Array(this.tail.length + chunk.length);
+      buf.set(this.tail, 0);
+      buf.set(chunk, this.tail.length);
+    }
+    const base = this.tailOffset;
+    let pos = 0;
+    if (this.parser === undefined) {
+      if (buf.length < 4) {
+        this.tail = buf === chunk ? chunk.slice() : buf;
+        return out;
+      }
+      this.parser = this.createParser(buf, base);
+    }
+    pos = this.parser.parse(buf, pos, buf.length, base, out);
+    // Copy the tail: the caller may reuse its chunk buffer for the next read.
+    this.tail = pos === buf.length ? EMPTY_BYTES : buf === chunk ? chunk.slice(pos) : buf.subarray(pos);
+    this.tailOffset = base + pos;
+    return out;
+  }
+
+  end(): Frame[] {
+    if (this.ended) return [];
+    this.ended = true;
+    if (this.parser === undefined) {
+      throw new InputError({
+        code: "CAPTURE_TRUNCATED",
+        message:
+          this.tail.length === 0 ? "empty capture file" : `truncated capture (${this.tail.length} bytes)`,
+        file: this.opts.file,
+        offset: 0,
+        block: "file header",
+      });
+    }
+    this.parser.finish(this.tail, 0, this.tail.length, this.tailOffset);
+    this.tail = EMPTY_BYTES;
+    return [];
+  }
+
+  private createParser(buf: Uint8Array, base: number): RecordParser {
+    this.format = detectCaptureFormat(buf);
+    if (this.format === "pcap") return new PcapParser(this.opts);
+    if (this.format === "pcapng") return new PcapngParser(this.opts);
+    const hex = Array.from(buf.subarray(0, 4), (x) => x.toString(16).padStart(2, "0")).join(" ");
+    throw new InputError({
+      code: "CAPTURE_BAD_MAGIC",
+      message: `not a pcap or pcapng file (first bytes ${hex})`,
+      file: this.opts.file,
+      offset: base,
+      block: "file header",
+    });
+  }
+}
+
+/** Reads a whole capture held in memory. */
+export function readCaptureBytes(bytes: Uint8Array, opts: CaptureReaderOptions = {}): Frame[] {
+  const reader = new CaptureReader(opts);
+  const frames = reader.push(bytes);
+  for (const f of reader.end()) frames.push(f);
+  return frames;
+}
+
+/** The decoded packets of a frame list (skipped frames dropped). */
+export function packetsOf(frames: readonly Frame[]): Packet[] {
+  const out: Packet[] = [];
+  for (const f of frames) if (f.kind === "packet") out.push(f.packet);
+  return out;
+}

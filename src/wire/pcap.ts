@@ -1,0 +1,337 @@
+/**
+ * Classic pcap reader (push parser) and the link-layer decoding shared with the pcapng reader.
+ *
+ * Format: draft-ietf-opsawg-pcap (the libpcap file format) and the LINKTYPE_* registry
+ * (draft-ietf-opsawg-pcaplinktype). Behaviour follows libpcap 1.10 `pcap_check_header()` / `pcap_next_packet()`
+ * (sf-pcap.c): both byte orders, microsecond (0xa1b2c3d4) and nanosecond (0xa1b23c4d) magic, major version 2,
+ * a record whose captured length exceeds max(snaplen, 262144) is an error. The link-layer headers mirror the
+ * kernel's view where one exists: `struct sockaddr_ll` packet types (include/uapi/linux/if_packet.h, Linux 6.17)
+ * give the direction of Linux cooked captures, as tcpdump prints "In"/"Out"/"B"/"M"/"P".
+ *
+ * Link types: NULL (0) and LOOP (108) with AF_INET, ETHERNET (1) with 802.1Q / 802.1ad / 0x9100 tags, PPP (9)
+ * with protocol 0x0021, RAW (101, and the historical 12 and 14), LINUX_SLL (113), IPV4 (228), LINUX_SLL2 (276).
+ * Any other link type, and any frame that is not IPv4 (ARP, IPv6, MPLS, 802.3 LLC), becomes a "skipped" frame
+ * with the reason, never a silent drop.
+ *
+ * Left out on purpose: the "modified" pcap formats (0xa1b2cd34 and friends; rejected as a bad magic), FCS
+ * stripping (the IPv4 total length bounds the datagram anyway), SLL hardware addresses (no `link` is attached to
+ * cooked captures, since LinkHeader needs both MACs).
+ */
+import { InputError } from "../errors";
+import { bytesToMac } from "./addr";
+import type { Direction, LinkHeader } from "./packet";
+import { decodeIpv4, isDecodeFailure } from "./ipv4";
+import type { Frame } from "./capture";
+
+export const LINKTYPE_NULL = 0;
+export const LINKTYPE_ETHERNET = 1;
+export const LINKTYPE_PPP = 9;
+export const LINKTYPE_RAW = 101;
+export const LINKTYPE_LOOP = 108;
+export const LINKTYPE_LINUX_SLL = 113;
+export const LINKTYPE_IPV4 = 228;
+export const LINKTYPE_LINUX_SLL2 = 276;
+
+export const PCAP_MAGIC_USEC = 0xa1b2c3d4;
+export const PCAP_MAGIC_NSEC = 0xa1b23c4d;
+
+/** libpcap's MAXIMUM_SNAPLEN: larger records are treated as corruption. */
+export const MAX_SNAPLEN = 262144;
+
+const ETH_P_IP = 0x0800;
+const ETH_P_8021Q = 0x8100;
+const ETH_P_8021AD = 0x88a8;
+const ETH_P_QINQ1 = 0x9100;
+const AF_INET = 2;
+/** `struct sockaddr_ll` sll_pkttype values (PACKET_HOST .. PACKET_OUTGOING). */
+const PACKET_OUTGOING = 4;
+
+const ETHERTYPE_NAMES: Record<number, string> = {
+  0x0806: "ARP",
+  0x86dd: "IPv6",
+  0x8847: "MPLS",
+  0x8848: "MPLS multicast",
+  0x8035: "RARP",
+  0x88cc: "LLDP",
+  0x8864: "PPPoE session",
+};
+
+function ethertypeReason(type: number): string {
+  const hex = "0x" + type.toString(16).padStart(4, "0");
+  const name = ETHERTYPE_NAMES[type];
+  return name ? `ethertype ${hex} (${name})` : `ethertype ${hex}`;
+}
+
+/** Where the frame came from and how to name it; mutated and reused by the readers (decodeIpv4 copies it). */
+export interface FrameContext {
+  tsSec: number;
+  tsNsec: number;
+  iface: string | undefined;
+  direction: Direction | undefined;
+  link: LinkHeader | undefined;
+  origin: string;
+}
+
+export function newFrameContext(): FrameContext {
+  return { tsSec: 0, tsNsec: 0, iface: undefined, direction: undefined, link: undefined, origin: "" };
+}
+
+export interface LinkDecodeOptions {
+  /** Interface names by ifindex, for LINUX_SLL2 captures (otherwise the context's iface is kept). */
+  readonly ifaceByIndex?: ReadonlyMap<number, string>;
+}
+
+function skipped(ctx: FrameContext, reason: string): Frame {
+  return ctx.iface === undefined
+    ? { kind: "skipped", origin: ctx.origin, reason, tsSec: ctx.tsSec, tsNsec: ctx.tsNsec }
+    : { kind: "skipped", origin: ctx.origin, reason, tsSec: ctx.tsSec, tsNsec: ctx.tsNsec, iface: ctx.iface };
+}
+
+function ipFrame(buf: Uint8Array, off: number, len: number, ctx: FrameContext): Frame {
+  const r = decodeIpv4(buf, off, len, ctx);
+  return isDecodeFailure(r) ? skipped(ctx, r.failure) : { kind: "packet", packet: r };
+}
+
+function sllDirection(pkttype: number): Direction | undefined {
+  return pkttype < PACKET_OUTGOING ? "In" : pkttype === PACKET_OUTGOING ? "Out" : undefined;
+}
+
+/**
+ * Decodes one captured frame of the given link type. `ctx` carries timestamp, origin and the default
+ * interface; direction and link header found here are written into it.
+ */
+export function decodeLinkFrame(
+  linktype: number,
+  buf: Uint8Array,
+  off: number,
+  caplen: number,
+  ctx: FrameContext,
+  opts?: LinkDecodeOptions,
+): Frame {
+  const b = buf;
+  switch (linktype) {
+    case LINKTYPE_ETHERNET: {
+      if (caplen < 14) return skipped(ctx, `truncated Ethernet header (${caplen} bytes)`);
+      const outer = (b[off + 12] << 8) | b[off + 13];
+      let type = outer;
+      let p = off + 14;
+      let vlans: number[] | undefined;
+      while (type === ETH_P_8021Q || type === ETH_P_8021AD || type === ETH_P_QINQ1) {
+        if (p + 4 > off + caplen) return skipped(ctx, "truncated VLAN tag");
+        (vlans ??= []).push(((b[p] << 8) | b[p + 1]) & 0x0fff);
+        type = (b[p + 2] << 8) | b[p + 3];
+        p += 4;
+      }
+      if (type !== ETH_P_IP) {
+        return skipped(ctx, type <= 1500 ? `802.3 frame (length ${type})` : ethertypeReason(type));
+      }
+      ctx.link = {
+        dst: bytesToMac(b, off),
+        src: bytesToMac(b, off + 6),
+        ethertype: outer,
+        vlans: vlans ?? NO_VLANS,
+      };
+      return ipFrame(b, p, off + caplen - p, ctx);
+    }
+    case LINKTYPE_RAW:
+    case 12:
+    case 14:
+    case LINKTYPE_IPV4:
+      if (caplen >= 1 && b[off] >> 4 === 6) return skipped(ctx, "IPv6");
+      return ipFrame(b, off, caplen, ctx);
+    case LINKTYPE_LINUX_SLL: {
+      if (caplen < 16) return skipped(ctx, `truncated Linux cooked header (${caplen} bytes)`);
+      ctx.direction = sllDirection((b[off] << 8) | b[off + 1]);
+      const proto = (b[off + 14] << 8) | b[off + 15];
+      if (proto !== ETH_P_IP) return skipped(ctx, ethertypeReason(proto));
+      return ipFrame(b, off + 16, caplen - 16, ctx);
+    }
+    case LINKTYPE_LINUX_SLL2: {
+      if (caplen < 20) return skipped(ctx, `truncated Linux cooked v2 header (${caplen} bytes)`);
+      const ifindex = ((b[off + 4] << 24) | (b[off + 5] << 16) | (b[off + 6] << 8) | b[off + 7]) >>> 0;
+      const name = opts?.ifaceByIndex?.get(ifindex);
+      if (name !== undefined) ctx.iface = name;
+      ctx.direction = sllDirection(b[off + 10]);
+      const proto = (b[off] << 8) | b[off + 1];
+      if (proto !== ETH_P_IP) return skipped(ctx, ethertypeReason(proto));
+      return ipFrame(b, off + 20, caplen - 20, ctx);
+    }
+    case LINKTYPE_NULL:
+    case LINKTYPE_LOOP: {
+      if (caplen < 4) return skipped(ctx, `truncated loopback header (${caplen} bytes)`);
+      // NULL stores the family in the writer's byte order, LOOP in network order; AF_INET is 2 everywhere.
+      const be = ((b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]) >>> 0;
+      const le = (b[off] | (b[off + 1] << 8) | (b[off + 2] << 16) | (b[off + 3] << 24)) >>> 0;
+      if (be !== AF_INET && (linktype === LINKTYPE_LOOP || le !== AF_INET)) {
+        return skipped(ctx, `address family ${linktype === LINKTYPE_LOOP || le > 0xffff ? be : le}`);
+      }
+      return ipFrame(b, off + 4, caplen - 4, ctx);
+    }
+    case LINKTYPE_PPP: {
+      let p = off;
+      if (caplen >= 2 && b[p] === 0xff && b[p + 1] === 0x03) p += 2; // HDLC address/control
+      if (p >= off + caplen) return skipped(ctx, "truncated PPP header");
+      let proto: number;
+      if (b[p] & 1) {
+        proto = b[p]; // protocol-field compression
+        p += 1;
+      } else {
+        if (p + 2 > off + caplen) return skipped(ctx, "truncated PPP header");
+        proto = (b[p] << 8) | b[p + 1];
+        p += 2;
+      }
+      if (proto !== 0x21) return skipped(ctx, `PPP protocol 0x${proto.toString(16).padStart(4, "0")}`);
+      return ipFrame(b, p, off + caplen - p, ctx);
+    }
+    default:
+      return skipped(ctx, `unsupported link type ${linktype}`);
+  }
+}
+
+const NO_VLANS: readonly number[] = Object.freeze([]);
+
+// ---------------------------------------------------------------------------------------------------------
+// Classic pcap
+
+export interface CaptureParserOptions extends LinkDecodeOptions {
+  /** File name for origins and error locations. */
+  readonly file?: string;
+  /** Interface name given to packets when the capture names none (the CLI's `--in`). */
+  readonly defaultIface?: string;
+}
+
+/** A push parser over a byte stream: consumes whole records, leaves partial ones to the caller. */
+export interface RecordParser {
+  /** Decodes the complete records in buf[pos..end) (file offset of buf[0] is `base`); returns the new pos. */
+  parse(buf: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number;
+  /** End of input with buf[pos..end) unconsumed: throws when that is a partial header or record. */
+  finish(buf: Uint8Array, pos: number, end: number, base: number): void;
+}
+
+export class PcapParser implements RecordParser {
+  private readonly file: string;
+  private readonly opts: CaptureParserOptions;
+  private readonly ctx = newFrameContext();
+  private headerDone = false;
+  private le = true;
+  private nsec = false;
+  private linktype = 0;
+  private snaplen = 0;
+  private maxCaplen = MAX_SNAPLEN;
+  private frameNo = 0;
+
+  constructor(opts: CaptureParserOptions = {}) {
+    this.opts = opts;
+    this.file = opts.file ?? "<input>";
+  }
+
+  /** Link type from the file header (after the header has been parsed). */
+  get linkType(): number {
+    return this.linktype;
+  }
+
+  private fail(code: string, message: string, offset: number, block: string): never {
+    throw new InputError({ code, message, file: this.opts.file, offset, block });
+  }
+
+  private parseHeader(b: Uint8Array, p: number, base: number): void {
+    const magicBe = ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
+    const magicLe = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
+    if (magicLe === PCAP_MAGIC_USEC || magicLe === PCAP_MAGIC_NSEC) {
+      this.le = true;
+      this.nsec = magicLe === PCAP_MAGIC_NSEC;
+    } else if (magicBe === PCAP_MAGIC_USEC || magicBe === PCAP_MAGIC_NSEC) {
+      this.le = false;
+      this.nsec = magicBe === PCAP_MAGIC_NSEC;
+    } else {
+      this.fail(
+        "PCAP_BAD_MAGIC",
+        `not a pcap file (magic 0x${magicBe.toString(16).padStart(8, "0")})`,
+        base + p,
+        "file header",
+      );
+    }
+    const major = this.u16(b, p + 4);
+    if (major !== 2)
+      this.fail("PCAP_BAD_VERSION", `unsupported pcap version ${major}`, base + p, "file header");
+    this.snaplen = this.u32(b, p + 16);
+    this.linktype = this.u32(b, p + 20) & 0x03ffffff; // upper bits carry the FCS length
+    this.maxCaplen = Math.max(this.snaplen, MAX_SNAPLEN);
+    this.headerDone = true;
+  }
+
+  private u16(b: Uint8Array, o: number): number {
+    return this.le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1];
+  }
+
+  private u32(b: Uint8Array, o: number): number {
+    return this.le
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0
+      : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  }
+
+  parse(b: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number {
+    if (!this.headerDone) {
+      if (end - pos < 24) return pos;
+      this.parseHeader(b, pos, base);
+      pos += 24;
+    }
+    const ctx = this.ctx;
+    const file = this.file;
+    const defaultIface = this.opts.defaultIface;
+    const linktype = this.linktype;
+    const le = this.le;
+    const tsMul = this.nsec ? 1 : 1000;
+    const maxCaplen = this.maxCaplen;
+    while (end - pos >= 16) {
+      let tsSec: number, tsFrac: number, caplen: number;
+      if (le) {
+        tsSec = (b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16) | (b[pos + 3] << 24)) >>> 0;
+        tsFrac = (b[pos + 4] | (b[pos + 5] << 8) | (b[pos + 6] << 16) | (b[pos + 7] << 24)) >>> 0;
+        caplen = (b[pos + 8] | (b[pos + 9] << 8) | (b[pos + 10] << 16) | (b[pos + 11] << 24)) >>> 0;
+      } else {
+        tsSec = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
+        tsFrac = ((b[pos + 4] << 24) | (b[pos + 5] << 16) | (b[pos + 6] << 8) | b[pos + 7]) >>> 0;
+        caplen = ((b[pos + 8] << 24) | (b[pos + 9] << 16) | (b[pos + 10] << 8) | b[pos + 11]) >>> 0;
+      }
+      if (caplen > maxCaplen) {
+        this.fail(
+          "PCAP_BAD_CAPLEN",
+          `captured length ${caplen} is larger than the maximum ${maxCaplen}`,
+          base + pos,
+          `record ${this.frameNo + 1}`,
+        );
+      }
+      if (end - pos - 16 < caplen) break;
+      const n = ++this.frameNo;
+      ctx.tsSec = tsSec;
+      ctx.tsNsec = tsFrac * tsMul;
+      ctx.iface = defaultIface;
+      ctx.direction = undefined;
+      ctx.link = undefined;
+      ctx.origin = file + "#" + n;
+      out.push(decodeLinkFrame(linktype, b, pos + 16, caplen, ctx, this.opts));
+      pos += 16 + caplen;
+    }
+    return pos;
+  }
+
+  finish(b: Uint8Array, pos: number, end: number, base: number): void {
+    if (!this.headerDone) {
+      this.fail(
+        "PCAP_TRUNCATED",
+        end === pos ? "empty capture file" : `truncated pcap file header (${end - pos} of 24 bytes)`,
+        base + pos,
+        "file header",
+      );
+    }
+    if (end > pos) {
+      const have = end - pos;
+      const what =
+        have < 16
+          ? `record header (${have} of 16 bytes)`
+          : `record data (${have - 16} of ${this.u32(b, pos + 8)} bytes)`;
+      this.fail("PCAP_TRUNCATED", `capture ends inside a ${what}`, base + pos, `record ${this.frameNo + 1}`);
+    }
+  }
+}

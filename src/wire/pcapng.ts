@@ -1,0 +1,378 @@
+/**
+ * pcapng reader (push parser).
+ *
+ * Format: draft-ietf-opsawg-pcapng (PCAP Next Generation Dump File Format). Behaviour follows libpcap 1.10
+ * sf-pcapng.c (`pcap_ng_check_header()`, `pcap_ng_next_packet()`, `read_block()`): a Section Header Block in
+ * either byte order starts each section and forgets its interfaces; block lengths must be multiples of 4, at
+ * least 12, equal at both ends; Interface Description Blocks carry `if_name` (option 2), `if_tsresol` (9) and
+ * `if_tsoffset` (14); Enhanced Packet Blocks, Simple Packet Blocks (interface 0, no timestamp) and the obsolete
+ * Packet Block yield frames; every other block type (NRB, ISB, DSB, custom, ...) is skipped. EPB `epb_flags`
+ * (option 2) inbound/outbound bits give the packet direction. Link-layer decoding is shared with ./pcap.ts.
+ *
+ * An interface name becomes `packet.iface`; unnamed interfaces use the caller's `defaultIface`.
+ *
+ * Left out on purpose: section-length skipping (sections are read block by block), comments and the other
+ * options (hashes, drop counts, `if_fcslen`), and libpcap's per-interface snaplen truncation of EPB data.
+ */
+import { InputError } from "../errors";
+import type { Frame } from "./capture";
+import { decodeLinkFrame, newFrameContext, type CaptureParserOptions, type RecordParser } from "./pcap";
+
+export const BT_SHB = 0x0a0d0d0a;
+export const BT_IDB = 0x00000001;
+export const BT_PB = 0x00000002;
+export const BT_SPB = 0x00000003;
+export const BT_EPB = 0x00000006;
+export const BYTE_ORDER_MAGIC = 0x1a2b3c4d;
+
+/** Largest block accepted (libpcap's MAX_BLOCKSIZE is 16 MiB); bounds the memory a stream can hold. */
+export const MAX_BLOCK_LENGTH = 16 * 1024 * 1024;
+
+const BLOCK_NAMES: Record<number, string> = {
+  [BT_SHB]: "SHB",
+  [BT_IDB]: "IDB",
+  [BT_PB]: "PB",
+  [BT_SPB]: "SPB",
+  [BT_EPB]: "EPB",
+  4: "NRB",
+  5: "ISB",
+  10: "DSB",
+  0x00000bad: "CB",
+  0x40000bad: "CB",
+};
+
+interface Interface {
+  readonly linktype: number;
+  readonly snaplen: number;
+  readonly name: string | undefined;
+  /** Timestamp units per second is 10^pow10 when pow10 >= 0, else given by `binaryShift` (2^shift). */
+  readonly pow10: number;
+  readonly binaryShift: number;
+  /** if_tsoffset, seconds. */
+  readonly tsOffset: number;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+export class PcapngParser implements RecordParser {
+  private readonly opts: CaptureParserOptions;
+  private readonly file: string;
+  private readonly ctx = newFrameContext();
+  private le = true;
+  private section = 0;
+  private interfaces: Interface[] = [];
+  private blockCounts = new Map<string, number>();
+  private frameNo = 0;
+
+  constructor(opts: CaptureParserOptions = {}) {
+    this.opts = opts;
+    this.file = opts.file ?? "<input>";
+  }
+
+  private u16(b: Uint8Array, o: number): number {
+    return this.le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1];
+  }
+
+  private u32(b: Uint8Array, o: number): number {
+    return this.le
+      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0
+      : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+  }
+
+  private blockLabel(type: number, count: boolean): string {
+    const name = BLOCK_NAMES[type] ?? `block type 0x${type.toString(16).padStart(8, "0")}`;
+    let n = this.blockCounts.get(name) ?? 0;
+    if (count) this.blockCounts.set(name, ++n);
+    else n++;
+    return `${name} #${n} in section ${type === BT_SHB && !count ? this.section + 1 : Math.max(this.section, 1)}`;
+  }
+
+  private fail(code: string, message: string, offset: number, block: string): never {
+    throw new InputError({ code, message, file: this.opts.file, offset, block });
+  }
+
+  parse(b: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number {
+    for (;;) {
+      const avail = end - pos;
+      if (avail < 12) return pos;
+      // The byte order of a section is known only after reading the SHB's byte-order magic.
+      const typeRaw = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
+      if (typeRaw === BT_SHB) {
+        const bomLe = (b[pos + 8] | (b[pos + 9] << 8) | (b[pos + 10] << 16) | (b[pos + 11] << 24)) >>> 0;
+        const bomBe = ((b[pos + 8] << 24) | (b[pos + 9] << 16) | (b[pos + 10] << 8) | b[pos + 11]) >>> 0;
+        if (bomLe === BYTE_ORDER_MAGIC) this.le = true;
+        else if (bomBe === BYTE_ORDER_MAGIC) this.le = false;
+        else {
+          this.fail(
+            "PCAPNG_BAD_BYTE_ORDER_MAGIC",
+            `bad byte-order magic 0x${bomBe.toString(16).padStart(8, "0")} in section header`,
+            base + pos,
+            this.blockLabel(BT_SHB, false),
+          );
+        }
+      } else if (this.section === 0) {
+        this.fail(
+          "PCAPNG_BAD_MAGIC",
+          "pcapng file does not start with a section header block",
+          base + pos,
+          "file header",
+        );
+      }
+      const type = this.u32(b, pos);
+      const len = this.u32(b, pos + 4);
+      if (len < 12 || len % 4 !== 0 || (type === BT_SHB && len < 28)) {
+        this.fail(
+          "PCAPNG_BAD_BLOCK_LENGTH",
+          `invalid block length ${len}`,
+          base + pos,
+          this.blockLabel(type, false),
+        );
+      }
+      if (len > MAX_BLOCK_LENGTH) {
+        this.fail(
+          "PCAPNG_BLOCK_TOO_LARGE",
+          `block length ${len} exceeds the maximum ${MAX_BLOCK_LENGTH}`,
+          base + pos,
+          this.blockLabel(type, false),
+        );
+      }
+      if (avail < len) return pos;
+      const label = this.blockLabel(type, true);
+      const trailer = this.u32(b, pos + len - 4);
+      if (trailer !== len) {
+        this.fail(
+          "PCAPNG_BLOCK_LENGTH_MISMATCH",
+          `block length ${len} at the start but ${trailer} at the end`,
+          base + pos,
+          label,
+        );
+      }
+      switch (type) {
+        case BT_SHB: {
+          const major = this.u16(b, pos + 12);
+          if (major !== 1)
+            this.fail("PCAPNG_BAD_VERSION", `unsupported pcapng version ${major}`, base + pos, label);
+          this.section++;
+          this.interfaces = [];
+          this.blockCounts = new Map([["SHB", 1]]);
+          break;
+        }
+        case BT_IDB:
+          this.readIdb(b, pos, len, base, label);
+          break;
+        case BT_EPB:
+          out.push(this.readEpb(b, pos, len, base, label));
+          break;
+        case BT_SPB:
+          out.push(this.readSpb(b, pos, len, base, label));
+          break;
+        case BT_PB:
+          out.push(this.readPb(b, pos, len, base, label));
+          break;
+        default:
+          break; // NRB, ISB, DSB, custom and unknown blocks carry nothing we use
+      }
+      pos += len;
+    }
+  }
+
+  finish(b: Uint8Array, pos: number, end: number, base: number): void {
+    if (end === pos) {
+      if (this.section === 0) this.fail("PCAPNG_TRUNCATED", "empty capture file", base + pos, "file header");
+      return;
+    }
+    const have = end - pos;
+    let label =
+      this.section === 0 ? "file header" : `block after ${this.frameNo} packets in section ${this.section}`;
+    let want = "";
+    if (have >= 8) {
+      const type = this.section === 0 ? BT_SHB : this.u32(b, pos);
+      if (type !== BT_SHB || have >= 12) {
+        label = this.blockLabel(type, false);
+        if (type !== BT_SHB) want = ` of ${this.u32(b, pos + 4)}`;
+        else {
+          const bomLe = (b[pos + 8] | (b[pos + 9] << 8)) === 0x3c4d;
+          const len = bomLe
+            ? (b[pos + 4] | (b[pos + 5] << 8) | (b[pos + 6] << 16) | (b[pos + 7] << 24)) >>> 0
+            : ((b[pos + 4] << 24) | (b[pos + 5] << 16) | (b[pos + 6] << 8) | b[pos + 7]) >>> 0;
+          want = ` of ${len}`;
+        }
+      }
+    }
+    this.fail("PCAPNG_TRUNCATED", `capture ends inside a block (${have}${want} bytes)`, base + pos, label);
+  }
+
+  /** Walks the options in b[start..end); calls `fn(code, valueOffset, valueLength)` for each. */
+  private options(
+    b: Uint8Array,
+    start: number,
+    end: number,
+    base: number,
+    blockPos: number,
+    label: string,
+    fn: (code: number, at: number, len: number) => void,
+  ): void {
+    let o = start;
+    while (o + 4 <= end) {
+      const code = this.u16(b, o);
+      const olen = this.u16(b, o + 2);
+      if (code === 0) return; // opt_endofopt
+      const next = o + 4 + ((olen + 3) & ~3);
+      if (next > end) {
+        this.fail(
+          "PCAPNG_BAD_OPTION",
+          `option ${code} of length ${olen} runs past the end of the block`,
+          base + blockPos,
+          label,
+        );
+      }
+      fn(code, o + 4, olen);
+      o = next;
+    }
+  }
+
+  private readIdb(b: Uint8Array, pos: number, len: number, base: number, label: string): void {
+    if (len < 20)
+      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `interface block too short (${len} bytes)`, base + pos, label);
+    const linktype = this.u16(b, pos + 8);
+    const snaplen = this.u32(b, pos + 12);
+    let name: string | undefined;
+    let pow10 = 6;
+    let binaryShift = 0;
+    let tsOffset = 0;
+    this.options(b, pos + 16, pos + len - 4, base, pos, label, (code, at, olen) => {
+      if (code === 2) name = utf8.decode(b.subarray(at, at + olen)).replace(/\0+$/, "");
+      else if (code === 9 && olen >= 1) {
+        const r = b[at];
+        if (r & 0x80) {
+          pow10 = -1;
+          binaryShift = r & 0x7f;
+        } else pow10 = r;
+      } else if (code === 14 && olen >= 8) {
+        const hi = this.u32(b, this.le ? at + 4 : at) | 0; // signed
+        const lo = this.u32(b, this.le ? at : at + 4);
+        tsOffset = hi * 0x100000000 + lo;
+      }
+    });
+    this.interfaces.push({ linktype, snaplen, name, pow10, binaryShift, tsOffset });
+  }
+
+  private iface(id: number, base: number, pos: number, label: string): Interface {
+    const itf = this.interfaces[id];
+    if (itf === undefined) {
+      this.fail(
+        "PCAPNG_BAD_INTERFACE",
+        `interface ${id} is not defined in this section (${this.interfaces.length} interfaces)`,
+        base + pos,
+        label,
+      );
+    }
+    return itf;
+  }
+
+  /** Sets ctx.tsSec/tsNsec from a 64-bit timestamp in the interface's units. */
+  private setTimestamp(itf: Interface, hi: number, lo: number): void {
+    const ctx = this.ctx;
+    if (itf.pow10 >= 0 && itf.pow10 <= 9) {
+      // Long division of the 64-bit value by 10^pow10 in 16-bit limbs keeps every step exact in a double.
+      const d = 10 ** itf.pow10;
+      let q = 0;
+      let r = 0;
+      const limbs = [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff];
+      for (let i = 0; i < 4; i++) {
+        const cur = r * 65536 + limbs[i];
+        const qd = Math.floor(cur / d);
+        r = cur - qd * d;
+        q = q * 65536 + qd;
+      }
+      ctx.tsSec = q + itf.tsOffset;
+      ctx.tsNsec = r * 10 ** (9 - itf.pow10);
+    } else {
+      const v = (BigInt(hi) << 32n) | BigInt(lo);
+      let sec: bigint;
+      let nsec: bigint;
+      if (itf.pow10 > 9) {
+        const d = 10n ** BigInt(itf.pow10);
+        sec = v / d;
+        nsec = ((v % d) * 1_000_000_000n) / d;
+      } else {
+        const shift = BigInt(itf.binaryShift);
+        sec = v >> shift;
+        nsec = ((v & ((1n << shift) - 1n)) * 1_000_000_000n) >> shift;
+      }
+      ctx.tsSec = Number(sec) + itf.tsOffset;
+      ctx.tsNsec = Number(nsec);
+    }
+  }
+
+  private prepare(itf: Interface): void {
+    const ctx = this.ctx;
+    ctx.iface = itf.name ?? this.opts.defaultIface;
+    ctx.direction = undefined;
+    ctx.link = undefined;
+    ctx.origin = this.file + "#" + ++this.frameNo;
+  }
+
+  private readEpb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+    if (len < 32)
+      this.fail(
+        "PCAPNG_BAD_BLOCK_LENGTH",
+        `enhanced packet block too short (${len} bytes)`,
+        base + pos,
+        label,
+      );
+    const itf = this.iface(this.u32(b, pos + 8), base, pos, label);
+    const caplen = this.u32(b, pos + 20);
+    const dataEnd = pos + 28 + ((caplen + 3) & ~3);
+    if (caplen > len - 32 || dataEnd > pos + len - 4) {
+      this.fail(
+        "PCAPNG_BAD_CAPLEN",
+        `captured length ${caplen} does not fit in a block of ${len} bytes`,
+        base + pos,
+        label,
+      );
+    }
+    this.prepare(itf);
+    this.setTimestamp(itf, this.u32(b, pos + 12), this.u32(b, pos + 16));
+    let flags = 0;
+    if (dataEnd < pos + len - 4) {
+      this.options(b, dataEnd, pos + len - 4, base, pos, label, (code, at, olen) => {
+        if (code === 2 && olen >= 4) flags = this.u32(b, at);
+      });
+    }
+    const dir = flags & 3; // epb_flags bits 0-1: 1 inbound, 2 outbound
+    if (dir !== 0) this.ctx.direction = dir === 1 ? "In" : "Out";
+    return decodeLinkFrame(itf.linktype, b, pos + 28, caplen, this.ctx, this.opts);
+  }
+
+  private readSpb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+    if (len < 16)
+      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `simple packet block too short (${len} bytes)`, base + pos, label);
+    const itf = this.iface(0, base, pos, label);
+    const origLen = this.u32(b, pos + 8);
+    let caplen = Math.min(origLen, len - 16);
+    if (itf.snaplen !== 0 && caplen > itf.snaplen) caplen = itf.snaplen;
+    this.prepare(itf);
+    this.ctx.tsSec = 0;
+    this.ctx.tsNsec = 0;
+    return decodeLinkFrame(itf.linktype, b, pos + 12, caplen, this.ctx, this.opts);
+  }
+
+  private readPb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+    if (len < 32)
+      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `packet block too short (${len} bytes)`, base + pos, label);
+    const itf = this.iface(this.u16(b, pos + 8), base, pos, label);
+    const caplen = this.u32(b, pos + 20);
+    if (caplen > len - 32) {
+      this.fail(
+        "PCAPNG_BAD_CAPLEN",
+        `captured length ${caplen} does not fit in a block of ${len} bytes`,
+        base + pos,
+        label,
+      );
+    }
+    this.prepare(itf);
+    this.setTimestamp(itf, this.u32(b, pos + 12), this.u32(b, pos + 16));
+    return decodeLinkFrame(itf.linktype, b, pos + 28, caplen, this.ctx, this.opts);
+  }
+}
