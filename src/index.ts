@@ -3,3 +3,4 @@ export * from "./errors";
 export * from "./wire/packet";
 export * from "./wire/addr";
 export * from "./host/hostfile";
+export * from "./conntrack/proto_tcp";

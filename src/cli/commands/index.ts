@@ -1,7 +1,8 @@
 /** Command registry: each command module exports `register(program, io)`. Add one line per command. */
 import type { Command } from "commander";
 import type { CliIo } from "../main";
+import { register as table } from "./table";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [];
+export const commands: RegisterCommand[] = [table];
