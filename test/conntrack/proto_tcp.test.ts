@@ -356,6 +356,18 @@ describe("ESTABLISHED", () => {
       d.send(REPLY, seg("R", 5500, 0));
       expectState(d, "CLOSE");
     });
+    it("nf_tcp_handle_invalid: an invalid FIN answering an invalid RST lowers the timeout to UNACK (6.x only)", () => {
+      for (const [kernel, want] of [
+        ["6.18", 300],
+        ["5.10", 432000],
+      ] as const) {
+        const d = established(kernel);
+        expect(d.send(ORIG, seg("R", 200000, 0)).verdict).toBe(-NF_ACCEPT);
+        expect(d.send(REPLY, seg("FA", 300000, 1001)).verdict).toBe(-NF_ACCEPT);
+        expect(d.ttl, `${kernel}: got ${d.ttl}, want ${want}`).toBe(want);
+        expectState(d, "ESTABLISHED");
+      }
+    });
     it("RST out of window is INVALID", () => {
       const d = established();
       const r = d.send(REPLY, seg("R", 200000, 0));
