@@ -67,12 +67,12 @@ export class CaptureReader {
     if (this.ended) throw new Error("CaptureReader.push after end()");
     const out: Frame[] = [];
     if (chunk.length === 0) return out;
-    // A Node Buffer's slice() is a view; work on a plain Uint8Array so that copies are copies.
-    if (chunk.constructor !== Uint8Array)
-      chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+    // Decoded payloads are views into `buf`, so `buf` must be ours: copy the chunk (the caller may reuse it).
     let buf: Uint8Array;
-    if (this.tail.length === 0) buf = chunk;
-    else {
+    if (this.tail.length === 0) {
+      buf = new Uint8Array(chunk.length);
+      buf.set(chunk, 0);
+    } else {
       buf = new Uint8Array(this.tail.length + chunk.length);
       buf.set(this.tail, 0);
       buf.set(chunk, this.tail.length);
@@ -81,14 +81,13 @@ export class CaptureReader {
     let pos = 0;
     if (this.parser === undefined) {
       if (buf.length < 4) {
-        this.tail = buf === chunk ? chunk.slice() : buf;
+        this.tail = buf;
         return out;
       }
       this.parser = this.createParser(buf, base);
     }
     pos = this.parser.parse(buf, pos, buf.length, base, out);
-    // Copy the tail: the caller may reuse its chunk buffer for the next read.
-    this.tail = pos === buf.length ? EMPTY_BYTES : buf === chunk ? chunk.slice(pos) : buf.subarray(pos);
+    this.tail = pos === buf.length ? EMPTY_BYTES : buf.subarray(pos);
     this.tailOffset = base + pos;
     return out;
   }

@@ -164,12 +164,16 @@ export function parseTcpOptions(b: Uint8Array, start: number, end: number): read
 /**
  * Decodes one IPv4 datagram from `buf[offset .. offset+length)` (the captured bytes; the datagram may be
  * longer when the capture was cut by the snaplen, or shorter when the link layer padded it).
+ *
+ * With `shareBytes` the payload is a view into `buf` instead of a copy (no allocation of a backing store); the
+ * caller promises never to modify `buf` afterwards. The capture readers do this on buffers they own.
  */
 export function decodeIpv4(
   buf: Uint8Array,
   offset: number,
   length: number,
   meta: DecodeMeta,
+  shareBytes = false,
 ): Packet | DecodeFailure {
   if (length < 20) {
     if (length >= 1 && buf[offset] >> 4 !== 4) return { failure: `not IPv4 (version ${buf[offset] >> 4})` };
@@ -277,7 +281,12 @@ export function decodeIpv4(
     ip,
     l4,
     payloadLength: l4Len - hdrLen,
-    payload: payloadEnd > payloadStart ? copyBytes(buf, payloadStart, payloadEnd) : EMPTY_BYTES,
+    payload:
+      payloadEnd <= payloadStart
+        ? EMPTY_BYTES
+        : shareBytes
+          ? buf.subarray(payloadStart, payloadEnd)
+          : copyBytes(buf, payloadStart, payloadEnd),
     iface: meta.iface,
     direction: meta.direction,
     link: meta.link,

@@ -18,7 +18,6 @@
  * cooked captures, since LinkHeader needs both MACs).
  */
 import { InputError } from "../errors";
-import { bytesToMac } from "./addr";
 import type { Direction, LinkHeader } from "./packet";
 import { decodeIpv4, isDecodeFailure } from "./ipv4";
 import type { Frame } from "./capture";
@@ -88,7 +87,7 @@ function skipped(ctx: FrameContext, reason: string): Frame {
 }
 
 function ipFrame(buf: Uint8Array, off: number, len: number, ctx: FrameContext): Frame {
-  const r = decodeIpv4(buf, off, len, ctx);
+  const r = decodeIpv4(buf, off, len, ctx, true);
   return isDecodeFailure(r) ? skipped(ctx, r.failure) : { kind: "packet", packet: r };
 }
 
@@ -98,7 +97,8 @@ function sllDirection(pkttype: number): Direction | undefined {
 
 /**
  * Decodes one captured frame of the given link type. `ctx` carries timestamp, origin and the default
- * interface; direction and link header found here are written into it.
+ * interface; direction and link header found here are written into it. Packet payloads are views into `buf`,
+ * which the caller must own and never modify afterwards.
  */
 export function decodeLinkFrame(
   linktype: number,
@@ -125,12 +125,9 @@ export function decodeLinkFrame(
       if (type !== ETH_P_IP) {
         return skipped(ctx, type <= 1500 ? `802.3 frame (length ${type})` : ethertypeReason(type));
       }
-      ctx.link = {
-        dst: bytesToMac(b, off),
-        src: bytesToMac(b, off + 6),
-        ethertype: outer,
-        vlans: vlans ?? NO_VLANS,
-      };
+      ctx.link = vlans
+        ? { dst: formatMac(b, off), src: formatMac(b, off + 6), ethertype: outer, vlans }
+        : untaggedLink(b, off);
       return ipFrame(b, p, off + caplen - p, ctx);
     }
     case LINKTYPE_RAW:
@@ -189,6 +186,57 @@ export function decodeLinkFrame(
 }
 
 const NO_VLANS: readonly number[] = Object.freeze([]);
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+function formatMac(b: Uint8Array, o: number): string {
+  return (
+    HEX[b[o]] +
+    ":" +
+    HEX[b[o + 1]] +
+    ":" +
+    HEX[b[o + 2]] +
+    ":" +
+    HEX[b[o + 3]] +
+    ":" +
+    HEX[b[o + 4]] +
+    ":" +
+    HEX[b[o + 5]]
+  );
+}
+
+/**
+ * Untagged IPv4 Ethernet headers, cached by their 12 address bytes: a capture holds few MAC pairs, and
+ * LinkHeader values are immutable, so frames share them (saves two string builds per packet).
+ */
+const LINK_CACHE_SIZE = 8;
+const linkKeys = new Float64Array(LINK_CACHE_SIZE * 2).fill(-1);
+const linkValues: LinkHeader[] = [];
+let linkNext = 0;
+
+function untaggedLink(b: Uint8Array, o: number): LinkHeader {
+  // Two exact doubles: bytes 0..5 (dst) and 6..11 (src), each < 2^48.
+  const dst =
+    ((b[o] << 8) | b[o + 1]) * 0x100000000 +
+    (((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0);
+  const src =
+    ((b[o + 6] << 8) | b[o + 7]) * 0x100000000 +
+    (((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0);
+  for (let i = 0; i < linkValues.length; i++) {
+    if (linkKeys[2 * i] === dst && linkKeys[2 * i + 1] === src) return linkValues[i];
+  }
+  const link: LinkHeader = Object.freeze({
+    dst: formatMac(b, o),
+    src: formatMac(b, o + 6),
+    ethertype: ETH_P_IP,
+    vlans: NO_VLANS,
+  });
+  const slot = linkNext;
+  linkNext = (linkNext + 1) % LINK_CACHE_SIZE;
+  linkKeys[2 * slot] = dst;
+  linkKeys[2 * slot + 1] = src;
+  linkValues[slot] = link;
+  return link;
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Classic pcap
