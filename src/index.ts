@@ -4,3 +4,5 @@ export * from "./wire/packet";
 export * from "./wire/addr";
 export * from "./host/hostfile";
 export * from "./conntrack/proto_tcp";
+export * from "./wire/text";
+export * from "./wire/tcpdump_format";

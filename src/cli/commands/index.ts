@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import type { CliIo } from "../main";
 import { register as table } from "./table";
+import { register as read } from "./read";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table];
+export const commands: RegisterCommand[] = [table, read];
