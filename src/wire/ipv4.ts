@@ -484,7 +484,7 @@ export function encodeIpv4(p: Packet): Uint8Array {
     case "udp": {
       put16(b, s, l4.srcPort);
       put16(b, s + 2, l4.dstPort);
-      put16(b, s + 4, l4Len);
+      put16(b, s + 4, fragment ? l4.length : l4Len); // a fragment's UDP length covers the whole datagram
       let sum = fragment
         ? l4.checksum
         : foldChecksum(

@@ -2,14 +2,16 @@
  * pcapng writer: Packet values -> pcapng bytes, returned as chunks (no I/O).
  *
  * Format: draft-ietf-opsawg-pcapng. Output is little-endian, one section: a Section Header Block (shb_userappl
- * "ctsim", section length -1), then one Interface Description Block per (interface name, link type) the first
- * time a packet uses it, with `if_name` (option 2) and `if_tsresol` = 9 (nanoseconds, option 9), then one
+ * "ctsim", section length -1), then one Interface Description Block per interface name, the first
+ * time a packet names it, with `if_name` (option 2) and `if_tsresol` = 9 (nanoseconds, option 9), then one
  * Enhanced Packet Block per packet with `epb_flags` (option 2) carrying the direction when known.
  *
- * Link type choice: a packet with a `link` header is written as Ethernet (LINKTYPE_ETHERNET, with its MACs and
- * VLAN tags); a packet without one as raw IP (LINKTYPE_RAW, 101), since inventing MAC addresses would be a lie
- * that tcpdump -e would print. Datagrams are produced by `encodeIpv4`, so the IP header and TCP/UDP/ICMP
- * checksums are always correct, even after NAT rewrote addresses or ports.
+ * Link type choice: one link type per file, because libpcap before 1.11 (tcpdump 4.99) refuses pcapng files
+ * whose interfaces differ in link type. With `linkType: "ethernet"` every packet is framed as Ethernet with its
+ * own MACs and VLAN tags, and a packet without a `link` header gets all-zero MACs (as Linux's loopback device
+ * has). With `linkType: "raw"` (LINKTYPE_RAW, 101) MAC addresses are dropped. By default the first packet
+ * decides: Ethernet when it has a link header, raw otherwise. Datagrams are produced by `encodeIpv4`, so the IP
+ * header and TCP/UDP/ICMP checksums are always correct, even after NAT rewrote addresses or ports.
  *
  * Left out on purpose: several sections, Interface Statistics and Name Resolution blocks, comments, snaplen
  * truncation (snaplen is written as 0, "no limit").
@@ -22,7 +24,11 @@ import { BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC } from "./pcapng";
 export interface PcapngWriterOptions {
   /** shb_userappl text; default "ctsim". */
   readonly userAppl?: string;
+  /** Link type of every interface; default: Ethernet if the first packet has a link header, else raw. */
+  readonly linkType?: "ethernet" | "raw";
 }
+
+const ZERO_MAC = "00:00:00:00:00:00";
 
 const utf8 = new TextEncoder();
 
@@ -60,6 +66,7 @@ function block(
 export class PcapngWriter {
   private readonly opts: PcapngWriterOptions;
   private started = false;
+  private linkType: "ethernet" | "raw" | undefined;
   private readonly interfaces = new Map<string, number>();
 
   constructor(opts: PcapngWriterOptions = {}) {
@@ -100,22 +107,26 @@ export class PcapngWriter {
       this.started = true;
     }
     const link = p.link;
-    const linktype = link ? LINKTYPE_ETHERNET : LINKTYPE_RAW;
-    const key = `${linktype}\u0000${p.iface ?? ""}\u0000${p.iface === undefined ? "-" : "+"}`;
+    this.linkType ??= this.opts.linkType ?? (link ? "ethernet" : "raw");
+    const linktype = this.linkType === "ethernet" ? LINKTYPE_ETHERNET : LINKTYPE_RAW;
+    const key = `${p.iface ?? ""}\u0000${p.iface === undefined ? "-" : "+"}`;
     let ifid = this.interfaces.get(key);
     if (ifid === undefined) {
       ifid = this.interfaces.size;
       this.interfaces.set(key, ifid);
       parts.push(this.idb(linktype, p.iface));
     }
-    const data = link
-      ? encodeEthernet(p, {
-          src: link.src,
-          dst: link.dst,
-          vlans: link.vlans,
-          outerTpid: link.vlans.length > 0 ? link.ethertype : undefined,
-        })
-      : encodeIpv4(p);
+    const data =
+      linktype === LINKTYPE_RAW
+        ? encodeIpv4(p)
+        : link
+          ? encodeEthernet(p, {
+              src: link.src,
+              dst: link.dst,
+              vlans: link.vlans,
+              outerTpid: link.vlans.length > 0 ? link.ethertype : undefined,
+            })
+          : encodeEthernet(p, { src: ZERO_MAC, dst: ZERO_MAC });
     const body = new Uint8Array(20 + data.length);
     const dv = new DataView(body.buffer);
     const ts = BigInt(p.tsSec) * 1_000_000_000n + BigInt(p.tsNsec);
