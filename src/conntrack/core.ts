@@ -1,0 +1,762 @@
+/**
+ * The conntrack table of one network namespace: lookup, creation, confirmation, timeouts, early drop, kill and
+ * events.
+ *
+ * Mirrors net/netfilter/nf_conntrack_core.c — nf_conntrack_in, resolve_normal_ct, init_conntrack,
+ * __nf_conntrack_alloc, early_drop/early_drop_list, __nf_conntrack_confirm, nf_ct_resolve_clash(_harder),
+ * nf_conntrack_tuple_taken, nf_ct_delete, __nf_ct_refresh_acct, nf_conntrack_handle_icmp, generic_packet — and the
+ * event cache of nf_conntrack_ecache.c (events cached per packet, delivered at confirm; DESTROY at once), Linux
+ * 6.17 (Kingxukai/linux @ 9b44fff6). Checked against conntrack -L/-E recordings on Linux 6.18.44.
+ *
+ * Model choices (deliberate, deterministic):
+ * - The hash table is a Map keyed by the packed tuple + zone (./tuple tupleKey); both directions are keys.
+ * - Time is the caller's: `now` in seconds on every call. An entry is expired when timeout <= now
+ *   (nf_ct_is_expired). Expiry is checked on lookup; `advance(now)` reaps every expired entry, in order of
+ *   expiry time then id, emitting DESTROY events (the kernel's GC worker does this in bucket order, later).
+ * - `count` counts confirmed entries only; an unconfirmed entry lives on the packet (the lookup result) until
+ *   `confirm` or `discard`.
+ * - Table full (count >= nf_conntrack_max at allocation): first every expired entry is reaped (the GC worker
+ *   would have done so), then early_drop examines at most NF_CT_EVICTION_RANGE (8) connections, taken from a
+ *   cursor that walks the table in insertion order and wraps around (standing in for 8 hash buckets of one entry
+ *   each), and deletes the first that is not ASSURED and not dying. None: NF_DROP, "table full".
+ * - Connection ids are 1, 2, 3... (the kernel's are siphash values) unless an `rng` is given.
+ * - Events: nf_conntrack_events != 0 and a listener (onEvent or recordEvents). The event bits of a packet are
+ *   cached on the entry and delivered by `confirm` (call it for every tracked packet at the last hook, as
+ *   nf_confirm runs for every packet); DESTROY is delivered when the entry dies.
+ * Leaves out on purpose: expectations and helpers (IPS_EXPECTED is never set, so RELATED comes only from ICMP
+ * errors), per-conntrack timeout policies, synproxy, labels/secmark, IPv6, the random hash chain length limit,
+ * zone directions, loopback re-entry (the caller keeps the entry on the packet and skips `in`).
+ */
+import type { Packet } from "../wire/packet";
+import { IPPROTO_ICMP, IPPROTO_UDP } from "../wire/packet";
+import type {
+  CtDir,
+  CtInfo,
+  CtReason,
+  L4Context,
+  L4Result,
+  L4Tracker,
+  NfConnL4View,
+  NfHook,
+  Seconds,
+  Tuple,
+} from "./types";
+import {
+  IPS_ASSURED,
+  IPS_CONFIRMED,
+  IPS_DYING,
+  IPS_EXPECTED,
+  IPS_FIXED_TIMEOUT,
+  IPS_NAT_CLASH,
+  IPS_SEEN_REPLY,
+  IP_CT_DIR_ORIGINAL,
+  IP_CT_DIR_REPLY,
+  IP_CT_ESTABLISHED,
+  IP_CT_ESTABLISHED_REPLY,
+  IP_CT_IS_REPLY,
+  IP_CT_NEW,
+  IP_CT_RELATED,
+  IP_CT_UNTRACKED,
+  NF_ACCEPT,
+  NF_DROP,
+  NF_REPEAT,
+} from "./types";
+import { DEFAULT_KERNEL } from "./profile";
+import type { NfConntrackSysctls } from "./sysctl";
+import { defaultSysctls } from "./sysctl";
+import { IPPROTO_UDPLITE, tupleEqual, tupleKey } from "./tuple";
+import { genericTracker } from "./proto_generic";
+import { udpTracker } from "./proto_udp";
+import { icmpIsErr, icmpTracker, nfConntrackInetError } from "./proto_icmp";
+import { tcpTracker } from "./proto_tcp";
+
+/** enum ip_conntrack_events (nf_conntrack_common.h), as bit numbers. */
+export const IPCT_NEW = 0;
+export const IPCT_RELATED = 1;
+export const IPCT_DESTROY = 2;
+export const IPCT_REPLY = 3;
+export const IPCT_ASSURED = 4;
+export const IPCT_PROTOINFO = 5;
+export const IPCT_HELPER = 6;
+export const IPCT_MARK = 7;
+export const IPCT_SEQADJ = 8;
+export const IPCT_SECMARK = 9;
+export const IPCT_LABEL = 10;
+export const IPCT_SYNPROXY = 11;
+
+/** NF_CT_EVICTION_RANGE: how many buckets (here: connections) early_drop looks at. */
+export const NF_CT_EVICTION_RANGE = 8;
+
+/** Protocols with `allow_clash = true` (UDP, UDPLITE). */
+const ALLOW_CLASH = new Set([IPPROTO_UDP, IPPROTO_UDPLITE]);
+
+export type CtState = "NEW" | "ESTABLISHED" | "RELATED" | "INVALID" | "UNTRACKED";
+
+/** What `ctstate` a ctinfo gives (ESTABLISHED_REPLY is ESTABLISHED, RELATED_REPLY is RELATED). */
+export function ctinfoState(ctinfo: CtInfo): CtState {
+  if (ctinfo === IP_CT_UNTRACKED) return "UNTRACKED";
+  const base = ctinfo >= IP_CT_IS_REPLY ? ctinfo - IP_CT_IS_REPLY : ctinfo;
+  return base === IP_CT_NEW ? "NEW" : base === IP_CT_RELATED ? "RELATED" : "ESTABLISHED";
+}
+
+/** A raw-table CT template (CT --zone): what it contributes to a new entry. */
+export interface CtTemplate {
+  readonly zone?: number;
+}
+
+export interface CtInOptions {
+  /** Zone for lookup and creation (CT --zone); a template's zone wins. */
+  readonly zone?: number;
+  readonly template?: CtTemplate;
+  /** raw NOTRACK / CT --notrack: the packet is UNTRACKED and conntrack leaves it alone. */
+  readonly untracked?: boolean;
+}
+
+export interface CtLookupResult {
+  /** The entry attached to the packet; absent for INVALID and UNTRACKED. Unconfirmed when `ct.confirmed` is false. */
+  readonly ct?: NfConn;
+  readonly ctinfo?: CtInfo;
+  readonly state: CtState;
+  readonly dir?: CtDir;
+  /** Why INVALID (or why NF_DROP). */
+  readonly reason?: CtReason;
+  /** NF_ACCEPT, or NF_DROP (table full, tracker drop). */
+  readonly verdict: number;
+  /** The tracker's own result, for traces (e.g. the TCP table cell). */
+  readonly l4?: L4Result;
+}
+
+/** One `conntrack -E` event: a snapshot of the entry when it was delivered. */
+export interface CtEvent {
+  readonly type: "NEW" | "UPDATE" | "DESTROY";
+  /** IPCT_* bits that made it. */
+  readonly events: number;
+  readonly time: Seconds;
+  readonly id: number;
+  readonly orig: Tuple;
+  readonly reply: Tuple;
+  readonly status: number;
+  readonly mark: number;
+  readonly zone: number;
+  /** Whole seconds left (ctnetlink_dump_timeout); absent on a DESTROY whose timer ran out. */
+  readonly timer?: number;
+  /** Protocol state text with trailing space ("SYN_SENT "), when the event carries protoinfo. */
+  readonly protoState?: string;
+  /** [origPackets, origBytes, replyPackets, replyBytes] on DESTROY when nf_conntrack_acct is on. */
+  readonly counters?: readonly [number, number, number, number];
+}
+
+export interface ConntrackStats {
+  found: number;
+  invalid: number;
+  insert: number;
+  insert_failed: number;
+  drop: number;
+  early_drop: number;
+  error: number;
+  clash_resolve: number;
+}
+
+export interface ConntrackOptions {
+  /** Overrides on top of the profile's defaults; the resulting object is `conntrack.sysctl` (mutable). */
+  readonly sysctl?: Partial<NfConntrackSysctls>;
+  readonly kernel?: string;
+  /** Trackers by protocol number; defaults to TCP, UDP and ICMP. Anything else is tracked generically. */
+  readonly trackers?: readonly L4Tracker[];
+  /** Seeded generator in [0, 1), used for connection ids. */
+  readonly rng?: () => number;
+  readonly onEvent?: (ev: CtEvent) => void;
+  /** Keep delivered events in `events` (drain with `takeEvents()`). */
+  readonly recordEvents?: boolean;
+}
+
+/** struct nf_conn, reduced. */
+export class NfConn implements NfConnL4View {
+  tuplehash: [Tuple, Tuple];
+  status = 0;
+  timeout: Seconds = 0;
+  proto: unknown = undefined;
+  mark = 0;
+  readonly zone: number;
+  readonly id: number;
+  /** Counters (struct nf_conn_counter), always kept; shown when nf_conntrack_acct is on. */
+  origPackets = 0;
+  origBytes = 0;
+  replyPackets = 0;
+  replyBytes = 0;
+  /** Cached IPCT_* bits not yet delivered (struct nf_conntrack_ecache.cache). */
+  ecache = 0;
+  /** When init_conntrack ran: the timer counts from confirmation, so confirm shifts timeout by the wait. */
+  readonly created: Seconds;
+  readonly l4: L4Tracker;
+  private readonly table: Conntrack;
+
+  constructor(
+    table: Conntrack,
+    l4: L4Tracker,
+    orig: Tuple,
+    reply: Tuple,
+    zone: number,
+    id: number,
+    now: Seconds,
+  ) {
+    this.table = table;
+    this.l4 = l4;
+    this.tuplehash = [orig, reply];
+    this.zone = zone;
+    this.id = id;
+    this.created = now;
+  }
+
+  get confirmed(): boolean {
+    return (this.status & IPS_CONFIRMED) !== 0;
+  }
+
+  /** nf_ct_kill(). */
+  kill(): boolean {
+    return this.table.kill(this);
+  }
+
+  /** Seconds left (may be negative once expired). */
+  remaining(now: Seconds): number {
+    return this.timeout - now;
+  }
+}
+
+const UNTRACKED: CtLookupResult = Object.freeze({
+  state: "UNTRACKED",
+  ctinfo: IP_CT_UNTRACKED,
+  verdict: NF_ACCEPT,
+});
+
+/** Mutable context object reused across packets (trackers must not keep it). */
+interface MutableCtx {
+  hook: NfHook;
+  sysctl: NfConntrackSysctls;
+  kernel: string;
+  now: Seconds;
+}
+
+export class Conntrack {
+  readonly kernel: string;
+  readonly sysctl: NfConntrackSysctls;
+  readonly stats: ConntrackStats = {
+    found: 0,
+    invalid: 0,
+    insert: 0,
+    insert_failed: 0,
+    drop: 0,
+    early_drop: 0,
+    error: 0,
+    clash_resolve: 0,
+  };
+  /** Delivered events when `recordEvents` is set. */
+  readonly events: CtEvent[] = [];
+
+  private readonly hash = new Map<string, NfConn>();
+  private readonly trackers: (L4Tracker | undefined)[] = new Array(256);
+  private readonly rng?: () => number;
+  private readonly onEvent?: (ev: CtEvent) => void;
+  private readonly recordEvents: boolean;
+  private readonly ctx: MutableCtx;
+  private nextId = 1;
+  private confirmedCount = 0;
+  /** Lower bound of every confirmed entry's timeout: `advance` does nothing before it. */
+  private earliest = Infinity;
+  private evictCursor: Iterator<NfConn> | undefined;
+  /** Latest time seen, for timers of events raised from inside trackers (kill). */
+  private now: Seconds = 0;
+
+  constructor(opts: ConntrackOptions = {}) {
+    this.kernel = opts.kernel ?? DEFAULT_KERNEL;
+    this.sysctl = { ...defaultSysctls(this.kernel), ...opts.sysctl };
+    for (const t of opts.trackers ?? [tcpTracker, udpTracker, icmpTracker]) {
+      if (this.trackers[t.l4proto]) throw new Error(`conntrack: two trackers for protocol ${t.l4proto}`);
+      this.trackers[t.l4proto] = t;
+    }
+    this.rng = opts.rng;
+    this.onEvent = opts.onEvent;
+    this.recordEvents = opts.recordEvents ?? false;
+    this.ctx = { hook: 0, sysctl: this.sysctl, kernel: this.kernel, now: 0 };
+  }
+
+  /** Number of confirmed entries (nf_conntrack_count). */
+  get count(): number {
+    return this.confirmedCount;
+  }
+
+  /** The tracker used for a protocol number (generic when none is registered). */
+  tracker(protonum: number): L4Tracker {
+    return this.trackers[protonum] ?? genericTracker;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // nf_conntrack_in
+
+  /**
+   * nf_conntrack_in() at PRE_ROUTING or LOCAL_OUT. Returns the entry and ctinfo attached to the packet, or
+   * INVALID (no entry) with the kernel's reason, or UNTRACKED. A NEW entry is unconfirmed: pass it to `confirm`
+   * at the last hook, or to `discard` if the packet is dropped before.
+   */
+  in(pkt: Packet, hook: NfHook, now: Seconds, opts?: CtInOptions): CtLookupResult {
+    if (opts?.untracked) return UNTRACKED;
+    this.now = now;
+    const zone = opts?.template?.zone ?? opts?.zone ?? 0;
+    const ctx = this.ctx;
+    ctx.hook = hook;
+    ctx.now = now;
+
+    // ipv4_get_l4proto(): conntrack sees reassembled packets; a lone non-first fragment has no transport header.
+    if (pkt.ip.fragOffset !== 0) {
+      return this.invalid({
+        fn: "ipv4_get_l4proto",
+        text: "[silent] non-first fragment (reassembly not modelled)",
+      });
+    }
+    const protonum = pkt.ip.protocol;
+    const l4 = this.trackers[protonum] ?? genericTracker;
+    if (l4.error) {
+      const reason = l4.error(pkt, ctx);
+      if (reason) {
+        this.stats.error++;
+        return this.invalid(reason);
+      }
+    }
+    // nf_conntrack_handle_icmp(): errors attach to the connection they quote, or are INVALID.
+    if (protonum === IPPROTO_ICMP && pkt.l4.kind === "icmp" && icmpIsErr(pkt.l4.type)) {
+      const r = nfConntrackInetError(pkt, (t) => this.lookup(t, zone, now));
+      if (!r.ct) {
+        this.stats.error++;
+        return this.invalid(r.reason);
+      }
+      return { ct: r.ct, ctinfo: r.ctinfo, state: "RELATED", dir: r.dir, verdict: NF_ACCEPT };
+    }
+
+    for (let repeat = 0; ; repeat++) {
+      // resolve_normal_ct()
+      const u = l4.pktToTuple(pkt);
+      if (!u)
+        return this.invalid({ fn: "nf_ct_get_tuple", text: "[silent] cannot read the transport header" });
+      const tuple: Tuple = {
+        src: pkt.ip.src >>> 0,
+        dst: pkt.ip.dst >>> 0,
+        protonum,
+        srcU: u.srcU,
+        dstU: u.dstU,
+      };
+      let ct = this.lookup(tuple, zone, now);
+      let dir: CtDir = IP_CT_DIR_ORIGINAL;
+      if (ct) {
+        this.stats.found++;
+        if (tupleEqual(tuple, ct.tuplehash[IP_CT_DIR_REPLY])) dir = IP_CT_DIR_REPLY;
+      } else {
+        const created = this.initConntrack(l4, tuple, zone, now);
+        if (!created.ct) {
+          if (created.drop) {
+            this.stats.drop++;
+            return { state: "INVALID", reason: created.reason, verdict: NF_DROP };
+          }
+          return this.invalid(created.reason);
+        }
+        ct = created.ct;
+      }
+      let ctinfo: CtInfo;
+      if (dir === IP_CT_DIR_REPLY) ctinfo = IP_CT_ESTABLISHED_REPLY;
+      else if (ct.status & IPS_SEEN_REPLY) ctinfo = IP_CT_ESTABLISHED;
+      else if (ct.status & IPS_EXPECTED) ctinfo = IP_CT_RELATED;
+      else ctinfo = IP_CT_NEW;
+
+      // nf_conntrack_handle_packet()
+      const oldStatus = ct.status;
+      const oldTimeout = ct.timeout;
+      const watch = this.eventsOn() && l4.showState !== undefined;
+      const oldState = watch && ct.confirmed ? l4.showState!(ct) : "";
+      const res = l4.packet(ct, pkt, dir, ctinfo, ctx);
+      if (res.verdict <= 0) {
+        if (res.verdict === -NF_REPEAT && repeat < 3) continue;
+        this.stats.invalid++;
+        if (res.verdict === NF_DROP) this.stats.drop++;
+        return {
+          state: "INVALID",
+          reason: res.reason ?? { fn: `${l4.name}_packet`, text: "[silent] tracker returned INVALID" },
+          verdict: res.verdict === NF_DROP ? NF_DROP : -res.verdict,
+          l4: res,
+        };
+      }
+      if (ct.status & IPS_FIXED_TIMEOUT && ct.confirmed) ct.timeout = oldTimeout;
+      if (!res.ignored) this.account(ct, dir, pkt);
+      let ev = 0;
+      if (ctinfo === IP_CT_ESTABLISHED_REPLY && !(ct.status & IPS_SEEN_REPLY)) {
+        ct.status |= IPS_SEEN_REPLY;
+        ev |= 1 << IPCT_REPLY;
+      }
+      if (ct.status & ~oldStatus & IPS_ASSURED) ev |= 1 << IPCT_ASSURED;
+      if (watch && l4.showState!(ct) !== oldState) ev |= 1 << IPCT_PROTOINFO;
+      const tracked = (res as { events?: readonly string[] }).events;
+      if (tracked) for (const e of tracked) if (e === "IPCT_PROTOINFO") ev |= 1 << IPCT_PROTOINFO;
+      ct.ecache |= ev;
+      if (ct.confirmed && ct.timeout < this.earliest) this.earliest = ct.timeout;
+      return { ct, ctinfo, state: ctinfoState(ctinfo), dir, verdict: res.verdict, l4: res };
+    }
+  }
+
+  private invalid(reason: CtReason): CtLookupResult {
+    this.stats.invalid++;
+    return { state: "INVALID", reason, verdict: NF_ACCEPT };
+  }
+
+  /** nf_ct_acct_update(): packets and bytes (IP total length) per direction. */
+  private account(ct: NfConn, dir: CtDir, pkt: Packet): void {
+    if (dir === IP_CT_DIR_ORIGINAL) {
+      ct.origPackets++;
+      ct.origBytes += pkt.ip.totalLength;
+    } else {
+      ct.replyPackets++;
+      ct.replyBytes += pkt.ip.totalLength;
+    }
+  }
+
+  /** init_conntrack() + __nf_conntrack_alloc(): invert, check the limit (early drop), allocate. */
+  private initConntrack(
+    l4: L4Tracker,
+    tuple: Tuple,
+    zone: number,
+    now: Seconds,
+  ):
+    | { ct: NfConn; reason?: undefined; drop?: undefined }
+    | { ct?: undefined; reason: CtReason; drop: boolean } {
+    const inv = l4.invertTuple(tuple);
+    if (!inv) {
+      return {
+        reason: { fn: "init_conntrack", text: "[silent] nf_ct_invert_tuple: the tuple has no inverse" },
+        drop: false,
+      };
+    }
+    const max = this.sysctl.nf_conntrack_max;
+    if (max && this.confirmedCount + 1 > max) {
+      this.advance(now);
+      if (this.confirmedCount + 1 > max && !this.earlyDrop(now)) {
+        return {
+          reason: { fn: "__nf_conntrack_alloc", text: "nf_conntrack: table full, dropping packet" },
+          drop: true,
+        };
+      }
+    }
+    const reply: Tuple = {
+      src: tuple.dst,
+      dst: tuple.src,
+      protonum: tuple.protonum,
+      srcU: inv.srcU,
+      dstU: inv.dstU,
+    };
+    return { ct: new NfConn(this, l4, tuple, reply, zone, this.allocId(), now) };
+  }
+
+  private allocId(): number {
+    if (this.rng) return Math.floor(this.rng() * 0x100000000) >>> 0;
+    return this.nextId++;
+  }
+
+  /**
+   * early_drop(): look at up to NF_CT_EVICTION_RANGE connections from the eviction cursor (table insertion
+   * order, wrapping) and delete the first confirmed one that is neither ASSURED nor dying. Expired entries met on
+   * the way are reaped but do not count as a drop (as in early_drop_list).
+   */
+  private earlyDrop(now: Seconds): boolean {
+    const seen = new Set<NfConn>();
+    let wrapped = false;
+    while (seen.size < NF_CT_EVICTION_RANGE) {
+      if (!this.evictCursor) this.evictCursor = this.hash.values();
+      const next = this.evictCursor.next();
+      if (next.done) {
+        this.evictCursor = undefined;
+        if (wrapped || this.hash.size === 0) return false;
+        wrapped = true;
+        continue;
+      }
+      const ct = next.value;
+      if (seen.has(ct)) continue;
+      seen.add(ct);
+      if (ct.timeout <= now) {
+        this.expire(ct, now);
+        continue;
+      }
+      if (ct.status & (IPS_ASSURED | IPS_DYING) || !ct.confirmed) continue;
+      if (this.deleteCt(ct, now)) {
+        this.stats.early_drop++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // table
+
+  /** ____nf_conntrack_find(): confirmed entry by tuple and zone; an expired entry met here is reaped. */
+  lookup(tuple: Tuple, zone: number, now: Seconds): NfConn | undefined {
+    const ct = this.hash.get(tupleKey(tuple, zone));
+    if (!ct) return undefined;
+    if (ct.timeout <= now) {
+      this.expire(ct, now);
+      return undefined;
+    }
+    return ct;
+  }
+
+  /**
+   * nf_conntrack_tuple_taken(): whether another entry already uses `tuple` (for NAT's unique-tuple search),
+   * ignoring `ignored` and any entry with the same ORIGINAL tuple (clash resolution deals with that).
+   */
+  tupleTaken(tuple: Tuple, ignored: NfConn, now: Seconds): boolean {
+    const ct = this.lookup(tuple, ignored.zone, now);
+    if (!ct || ct === ignored) return false;
+    if (tupleEqual(ignored.tuplehash[IP_CT_DIR_ORIGINAL], ct.tuplehash[IP_CT_DIR_ORIGINAL])) return false;
+    return true;
+  }
+
+  /**
+   * For NAT (nf_conntrack_alter_reply): give the entry a new REPLY tuple. A confirmed entry is re-keyed (the
+   * kernel only allows this before confirmation; re-keying here serves callers that rebind).
+   */
+  setReplyTuple(ct: NfConn, tuple: Tuple): void {
+    if (ct.confirmed) {
+      const oldKey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+      if (this.hash.get(oldKey) === ct) this.hash.delete(oldKey);
+      ct.tuplehash = [ct.tuplehash[IP_CT_DIR_ORIGINAL], tuple];
+      this.hash.set(tupleKey(tuple, ct.zone), ct);
+    } else {
+      ct.tuplehash = [ct.tuplehash[IP_CT_DIR_ORIGINAL], tuple];
+    }
+  }
+
+  /** Changes the connmark (CONNMARK / ct mark set), caching IPCT_MARK when it changes. */
+  setMark(ct: NfConn, mark: number): void {
+    const m = mark >>> 0;
+    if (ct.mark !== m) {
+      ct.mark = m;
+      ct.ecache |= 1 << IPCT_MARK;
+    }
+  }
+
+  /** Confirmed, visible entries in table order (as `conntrack -L` would list them; NAT-clash entries hidden). */
+  list(now?: Seconds): NfConn[] {
+    if (now !== undefined) this.advance(now);
+    const out: NfConn[] = [];
+    for (const [key, ct] of this.hash) {
+      if (ct.status & IPS_NAT_CLASH) continue;
+      if (key === tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone)) out.push(ct);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // confirm, discard, kill, expiry
+
+  /**
+   * nf_confirm() / nf_conntrack_confirm() at the last hook (POST_ROUTING, LOCAL_IN). Inserts an unconfirmed
+   * entry (ORIGINAL-direction packets only), resolving clashes for UDP; then delivers the entry's cached events.
+   * Returns the verdict and the entry now attached to the packet (clash resolution may swap it).
+   */
+  confirm(
+    ct: NfConn,
+    now: Seconds,
+    ctinfo: CtInfo = IP_CT_NEW,
+  ): { verdict: number; ct?: NfConn; reason?: CtReason } {
+    this.now = now;
+    let cur: NfConn = ct;
+    if (!ct.confirmed) {
+      const isReply = ctinfo >= IP_CT_IS_REPLY && ctinfo !== IP_CT_UNTRACKED;
+      if (isReply) return { verdict: NF_ACCEPT, ct };
+      const r = this.insert(ct, now);
+      if (r.verdict !== NF_ACCEPT) return r;
+      cur = r.ct!;
+    }
+    this.deliverCached(cur, now);
+    return { verdict: NF_ACCEPT, ct: cur };
+  }
+
+  /** __nf_conntrack_confirm(): the insertion proper. */
+  private insert(ct: NfConn, now: Seconds): { verdict: number; ct?: NfConn; reason?: CtReason } {
+    if (ct.status & IPS_DYING) {
+      this.stats.insert_failed++;
+      return {
+        verdict: NF_DROP,
+        reason: { fn: "__nf_conntrack_confirm", text: "[silent] entry died before confirm" },
+      };
+    }
+    const okey = tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone);
+    const rkey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+    // An expired entry still in the table would clash in the kernel until GC reaps it; it is reaped here first.
+    const h =
+      this.lookup(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone, now) ??
+      this.lookup(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone, now);
+    if (h) return this.resolveClash(ct, h, rkey, now);
+    // The timer starts at confirmation.
+    ct.timeout += now - ct.created;
+    ct.status |= IPS_CONFIRMED;
+    this.hash.set(okey, ct);
+    this.hash.set(rkey, ct);
+    this.confirmedCount++;
+    this.stats.insert++;
+    if (ct.timeout < this.earliest) this.earliest = ct.timeout;
+    ct.ecache |= 1 << IPCT_NEW;
+    return { verdict: NF_ACCEPT, ct };
+  }
+
+  /** nf_ct_resolve_clash(): merge with an identical entry, or insert a UDP loser by its reply tuple only. */
+  private resolveClash(
+    loser: NfConn,
+    h: NfConn,
+    rkey: string,
+    now: Seconds,
+  ): { verdict: number; ct?: NfConn; reason?: CtReason } {
+    const drop = () => {
+      this.stats.drop++;
+      this.stats.insert_failed++;
+      return {
+        verdict: NF_DROP,
+        reason: { fn: "__nf_conntrack_confirm", text: "[silent] insert_failed: tuple clash at confirm" },
+      };
+    };
+    if (!ALLOW_CLASH.has(h.tuplehash[IP_CT_DIR_ORIGINAL].protonum)) return drop();
+    if (this.canMerge(h, loser)) return this.merge(h, loser);
+    // nf_ct_resolve_clash_harder(): the reply direction must be unique.
+    const r = this.hash.get(rkey);
+    if (r) return this.canMerge(r, loser) ? this.merge(r, loser) : drop();
+    loser.timeout = now + 1;
+    loser.status |= IPS_FIXED_TIMEOUT | IPS_NAT_CLASH | IPS_CONFIRMED;
+    this.hash.set(rkey, loser);
+    this.confirmedCount++;
+    this.stats.clash_resolve++;
+    if (loser.timeout < this.earliest) this.earliest = loser.timeout;
+    return { verdict: NF_ACCEPT, ct: loser };
+  }
+
+  /** nf_ct_match() || nf_ct_match_reverse(). */
+  private canMerge(a: NfConn, b: NfConn): boolean {
+    if (a.zone !== b.zone) return false;
+    const [ao, ar] = a.tuplehash;
+    const [bo, br] = b.tuplehash;
+    return (tupleEqual(ao, bo) && tupleEqual(ar, br)) || (tupleEqual(ao, br) && tupleEqual(ar, bo));
+  }
+
+  /** __nf_ct_resolve_clash() success: the packet moves to the winner, its bytes merged (nf_ct_acct_merge). */
+  private merge(winner: NfConn, loser: NfConn): { verdict: number; ct: NfConn } {
+    winner.origPackets += loser.origPackets;
+    winner.origBytes += loser.origBytes;
+    loser.status |= IPS_DYING;
+    this.stats.clash_resolve++;
+    return { verdict: NF_ACCEPT, ct: winner };
+  }
+
+  /** The packet holding an unconfirmed entry was dropped before confirm: the entry is freed, nothing remains. */
+  discard(ct: NfConn): void {
+    if (!ct.confirmed) ct.status |= IPS_DYING;
+  }
+
+  /** nf_ct_kill() / nf_ct_delete(): DESTROY event (timer shown if any is left), removal. False if already dying. */
+  kill(ct: NfConn): boolean {
+    return this.deleteCt(ct, this.now);
+  }
+
+  private deleteCt(ct: NfConn, now: Seconds): boolean {
+    if (ct.status & IPS_DYING) return false;
+    ct.status |= IPS_DYING;
+    if (!ct.confirmed) return true;
+    if (this.eventsOn()) this.emit(this.snapshot(ct, "DESTROY", 1 << IPCT_DESTROY, now));
+    const okey = tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone);
+    const rkey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+    if (this.hash.get(okey) === ct) this.hash.delete(okey);
+    if (this.hash.get(rkey) === ct) this.hash.delete(rkey);
+    this.confirmedCount--;
+    return true;
+  }
+
+  private expire(ct: NfConn, now: Seconds): void {
+    this.deleteCt(ct, now);
+  }
+
+  /**
+   * Reaps every entry whose timer ran out by `now` (timeout <= now), oldest expiry first (ties by id), with
+   * DESTROY events. Cheap when nothing can have expired.
+   */
+  advance(now: Seconds): void {
+    if (now > this.now) this.now = now;
+    if (now < this.earliest) return;
+    const dead: NfConn[] = [];
+    let earliest = Infinity;
+    for (const ct of this.hash.values()) {
+      if (ct.timeout <= now) {
+        if (!(ct.status & IPS_DYING)) dead.push(ct);
+      } else if (ct.timeout < earliest) earliest = ct.timeout;
+    }
+    // Each entry appears under two keys.
+    const unique = [...new Set(dead)].sort((a, b) => a.timeout - b.timeout || a.id - b.id);
+    for (const ct of unique) this.expire(ct, now);
+    this.earliest = earliest;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // events
+
+  private eventsOn(): boolean {
+    return (this.onEvent !== undefined || this.recordEvents) && this.sysctl.nf_conntrack_events !== 0;
+  }
+
+  /** nf_ct_deliver_cached_events(). */
+  private deliverCached(ct: NfConn, now: Seconds): void {
+    const ev = ct.ecache;
+    if (!ev) return;
+    ct.ecache = 0;
+    if (!this.eventsOn() || !ct.confirmed || ct.status & IPS_DYING) return;
+    const type = ev & ((1 << IPCT_NEW) | (1 << IPCT_RELATED)) ? "NEW" : "UPDATE";
+    this.emit(this.snapshot(ct, type, ev, now));
+  }
+
+  private snapshot(ct: NfConn, type: CtEvent["type"], events: number, now: Seconds): CtEvent {
+    const left = Math.max(0, Math.floor(ct.timeout - now));
+    const destroy = type === "DESTROY";
+    const showState = ct.l4.showState;
+    const withState = showState && (destroy || events & (1 << IPCT_PROTOINFO) || events & (1 << IPCT_NEW));
+    return {
+      type,
+      events,
+      time: now,
+      id: ct.id,
+      orig: ct.tuplehash[IP_CT_DIR_ORIGINAL],
+      reply: ct.tuplehash[IP_CT_DIR_REPLY],
+      status: ct.status,
+      mark: ct.mark,
+      zone: ct.zone,
+      timer: destroy && left === 0 ? undefined : left,
+      protoState: withState ? showState(ct) : undefined,
+      counters:
+        destroy && this.sysctl.nf_conntrack_acct
+          ? [ct.origPackets, ct.origBytes, ct.replyPackets, ct.replyBytes]
+          : undefined,
+    };
+  }
+
+  private emit(ev: CtEvent): void {
+    if (this.recordEvents) this.events.push(ev);
+    this.onEvent?.(ev);
+  }
+
+  /** Returns and clears the recorded events. */
+  takeEvents(): CtEvent[] {
+    return this.events.splice(0, this.events.length);
+  }
+}
+
+/** The reply tuple init_conntrack would compute with tracker `l4` (nf_ct_invert_tuple); for NAT and tests. */
+export function replyTupleOf(tuple: Tuple, l4: L4Tracker): Tuple | undefined {
+  const inv = l4.invertTuple(tuple);
+  if (!inv) return undefined;
+  return { src: tuple.dst, dst: tuple.src, protonum: tuple.protonum, srcU: inv.srcU, dstU: inv.dstU };
+}
+
+/** CTINFO2DIR. */
+export function ctinfoDir(ctinfo: CtInfo): CtDir {
+  return ctinfo >= IP_CT_IS_REPLY ? IP_CT_DIR_REPLY : IP_CT_DIR_ORIGINAL;
+}
