@@ -715,7 +715,7 @@ export class Conntrack {
   }
 
   private snapshot(ct: NfConn, type: CtEvent["type"], events: number, now: Seconds): CtEvent {
-    const left = Math.max(0, Math.floor(ct.timeout - now));
+    const left = timerOf(ct, now);
     const destroy = type === "DESTROY";
     const showState = ct.l4.showState;
     const withState = showState && (destroy || events & (1 << IPCT_PROTOINFO) || events & (1 << IPCT_NEW));
@@ -754,6 +754,14 @@ export function replyTupleOf(tuple: Tuple, l4: L4Tracker): Tuple | undefined {
   const inv = l4.invertTuple(tuple);
   if (!inv) return undefined;
   return { src: tuple.dst, dst: tuple.src, protonum: tuple.protonum, srcU: inv.srcU, dstU: inv.dstU };
+}
+
+/**
+ * Whole seconds left, as nf_ct_expires()/HZ: never negative, rounded down. A microsecond of slack absorbs the
+ * rounding of `(now + t) - now` in floating point (the kernel counts integer jiffies).
+ */
+export function timerOf(ct: { readonly timeout: Seconds }, now: Seconds): number {
+  return Math.max(0, Math.floor(ct.timeout - now + 1e-6));
 }
 
 /** CTINFO2DIR. */

@@ -15,7 +15,7 @@ import { formatIpv4 } from "../wire/addr";
 import type { Seconds, Tuple } from "./types";
 import { IPS_ASSURED, IPS_OFFLOAD, IPS_SEEN_REPLY } from "./types";
 import type { CtEvent, NfConn } from "./core";
-import { IPCT_MARK } from "./core";
+import { IPCT_MARK, timerOf } from "./core";
 import { hasPorts, icmpCodeOf, icmpTypeOf } from "./tuple";
 
 /** Protocol names as conntrack-tools prints them; anything else is "unknown". */
@@ -57,11 +57,6 @@ export interface EntryFormatOptions {
   readonly counters?: boolean;
   /** `-o id`: " id=N" at the end. */
   readonly id?: boolean;
-}
-
-/** Whole seconds left, as nf_ct_expires()/HZ: never negative, rounded down. */
-export function timerOf(ct: { readonly timeout: Seconds }, now: Seconds): number {
-  return Math.max(0, Math.floor(ct.timeout - now));
 }
 
 function stateText(ct: NfConn): string {
@@ -134,20 +129,18 @@ export function formatConntrackEvent(ev: CtEvent, opts: EntryFormatOptions = {})
 // -------------------------------------------------------------------------------------------------------------
 // Parsing
 
-/** Keys that belong to a tuple group (with the counters that follow it). */
-const TUPLE_KEYS = new Set([
-  "src",
-  "dst",
-  "sport",
-  "dport",
-  "type",
-  "code",
-  "id",
-  "srckey",
-  "dstkey",
-  "packets",
-  "bytes",
-]);
+/** Keys of a tuple group (with the counters that follow it), by protocol name. */
+const COMMON_TUPLE_KEYS = ["src", "dst", "packets", "bytes"];
+const PROTO_TUPLE_KEYS: Record<string, readonly string[]> = {
+  icmp: ["type", "code", "id"],
+  gre: ["srckey", "dstkey"],
+  unknown: [],
+};
+const PORT_KEYS = ["sport", "dport"];
+
+function tupleKeysFor(proto: string): ReadonlySet<string> {
+  return new Set([...COMMON_TUPLE_KEYS, ...(PROTO_TUPLE_KEYS[proto] ?? PORT_KEYS)]);
+}
 
 export interface ParsedConntrackLine {
   /** From `conntrack -E`. */
@@ -218,6 +211,7 @@ export function parseConntrackLine(line: string): ParsedConntrackLine {
   const reply: Record<string, string> = {};
   const fields: Record<string, string> = {};
   const flags: string[] = [];
+  const tupleKeys = tupleKeysFor(proto!);
   // 0: before the first src=, 1: original tuple, 2: reply tuple, 3: trailing fields.
   let phase = 0;
   for (; i < tokens.length; i++) {
@@ -239,7 +233,7 @@ export function parseConntrackLine(line: string): ParsedConntrackLine {
     const value = t.slice(eq + 1);
     if (key === "src" && phase < 2) phase++;
     else if (phase === 0) fail(`expected src= before "${t}"`);
-    else if (phase === 2 && !TUPLE_KEYS.has(key)) phase = 3;
+    else if (phase === 2 && (!tupleKeys.has(key) || key in reply)) phase = 3;
     if (phase === 1) orig[key] = value;
     else if (phase === 2) reply[key] = value;
     else fields[key] = value;
