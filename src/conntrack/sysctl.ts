@@ -42,7 +42,10 @@ interface SysctlSpec {
 }
 
 const INT_MAX = 2147483647;
-/** proc_dointvec_jiffies refuses values above INT_MAX / HZ; HZ is taken as 1000 (CONFIG_HZ on this machine). */
+/**
+ * proc_dointvec_jiffies refuses values above INT_MAX / HZ (HZ taken as 1000). It would take negative values; they
+ * make no sense as timeouts and are refused here (min 0).
+ */
 const JIFFIES_MAX = Math.floor(INT_MAX / 1000);
 const BOOL: SysctlSpec = { min: 0, max: 1 };
 const U8: SysctlSpec = { min: 0, max: 255 };
@@ -95,7 +98,8 @@ export function sysctlNames(kernel: string): SysctlName[] {
 /**
  * Defaults for a profile. UDP: 30 s unreplied everywhere; the stream timeout became 120 s (from 180 s) with the
  * 2022 "only extend timeout to stream mode after 2s" work, present in the 6.1 profile and not in 5.10.13.
- * `nf_conntrack_events` defaulted to 1 before 5.19 and to 2 since.
+ * `nf_conntrack_events`: 2 ("on when someone listens") is the recorded 6.18 value; 1 for 5.10 and older is
+ * [UNVERIFIED] (the 2 mode came with a 2022 change whose release was not re-read).
  */
 export function defaultSysctls(kernel: string): NfConntrackSysctls {
   const modern = kernelAtLeast(kernel, "6.1");
