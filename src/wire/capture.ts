@@ -9,6 +9,10 @@
  * truncated header, unsupported link type). Malformed files throw InputError with the file, byte offset and
  * block; a capture that ends in the middle of a record is such an error, never a silent stop.
  *
+ * Memory: each pushed chunk is copied once into a buffer the reader owns, and packet payloads are views into
+ * it (no per-packet copy), so a chunk stays alive while any packet decoded from it is referenced. Keep chunks
+ * modest (64 KiB .. 1 MiB) when packets are retained for long.
+ *
  * Left out on purpose: compressed captures, and reading the file itself (src/cli does the I/O).
  */
 import { InputError } from "../errors";
