@@ -11,8 +11,8 @@
  * Link types: NULL (0) and LOOP (108) with AF_INET, ETHERNET (1) with 802.1Q / 802.1ad / 0x9100 tags, PPP (9)
  * with protocol 0x0021, RAW (101, and the historical 12 and 14), LINUX_SLL (113), IPV4 (228), LINUX_SLL2 (276).
  * LINUX_SLL2 carries an ifindex, not a name: it is mapped through the caller's `ifaceByIndex`, else the packet
- * keeps the default interface. Any other link type, and any frame that is not IPv4 (ARP, IPv6, MPLS, 802.3 LLC), becomes a "skipped" frame
- * with the reason, never a silent drop.
+ * keeps the default interface. Any other link type, and any frame that is not IPv4 (ARP, IPv6, MPLS, 802.3
+ * LLC), becomes a "skipped" frame with the reason, never a silent drop.
  *
  * Left out on purpose: the "modified" pcap formats (0xa1b2cd34 and friends; rejected as a bad magic), FCS
  * stripping (the IPv4 total length bounds the datagram anyway), SLL hardware addresses (no `link` is attached to
