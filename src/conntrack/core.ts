@@ -179,11 +179,12 @@ export class NfConn implements NfConnL4View {
   mark = 0;
   readonly zone: number;
   readonly id: number;
-  /** Counters (struct nf_conn_counter), always kept; shown when nf_conntrack_acct is on. */
-  origPackets = 0;
-  origBytes = 0;
-  replyPackets = 0;
-  replyBytes = 0;
+  /**
+   * The acct extension (struct nf_conn_counter[2] as [origPackets, origBytes, replyPackets, replyBytes]): added
+   * at creation only when nf_conntrack_acct is on, as nf_ct_acct_ext_add does; `conntrack -L` shows counters
+   * exactly for the entries that have it.
+   */
+  acct: number[] | undefined = undefined;
   /** Cached IPCT_* bits not yet delivered (struct nf_conntrack_ecache.cache). */
   ecache = 0;
   /** When init_conntrack ran: the timer counts from confirmation, so confirm shifts timeout by the wait. */
@@ -215,6 +216,19 @@ export class NfConn implements NfConnL4View {
   /** nf_ct_kill(). */
   kill(): boolean {
     return this.table.kill(this);
+  }
+
+  get origPackets(): number {
+    return this.acct ? this.acct[0] : 0;
+  }
+  get origBytes(): number {
+    return this.acct ? this.acct[1] : 0;
+  }
+  get replyPackets(): number {
+    return this.acct ? this.acct[2] : 0;
+  }
+  get replyBytes(): number {
+    return this.acct ? this.acct[3] : 0;
   }
 
   /** Seconds left (may be negative once expired). */
@@ -407,13 +421,11 @@ export class Conntrack {
 
   /** nf_ct_acct_update(): packets and bytes (IP total length) per direction. */
   private account(ct: NfConn, dir: CtDir, pkt: Packet): void {
-    if (dir === IP_CT_DIR_ORIGINAL) {
-      ct.origPackets++;
-      ct.origBytes += pkt.ip.totalLength;
-    } else {
-      ct.replyPackets++;
-      ct.replyBytes += pkt.ip.totalLength;
-    }
+    const a = ct.acct;
+    if (!a) return;
+    const i = dir === IP_CT_DIR_ORIGINAL ? 0 : 2;
+    a[i]++;
+    a[i + 1] += pkt.ip.totalLength;
   }
 
   /** init_conntrack() + __nf_conntrack_alloc(): invert, check the limit (early drop), allocate. */
@@ -449,7 +461,9 @@ export class Conntrack {
       srcU: inv.srcU,
       dstU: inv.dstU,
     };
-    return { ct: new NfConn(this, l4, tuple, reply, zone, this.allocId(), now) };
+    const ct = new NfConn(this, l4, tuple, reply, zone, this.allocId(), now);
+    if (this.sysctl.nf_conntrack_acct) ct.acct = [0, 0, 0, 0];
+    return { ct };
   }
 
   private allocId(): number {
@@ -495,9 +509,11 @@ export class Conntrack {
 
   /** ____nf_conntrack_find(): confirmed entry by tuple and zone; an expired entry met here is reaped. */
   lookup(tuple: Tuple, zone: number, now: Seconds): NfConn | undefined {
-    const ct = this.hash.get(tupleKey(tuple, zone));
-    if (!ct) return undefined;
-    if (ct.timeout <= now) {
+    return this.live(this.hash.get(tupleKey(tuple, zone)), now);
+  }
+
+  private live(ct: NfConn | undefined, now: Seconds): NfConn | undefined {
+    if (ct && ct.timeout <= now) {
       this.expire(ct, now);
       return undefined;
     }
@@ -588,9 +604,7 @@ export class Conntrack {
     const okey = tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone);
     const rkey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
     // An expired entry still in the table would clash in the kernel until GC reaps it; it is reaped here first.
-    const h =
-      this.lookup(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone, now) ??
-      this.lookup(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone, now);
+    const h = this.live(this.hash.get(okey), now) ?? this.live(this.hash.get(rkey), now);
     if (h) return this.resolveClash(ct, h, rkey, now);
     // The timer starts at confirmation.
     ct.timeout += now - ct.created;
@@ -643,8 +657,10 @@ export class Conntrack {
 
   /** __nf_ct_resolve_clash() success: the packet moves to the winner, its bytes merged (nf_ct_acct_merge). */
   private merge(winner: NfConn, loser: NfConn): { verdict: number; ct: NfConn } {
-    winner.origPackets += loser.origPackets;
-    winner.origBytes += loser.origBytes;
+    if (winner.acct && loser.acct) {
+      winner.acct[0] += loser.acct[0];
+      winner.acct[1] += loser.acct[1];
+    }
     loser.status |= IPS_DYING;
     this.stats.clash_resolve++;
     return { verdict: NF_ACCEPT, ct: winner };
@@ -731,10 +747,7 @@ export class Conntrack {
       zone: ct.zone,
       timer: destroy && left === 0 ? undefined : left,
       protoState: withState ? showState(ct) : undefined,
-      counters:
-        destroy && this.sysctl.nf_conntrack_acct
-          ? [ct.origPackets, ct.origBytes, ct.replyPackets, ct.replyBytes]
-          : undefined,
+      counters: destroy && ct.acct ? [ct.acct[0], ct.acct[1], ct.acct[2], ct.acct[3]] : undefined,
     };
   }
 

@@ -60,7 +60,7 @@ export function nfConntrackUdpPacket(
 ): L4Result {
   const s = ctx.sysctl;
   const status = ct.status;
-  if (!kernelAtLeast(ctx.kernel, "6.1")) {
+  if (!streamRule(ctx.kernel)) {
     if (status & IPS_SEEN_REPLY) {
       refresh(ct, ctx.now + s.nf_conntrack_udp_timeout_stream);
       if (!(status & IPS_NAT_CLASH)) ct.status |= IPS_ASSURED;
@@ -85,6 +85,14 @@ export function nfConntrackUdpPacket(
     refresh(ct, ctx.now + s.nf_conntrack_udp_timeout);
   }
   return ACCEPT;
+}
+
+const STREAM_RULE = new Map<string, boolean>();
+/** Whether the profile has the 2022 "only extend timeout to stream mode after 2s" code (memoised per profile). */
+function streamRule(kernel: string): boolean {
+  let v = STREAM_RULE.get(kernel);
+  if (v === undefined) STREAM_RULE.set(kernel, (v = kernelAtLeast(kernel, "6.1")));
+  return v;
 }
 
 /** nf_ct_refresh_acct() without the accounting (the core counts): a FIXED_TIMEOUT entry keeps its timer. */

@@ -53,7 +53,10 @@ function protoPrefix(protonum: number): string {
 export interface EntryFormatOptions {
   /** `-o extended`: the "ipv4     2 " prefix. */
   readonly extended?: boolean;
-  /** `packets= bytes=` after each tuple (nf_conntrack_acct=1). */
+  /**
+   * `packets= bytes=` after each tuple. Default: when the entry has the acct extension (it was created while
+   * nf_conntrack_acct=1), as the kernel dumps counters exactly then.
+   */
   readonly counters?: boolean;
   /** `-o id`: " id=N" at the end. */
   readonly id?: boolean;
@@ -71,10 +74,11 @@ export function formatConntrackEntry(ct: NfConn, now: Seconds, opts: EntryFormat
   s += `${timerOf(ct, now)} `;
   s += stateText(ct);
   s += formatTuple(orig);
-  if (opts.counters) s += `packets=${ct.origPackets} bytes=${ct.origBytes} `;
+  const counters = opts.counters ?? ct.acct !== undefined;
+  if (counters) s += `packets=${ct.origPackets} bytes=${ct.origBytes} `;
   if (!(ct.status & IPS_SEEN_REPLY)) s += "[UNREPLIED] ";
   s += formatTuple(reply);
-  if (opts.counters) s += `packets=${ct.replyPackets} bytes=${ct.replyBytes} `;
+  if (counters) s += `packets=${ct.replyPackets} bytes=${ct.replyBytes} `;
   if (ct.status & IPS_ASSURED) s += "[ASSURED] ";
   if (ct.status & IPS_OFFLOAD) s += "[OFFLOAD] ";
   s += `mark=${ct.mark} `;
@@ -86,15 +90,16 @@ export function formatConntrackEntry(ct: NfConn, now: Seconds, opts: EntryFormat
 
 /** One line of /proc/net/nf_conntrack (ct_seq_show): always zone=, and use=2 (the reader holds a reference). */
 export function formatProcEntry(ct: NfConn, now: Seconds, opts: { counters?: boolean } = {}): string {
+  const counters = opts.counters ?? ct.acct !== undefined;
   const [orig, reply] = ct.tuplehash;
   let s = L3_PREFIX + protoPrefix(orig.protonum);
   s += `${timerOf(ct, now)} `;
   s += stateText(ct);
   s += formatTuple(orig);
-  if (opts.counters) s += `packets=${ct.origPackets} bytes=${ct.origBytes} `;
+  if (counters) s += `packets=${ct.origPackets} bytes=${ct.origBytes} `;
   if (!(ct.status & IPS_SEEN_REPLY)) s += "[UNREPLIED] ";
   s += formatTuple(reply);
-  if (opts.counters) s += `packets=${ct.replyPackets} bytes=${ct.replyBytes} `;
+  if (counters) s += `packets=${ct.replyPackets} bytes=${ct.replyBytes} `;
   if (ct.status & IPS_OFFLOAD) s += "[OFFLOAD] ";
   else if (ct.status & IPS_ASSURED) s += "[ASSURED] ";
   s += `mark=${ct.mark} zone=${ct.zone} use=2`;
