@@ -1,0 +1,1378 @@
+/**
+ * iptables-save / iptables-restore text, and the command executor shared with shell scripts.
+ *
+ * Mirrors iptables 1.8.x userspace: iptables/iptables-restore.c (`ios_restore`: `*table`, `:CHAIN POLICY
+ * [pkts:bytes]`, `[pkts:bytes]` rule prefixes, `COMMIT`, `add_param_to_argv` double-quote handling),
+ * iptables/iptables.c and iptables/xshared.c (`do_command4`, `command_default`: generic options, implicit
+ * protocol matches, `!` inversion, `-c`), libiptc (chain create/delete/rename rules); and the kernel's table
+ * replace checks in net/ipv4/netfilter/ip_tables.c (`translate_table`, `mark_source_chains` for the hook
+ * mask of user chains and loop detection, `check_match`/`check_target`), kernel 6.17.
+ *
+ * Input accepted: canonical `iptables-save` (legacy and nft variants, with or without `-c` counters),
+ * tool-written restore input (`* nat`, `-N`, `-I CHAIN n`, long options), `iptables -S` output (no `*table`
+ * line: the table is `defaultTable`), CRLF line endings. Pre-1.4 postfix negation (`-d ! x`) is accepted
+ * with a warning.
+ *
+ * Left out on purpose: `--noflush` semantics beyond "do not flush the table first", hostnames in `-s`/`-d`
+ * (no DNS), IPv6, `-t` inside restore input (refused, as iptables-restore does), `--wait` (ignored).
+ */
+
+import type { SourceLocation } from "../errors";
+import { parseIpv4 } from "../wire/addr";
+import type { Descriptor, LoadEnvironment, Registry, XtOption, XtParseContext } from "./registry";
+import { DEFAULT_ENVIRONMENT, findOption, isDiagnostic, parseProto, xtCheckEntry } from "./registry";
+import type {
+  AddrSelector,
+  Chain,
+  Counters,
+  Hook,
+  IfaceSelector,
+  LoadResult,
+  MatchInstance,
+  ProtoSelector,
+  Rule,
+  RuleSource,
+  RuleTarget,
+  Ruleset,
+  RulesetDiagnostic,
+  Table,
+  TableName,
+  Verdict,
+} from "./ruleset";
+import {
+  TABLE_NAMES,
+  VERDICTS,
+  emptyRuleset,
+  isBuiltinChain,
+  isTableName,
+  newTable,
+  newUserChain,
+  renumber,
+  zeroCounters,
+} from "./ruleset";
+import { defaultRegistry } from "./xt/index";
+import { parseAddrMask } from "./xt/util";
+import { formatRuleSpec } from "./save";
+
+export interface LoadOptions {
+  /** File name for diagnostics. */
+  readonly file?: string;
+  /** Unknown matches, targets, options and missing chains become warnings; such rules never match. */
+  readonly allowUnknown?: boolean;
+  /** Do not flush a table when its `*table` header is seen (iptables-restore --noflush). */
+  readonly noflush?: boolean;
+  /** Table for input without `*table` lines (`iptables -S` output). Default "filter". */
+  readonly defaultTable?: TableName;
+  readonly env?: LoadEnvironment;
+  readonly registry?: Registry;
+}
+
+/** A word of a command line with the 1-based column it starts at. */
+export interface Token {
+  readonly text: string;
+  readonly column: number;
+}
+
+/** The line a command came from. */
+export interface LineInfo {
+  readonly line: number;
+  /** The source text (continuations joined), for excerpts and Rule.source. */
+  readonly text: string;
+}
+
+/** XT_EXTENSION_MAXNAMELEN - 1 (the kernel's chain name limit). */
+export const MAX_CHAIN_NAME = 28;
+/** IFNAMSIZ - 1. */
+export const MAX_IFACE_NAME = 15;
+
+/** Targets iptables has that ctsim does not model: under --allow-unknown they are kept as unknown targets. */
+const UNSUPPORTED_TARGETS = new Set([
+  "AUDIT",
+  "CLASSIFY",
+  "CLUSTERIP",
+  "CONNSECMARK",
+  "DNPT",
+  "ECN",
+  "HL",
+  "HMARK",
+  "IDLETIMER",
+  "LED",
+  "MIRROR",
+  "NFQUEUE",
+  "RATEEST",
+  "SAME",
+  "SECMARK",
+  "SET",
+  "SNPT",
+  "SYNPROXY",
+  "TCPOPTSTRIP",
+  "TEE",
+  "TOS",
+  "ULOG",
+]);
+
+/** Generic rule options: short letter -> long names. */
+const GENERIC: ReadonlyMap<string, readonly string[]> = new Map([
+  ["s", ["source", "src"]],
+  ["d", ["destination", "dst"]],
+  ["i", ["in-interface"]],
+  ["o", ["out-interface"]],
+  ["p", ["protocol"]],
+  ["f", ["fragment"]],
+  ["j", ["jump"]],
+  ["g", ["goto"]],
+  ["m", ["match"]],
+  ["c", ["set-counters"]],
+]);
+
+function genericLetter(word: string): string | undefined {
+  if (word.startsWith("--")) {
+    const name = word.slice(2);
+    for (const [letter, longs] of GENERIC) if (longs.includes(name)) return letter;
+    return undefined;
+  }
+  if (word.length === 2 && word[0] === "-" && GENERIC.has(word[1])) return word[1];
+  return undefined;
+}
+
+/** Commands: letter -> long names. */
+const COMMANDS: ReadonlyMap<string, readonly string[]> = new Map([
+  ["A", ["append"]],
+  ["I", ["insert"]],
+  ["D", ["delete"]],
+  ["R", ["replace"]],
+  ["N", ["new-chain", "new"]],
+  ["X", ["delete-chain"]],
+  ["F", ["flush"]],
+  ["P", ["policy"]],
+  ["E", ["rename-chain"]],
+  ["Z", ["zero"]],
+  ["L", ["list"]],
+  ["S", ["list-rules"]],
+  ["C", ["check"]],
+]);
+
+function commandLetter(word: string): string | undefined {
+  if (word.startsWith("--")) {
+    const name = word.slice(2);
+    for (const [letter, longs] of COMMANDS) if (longs.includes(name)) return letter;
+    return undefined;
+  }
+  if (word.length === 2 && word[0] === "-" && COMMANDS.has(word[1])) return word[1];
+  return undefined;
+}
+
+/** Options that change nothing in the rule set (`-w`, `-v`, `-n`, ...): dropped before parsing. */
+const IGNORED_FLAGS = new Set(["-v", "--verbose", "-n", "--numeric", "-x", "--exact", "--line-numbers"]);
+const IGNORED_WITH_OPTIONAL_NUMBER = new Set(["-w", "--wait", "-W", "--wait-interval"]);
+
+/** Splits `--opt=value` into two tokens, as getopt_long does. */
+export function splitLongEquals(tokens: readonly Token[]): Token[] {
+  const out: Token[] = [];
+  for (const t of tokens) {
+    const eq = t.text.indexOf("=");
+    if (t.text.startsWith("--") && eq > 2) {
+      out.push({ text: t.text.slice(0, eq), column: t.column });
+      out.push({ text: t.text.slice(eq + 1), column: t.column + eq + 1 });
+    } else out.push(t);
+  }
+  return out;
+}
+
+interface PendingExt {
+  readonly kind: "match" | "target";
+  readonly name: string;
+  readonly column: number;
+  readonly implicit: boolean;
+  unknown: boolean;
+  readonly opts: XtOption[];
+  readonly raw: string[];
+}
+
+interface ParsedSpec {
+  readonly srcs: (AddrSelector | undefined)[];
+  readonly dsts: (AddrSelector | undefined)[];
+  readonly inIface?: IfaceSelector;
+  readonly outIface?: IfaceSelector;
+  readonly proto?: ProtoSelector;
+  readonly fragment?: { readonly invert: boolean };
+  readonly matches: MatchInstance[];
+  readonly target?: RuleTarget;
+  readonly counters?: Counters;
+  readonly neverMatches: boolean;
+}
+
+/**
+ * Builds a Ruleset from commands. Both the restore parser and the shell-script parser drive it; errors and
+ * warnings are collected, never thrown.
+ */
+export class RulesetBuilder {
+  readonly ruleset: Ruleset = emptyRuleset();
+  readonly errors: RulesetDiagnostic[] = [];
+  readonly warnings: RulesetDiagnostic[] = [];
+  readonly registry: Registry;
+  readonly env: LoadEnvironment;
+  private readonly checked = new Set<TableName>();
+
+  constructor(readonly options: LoadOptions = {}) {
+    this.registry = options.registry ?? defaultRegistry;
+    this.env = options.env ?? DEFAULT_ENVIRONMENT;
+  }
+
+  get lenient(): boolean {
+    return this.options.allowUnknown === true;
+  }
+
+  private diag(
+    severity: "error" | "warning",
+    code: string,
+    message: string,
+    line: LineInfo | undefined,
+    column?: number,
+  ): RulesetDiagnostic {
+    const loc: SourceLocation = {
+      ...(this.options.file !== undefined ? { file: this.options.file } : {}),
+      ...(line ? { line: line.line } : {}),
+      ...(line && column !== undefined ? { column } : {}),
+    };
+    const d: RulesetDiagnostic = { ...loc, severity, code, message, ...(line ? { excerpt: line.text } : {}) };
+    (severity === "error" ? this.errors : this.warnings).push(d);
+    return d;
+  }
+
+  error(code: string, message: string, line: LineInfo | undefined, column?: number): void {
+    this.diag("error", code, message, line, column);
+  }
+
+  warn(code: string, message: string, line: LineInfo | undefined, column?: number): void {
+    this.diag("warning", code, message, line, column);
+  }
+
+  /** Error, or a warning under --allow-unknown. Returns true when processing may go on. */
+  unknown(code: string, message: string, line: LineInfo, column?: number): boolean {
+    if (this.lenient) {
+      this.warn(code, `${message}; kept under --allow-unknown`, line, column);
+      return true;
+    }
+    this.error(code, message, line, column);
+    return false;
+  }
+
+  table(name: TableName): Table {
+    let t = this.ruleset.tables.get(name);
+    if (!t) {
+      t = newTable(name);
+      this.ruleset.tables.set(name, t);
+    }
+    return t;
+  }
+
+  /** `*table`: a fresh table unless noflush. */
+  startTable(name: TableName): void {
+    if (!this.options.noflush || !this.ruleset.tables.has(name))
+      this.ruleset.tables.set(name, newTable(name));
+    this.checked.delete(name);
+  }
+
+  /** `:CHAIN POLICY [pkts:bytes]`. */
+  declareChain(
+    tableName: TableName,
+    name: string,
+    policy: string,
+    counters: Counters | undefined,
+    line: LineInfo,
+    column: number,
+  ): void {
+    const table = this.table(tableName);
+    if (isBuiltinChain(tableName, name)) {
+      const chain = table.chains.get(name)!;
+      if (policy === "-") {
+        // iptables-restore leaves the policy as it is (kube-proxy writes this).
+        if (counters) chain.counters = counters;
+        return;
+      }
+      if (policy !== "ACCEPT" && policy !== "DROP") {
+        this.error(
+          "IPT_BAD_POLICY",
+          `bad policy "${policy}" for built-in chain ${name} (ACCEPT or DROP)`,
+          line,
+          column,
+        );
+        return;
+      }
+      chain.policy = policy;
+      if (counters) chain.counters = counters;
+      return;
+    }
+    if (policy !== "-") {
+      this.error(
+        "IPT_BAD_POLICY",
+        `user chain ${name} cannot have a policy ("${policy}"); write "-"`,
+        line,
+        column,
+      );
+      return;
+    }
+    if (!this.checkChainName(tableName, name, line, column)) return;
+    const existing = table.chains.get(name);
+    if (existing) {
+      existing.rules = [];
+      if (counters) existing.counters = counters;
+      return;
+    }
+    const chain = newUserChain(name);
+    if (counters) chain.counters = counters;
+    table.chains.set(name, chain);
+  }
+
+  private checkChainName(tableName: TableName, name: string, line: LineInfo, column: number): boolean {
+    if (name.length === 0 || name.length > MAX_CHAIN_NAME) {
+      this.error(
+        "IPT_BAD_CHAIN_NAME",
+        `chain name "${name}" must be 1..${MAX_CHAIN_NAME} characters`,
+        line,
+        column,
+      );
+      return false;
+    }
+    if (name.startsWith("-") || name.startsWith("!") || /\s/.test(name)) {
+      this.error("IPT_BAD_CHAIN_NAME", `invalid chain name "${name}"`, line, column);
+      return false;
+    }
+    if ((VERDICTS as readonly string[]).includes(name) || this.registry.target(name)) {
+      this.error("IPT_BAD_CHAIN_NAME", `chain name "${name}" clashes with a target name`, line, column);
+      return false;
+    }
+    if (isBuiltinChain(tableName, name)) {
+      this.error("IPT_CHAIN_EXISTS", `chain ${name} already exists in table ${tableName}`, line, column);
+      return false;
+    }
+    return true;
+  }
+
+  /** A chain that must exist; under --allow-unknown a missing user chain is created empty. */
+  private chainFor(tableName: TableName, name: Token, line: LineInfo): Chain | undefined {
+    const table = this.table(tableName);
+    const c = table.chains.get(name.text);
+    if (c) return c;
+    const msg = `chain "${name.text}" does not exist in table ${tableName} (defined elsewhere? declare it with ":${name.text} - [0:0]" or -N)`;
+    if (!this.unknown("IPT_NO_CHAIN", msg, line, name.column)) return undefined;
+    if (isBuiltinChain(tableName, name.text) || name.text.length > MAX_CHAIN_NAME) return undefined;
+    const created = newUserChain(name.text);
+    table.chains.set(name.text, created);
+    return created;
+  }
+
+  /** Runs one iptables command (argv without the program name) against `tableName`. */
+  exec(tableName: TableName, argvIn: readonly Token[], line: LineInfo, counters?: Counters): void {
+    this.checked.delete(tableName);
+    let argv = splitLongEquals(argvIn).filter((t) => !IGNORED_FLAGS.has(t.text));
+    // -w [seconds], -W [usecs]
+    const kept: Token[] = [];
+    for (let i = 0; i < argv.length; i++) {
+      if (IGNORED_WITH_OPTIONAL_NUMBER.has(argv[i].text)) {
+        if (i + 1 < argv.length && /^\d+(\.\d+)?$/.test(argv[i + 1].text)) i++;
+        continue;
+      }
+      kept.push(argv[i]);
+    }
+    argv = kept;
+    // Find the command option and its arguments.
+    let cmdIndex = -1;
+    let letter: string | undefined;
+    let attached: Token | undefined;
+    for (let i = 0; i < argv.length; i++) {
+      const t = argv[i].text;
+      letter = commandLetter(t);
+      if (!letter && /^-[AIDRNXFPEZLSC]./.test(t) && !t.startsWith("--")) {
+        letter = t[1];
+        attached = { text: t.slice(2), column: argv[i].column + 2 };
+      }
+      if (letter) {
+        cmdIndex = i;
+        break;
+      }
+      // skip the value of a generic option so "-s -A" style values are not taken as commands
+      if (genericLetter(t) && genericLetter(t) !== "f" && i + 1 < argv.length) i++;
+    }
+    if (cmdIndex < 0 || !letter) {
+      this.error(
+        "IPT_NO_COMMAND",
+        "no command given (expected -A, -I, -N, -P, -F, -X, -D, -R, -E or -Z)",
+        line,
+        argv[0]?.column ?? 1,
+      );
+      return;
+    }
+    const cmdTok = argv[cmdIndex];
+    const rest = [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
+    // rest[0] is normally the chain when the command takes one.
+    const takeChain = (): Token | undefined => {
+      const t = rest[0];
+      if (!t || (t.text.startsWith("-") && t.text.length > 1)) return undefined;
+      rest.shift();
+      return t;
+    };
+    const table = this.table(tableName);
+    switch (letter) {
+      case "A":
+      case "I":
+      case "R":
+      case "D":
+      case "C": {
+        const chainTok = takeChain();
+        if (!chainTok) {
+          this.error("IPT_SYNTAX", `${cmdTok.text} needs a chain name`, line, cmdTok.column);
+          return;
+        }
+        let index: number | undefined;
+        if ((letter === "I" || letter === "R" || letter === "D") && rest[0] && /^\d+$/.test(rest[0].text)) {
+          index = Number(rest.shift()!.text);
+        }
+        if (letter === "R" && index === undefined) {
+          this.error("IPT_SYNTAX", "-R needs a rule number", line, cmdTok.column);
+          return;
+        }
+        const chain = this.chainFor(tableName, chainTok, line);
+        if (!chain) return;
+        if (letter === "D" && index !== undefined) {
+          if (rest.length > 0)
+            this.error("IPT_SYNTAX", "-D with a rule number takes no rule", line, rest[0].column);
+          else if (index < 1 || index > chain.rules.length) {
+            this.error(
+              "IPT_NO_RULE",
+              `-D ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
+              line,
+              cmdTok.column,
+            );
+          } else {
+            chain.rules.splice(index - 1, 1);
+            renumber(chain);
+          }
+          return;
+        }
+        const spec = this.parseRuleSpec(tableName, rest, line);
+        if (!spec) return;
+        const source: RuleSource = {
+          ...(this.options.file !== undefined ? { file: this.options.file } : {}),
+          line: line.line,
+          column: cmdTok.column,
+          text: line.text,
+        };
+        const rules = this.expand(spec, source, counters);
+        if (letter === "A") chain.rules.push(...rules);
+        else if (letter === "I") {
+          const at = index ?? 1;
+          if (at < 1 || at > chain.rules.length + 1) {
+            this.error(
+              "IPT_NO_RULE",
+              `-I ${chain.name} ${at}: index of insertion too big (chain has ${chain.rules.length})`,
+              line,
+              cmdTok.column,
+            );
+            return;
+          }
+          chain.rules.splice(at - 1, 0, ...rules);
+        } else if (letter === "R") {
+          if (index! < 1 || index! > chain.rules.length || rules.length !== 1) {
+            this.error(
+              "IPT_NO_RULE",
+              `-R ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
+              line,
+              cmdTok.column,
+            );
+            return;
+          }
+          chain.rules[index! - 1] = rules[0];
+        } else if (letter === "D" || letter === "C") {
+          for (const r of rules) {
+            const text = formatRuleSpec(r, this.registry);
+            const at = chain.rules.findIndex((x) => formatRuleSpec(x, this.registry) === text);
+            if (at < 0) {
+              if (letter === "D") {
+                this.error(
+                  "IPT_NO_RULE",
+                  `-D ${chain.name}: no matching rule in the chain`,
+                  line,
+                  cmdTok.column,
+                );
+              }
+            } else if (letter === "D") chain.rules.splice(at, 1);
+          }
+        }
+        renumber(chain);
+        return;
+      }
+      case "N": {
+        const chainTok = takeChain();
+        if (!chainTok) {
+          this.error("IPT_SYNTAX", "-N needs a chain name", line, cmdTok.column);
+          return;
+        }
+        if (table.chains.has(chainTok.text)) {
+          this.error(
+            "IPT_CHAIN_EXISTS",
+            `chain ${chainTok.text} already exists in table ${tableName}`,
+            line,
+            chainTok.column,
+          );
+          return;
+        }
+        if (!this.checkChainName(tableName, chainTok.text, line, chainTok.column)) return;
+        table.chains.set(chainTok.text, newUserChain(chainTok.text));
+        break;
+      }
+      case "X": {
+        const chainTok = takeChain();
+        const victims = chainTok
+          ? [chainTok.text]
+          : [...table.chains.values()].filter((c) => !c.builtin).map((c) => c.name);
+        for (const name of victims) {
+          const c = table.chains.get(name);
+          if (!c) {
+            this.unknown("IPT_NO_CHAIN", `-X: chain "${name}" does not exist`, line, chainTok?.column);
+            continue;
+          }
+          if (c.builtin) {
+            this.error(
+              "IPT_BUILTIN_CHAIN",
+              `-X: cannot delete built-in chain ${name}`,
+              line,
+              chainTok?.column,
+            );
+            continue;
+          }
+          if (chainTok && c.rules.length > 0) {
+            this.error(
+              "IPT_CHAIN_NOT_EMPTY",
+              `-X: chain ${name} is not empty (flush it first)`,
+              line,
+              chainTok.column,
+            );
+            continue;
+          }
+          const refs = [...table.chains.values()].filter(
+            (o) =>
+              !victims.includes(o.name) &&
+              o.rules.some((r) => r.target?.kind === "jump" && r.target.chain === name),
+          );
+          if (refs.length > 0) {
+            this.error(
+              "IPT_CHAIN_IN_USE",
+              `-X: chain ${name} is still referenced from ${refs.map((r) => r.name).join(", ")}`,
+              line,
+              chainTok?.column,
+            );
+            continue;
+          }
+          table.chains.delete(name);
+        }
+        break;
+      }
+      case "F": {
+        const chainTok = takeChain();
+        if (chainTok) {
+          const c = this.chainFor(tableName, chainTok, line);
+          if (c) c.rules = [];
+        } else for (const c of table.chains.values()) c.rules = [];
+        break;
+      }
+      case "Z": {
+        const chainTok = takeChain();
+        const cs = chainTok
+          ? [table.chains.get(chainTok.text)].filter((c): c is Chain => !!c)
+          : [...table.chains.values()];
+        for (const c of cs) {
+          c.counters = zeroCounters();
+          for (const r of c.rules) r.counters = zeroCounters();
+        }
+        break;
+      }
+      case "P": {
+        const chainTok = takeChain();
+        const pol = rest.shift();
+        if (!chainTok || !pol) {
+          this.error("IPT_SYNTAX", "-P needs a chain and a policy", line, cmdTok.column);
+          return;
+        }
+        if (!isBuiltinChain(tableName, chainTok.text)) {
+          this.error(
+            "IPT_BAD_POLICY",
+            `-P: ${chainTok.text} is not a built-in chain of table ${tableName}`,
+            line,
+            chainTok.column,
+          );
+          return;
+        }
+        if (pol.text !== "ACCEPT" && pol.text !== "DROP") {
+          this.error("IPT_BAD_POLICY", `bad policy "${pol.text}" (ACCEPT or DROP)`, line, pol.column);
+          return;
+        }
+        const c = table.chains.get(chainTok.text)!;
+        c.policy = pol.text;
+        if (counters) c.counters = counters;
+        break;
+      }
+      case "E": {
+        const oldTok = takeChain();
+        const newTok = takeChain();
+        if (!oldTok || !newTok) {
+          this.error("IPT_SYNTAX", "-E needs the old and the new chain name", line, cmdTok.column);
+          return;
+        }
+        const c = table.chains.get(oldTok.text);
+        if (!c || c.builtin) {
+          this.error("IPT_NO_CHAIN", `-E: user chain "${oldTok.text}" does not exist`, line, oldTok.column);
+          return;
+        }
+        if (table.chains.has(newTok.text)) {
+          this.error("IPT_CHAIN_EXISTS", `-E: chain ${newTok.text} already exists`, line, newTok.column);
+          return;
+        }
+        if (!this.checkChainName(tableName, newTok.text, line, newTok.column)) return;
+        const renamed: Chain = { ...c, name: newTok.text };
+        const entries = [...table.chains.entries()].map(([k, v]) =>
+          k === oldTok.text ? ([newTok.text, renamed] as const) : ([k, v] as const),
+        );
+        table.chains.clear();
+        for (const [k, v] of entries) table.chains.set(k, v);
+        for (const ch of table.chains.values()) {
+          ch.rules = ch.rules.map((r) =>
+            r.target?.kind === "jump" && r.target.chain === oldTok.text
+              ? { ...r, target: { ...r.target, chain: newTok.text } }
+              : r,
+          );
+        }
+        break;
+      }
+      case "L":
+      case "S":
+        return;
+    }
+    if (rest.length > 0)
+      this.error("IPT_SYNTAX", `unexpected argument "${rest[0].text}"`, line, rest[0].column);
+  }
+
+  private expand(spec: ParsedSpec, source: RuleSource, counters?: Counters): Rule[] {
+    const out: Rule[] = [];
+    for (const src of spec.srcs) {
+      for (const dst of spec.dsts) {
+        out.push({
+          num: 0,
+          ...(src ? { src } : {}),
+          ...(dst ? { dst } : {}),
+          ...(spec.inIface ? { inIface: spec.inIface } : {}),
+          ...(spec.outIface ? { outIface: spec.outIface } : {}),
+          ...(spec.proto ? { proto: spec.proto } : {}),
+          ...(spec.fragment ? { fragment: spec.fragment } : {}),
+          matches: spec.matches,
+          ...(spec.target ? { target: spec.target } : {}),
+          counters: { ...(counters ?? spec.counters ?? zeroCounters()) },
+          source,
+          neverMatches: spec.neverMatches,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Parses a rule specification (everything after `-A CHAIN`). Records errors; undefined on failure. */
+  parseRuleSpec(tableName: TableName, tokens: readonly Token[], line: LineInfo): ParsedSpec | undefined {
+    const errorsBefore = this.errors.length;
+    let srcs: (AddrSelector | undefined)[] = [undefined];
+    let dsts: (AddrSelector | undefined)[] = [undefined];
+    let inIface: IfaceSelector | undefined;
+    let outIface: IfaceSelector | undefined;
+    let proto: ProtoSelector | undefined;
+    let fragment: { invert: boolean } | undefined;
+    let target: RuleTarget | undefined;
+    let counters: Counters | undefined;
+    let neverMatches = false;
+    const exts: PendingExt[] = [];
+    let targetExt: PendingExt | undefined;
+    let invert = false;
+    let invertCol = 0;
+    const seen = new Set<string>();
+    const table = this.table(tableName);
+
+    for (let i = 0; i < tokens.length; i++) {
+      const tok = tokens[i];
+      const t = tok.text;
+      if (t === "!") {
+        if (invert) this.error("IPT_SYNTAX", "multiple ! in a row", line, tok.column);
+        invert = true;
+        invertCol = tok.column;
+        continue;
+      }
+      let letter = genericLetter(t);
+      let value: Token | undefined;
+      if (!letter && /^-[sdiopjgmc]./.test(t)) {
+        letter = t[1];
+        value = { text: t.slice(2), column: tok.column + 2 };
+      }
+      if (letter) {
+        if (letter === "f") {
+          fragment = { invert };
+          invert = false;
+          continue;
+        }
+        let valueInvert = false;
+        if (!value) {
+          value = tokens[++i];
+          if (value && value.text === "!" && "sdiop".includes(letter)) {
+            this.warn(
+              "IPT_DEPRECATED_SYNTAX",
+              `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
+              line,
+              value.column,
+            );
+            valueInvert = true;
+            value = tokens[++i];
+          }
+        }
+        if (!value) {
+          this.error("IPT_SYNTAX", `option ${t} needs an argument`, line, tok.column);
+          break;
+        }
+        const inv = invert || valueInvert;
+        invert = false;
+        if ("sdiopjg".includes(letter)) {
+          const key = letter === "g" ? "j" : letter;
+          if (seen.has(key)) {
+            this.error(
+              "IPT_SYNTAX",
+              `multiple ${letter === "g" || letter === "j" ? "-j/-g" : `-${letter}`} options`,
+              line,
+              tok.column,
+            );
+            continue;
+          }
+          seen.add(key);
+        }
+        if (inv && "jgmc".includes(letter)) {
+          this.error("IPT_SYNTAX", `${t} cannot be inverted`, line, invertCol);
+          continue;
+        }
+        switch (letter) {
+          case "s":
+          case "d": {
+            const list: AddrSelector[] = [];
+            for (const part of value.text.split(",")) {
+              const a = parseAddrMask(part);
+              if (!a) {
+                const host = /^[a-z][a-z0-9.-]*$/i.test(part) && parseIpv4(part) === undefined;
+                this.error(
+                  "IPT_BAD_ADDRESS",
+                  host ? `host name "${part}" is not resolved; give an address` : `bad address "${part}"`,
+                  line,
+                  value.column,
+                );
+                continue;
+              }
+              list.push({ addr: a.addr, mask: a.mask, invert: inv });
+            }
+            if (inv && list.length > 1)
+              this.error("IPT_SYNTAX", "! cannot be used with several addresses", line, invertCol);
+            if (letter === "s") srcs = list;
+            else dsts = list;
+            break;
+          }
+          case "i":
+          case "o": {
+            if (value.text.length > MAX_IFACE_NAME) {
+              this.error(
+                "IPT_BAD_INTERFACE",
+                `interface name "${value.text}" is too long (at most ${MAX_IFACE_NAME})`,
+                line,
+                value.column,
+              );
+              break;
+            }
+            if (value.text.length === 0) {
+              this.error("IPT_BAD_INTERFACE", "empty interface name", line, value.column);
+              break;
+            }
+            const sel = { name: value.text, invert: inv };
+            if (letter === "i") inIface = sel;
+            else outIface = sel;
+            break;
+          }
+          case "p": {
+            const p = parseProto(value.text);
+            if (p === undefined) {
+              this.error("IPT_BAD_PROTOCOL", `unknown protocol "${value.text}"`, line, value.column);
+              break;
+            }
+            if (p === 0 && inv) {
+              this.error("IPT_BAD_PROTOCOL", "rule would never match protocol (! -p all)", line, invertCol);
+              break;
+            }
+            proto = { proto: p, invert: inv };
+            break;
+          }
+          case "m": {
+            const d = this.registry.match(value.text);
+            if (!d) {
+              const ok = this.unknown(
+                "IPT_UNKNOWN_MATCH",
+                `unknown match "${value.text}" (supported: ${this.registry.matchNames().join(", ")})`,
+                line,
+                value.column,
+              );
+              if (!ok) return undefined;
+              neverMatches = true;
+              exts.push({
+                kind: "match",
+                name: value.text,
+                column: value.column,
+                implicit: false,
+                unknown: true,
+                opts: [],
+                raw: [],
+              });
+            } else {
+              exts.push({
+                kind: "match",
+                name: d.name,
+                column: value.column,
+                implicit: false,
+                unknown: false,
+                opts: [],
+                raw: [],
+              });
+            }
+            break;
+          }
+          case "j":
+          case "g": {
+            const name = value.text;
+            if (letter === "g") {
+              const c = table.chains.get(name);
+              if (c && c.builtin) {
+                this.error("IPT_BAD_TARGET", `-g ${name}: cannot go to a built-in chain`, line, value.column);
+              } else if (c || this.chainFor(tableName, value, line))
+                target = { kind: "jump", chain: name, goto: true };
+              else return undefined;
+              break;
+            }
+            if ((VERDICTS as readonly string[]).includes(name)) {
+              target = { kind: "verdict", verdict: name as Verdict };
+              break;
+            }
+            const d = this.registry.target(name);
+            if (d) {
+              targetExt = {
+                kind: "target",
+                name: d.name,
+                column: value.column,
+                implicit: false,
+                unknown: false,
+                opts: [],
+                raw: [],
+              };
+              break;
+            }
+            const c = table.chains.get(name);
+            if (c) {
+              if (c.builtin) {
+                this.error(
+                  "IPT_BAD_TARGET",
+                  `-j ${name}: cannot jump to a built-in chain`,
+                  line,
+                  value.column,
+                );
+                break;
+              }
+              target = { kind: "jump", chain: name, goto: false };
+              break;
+            }
+            if (UNSUPPORTED_TARGETS.has(name)) {
+              const ok = this.unknown(
+                "IPT_UNKNOWN_TARGET",
+                `unknown target "${name}" (supported: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}, or a user chain)`,
+                line,
+                value.column,
+              );
+              if (!ok) return undefined;
+              neverMatches = true;
+              targetExt = {
+                kind: "target",
+                name,
+                column: value.column,
+                implicit: false,
+                unknown: true,
+                opts: [],
+                raw: [],
+              };
+              break;
+            }
+            const msg = `unknown target or chain "${name}" (targets: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}; or a user chain of table ${tableName})`;
+            if (!this.unknown("IPT_NO_CHAIN", msg, line, value.column)) return undefined;
+            if (name.length > MAX_CHAIN_NAME || name.startsWith("-")) return undefined;
+            table.chains.set(name, newUserChain(name));
+            target = { kind: "jump", chain: name, goto: false };
+            break;
+          }
+          case "c": {
+            let p: string | undefined;
+            let b: string | undefined;
+            if (value.text.includes(",")) [p, b] = value.text.split(",", 2);
+            else {
+              p = value.text;
+              b = tokens[++i]?.text;
+            }
+            if (!p || !b || !/^\d+$/.test(p) || !/^\d+$/.test(b)) {
+              this.error(
+                "IPT_BAD_COUNTERS",
+                `bad counters "${value.text}" (-c PACKETS BYTES)`,
+                line,
+                value.column,
+              );
+              break;
+            }
+            counters = { packets: BigInt(p), bytes: BigInt(b) };
+            break;
+          }
+        }
+        continue;
+      }
+      if (t.startsWith("-") && t.length > 1 && !/^-\d/.test(t)) {
+        // An extension option: the target first, then the matches from the most recent one.
+        const name = t.replace(/^--?/, "");
+        let owner: PendingExt | undefined;
+        let spec: ReturnType<typeof findOption>;
+        const candidates = [...(targetExt ? [targetExt] : []), ...[...exts].reverse()];
+        for (const e of candidates) {
+          if (e.unknown) continue;
+          const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
+          spec = findOption(d, name);
+          if (spec) {
+            owner = e;
+            break;
+          }
+        }
+        if (!owner && proto && !proto.invert) {
+          // command_default: implicit protocol match (`-p tcp --dport 22`).
+          const pname =
+            proto.proto === 6 ? "tcp" : proto.proto === 17 ? "udp" : proto.proto === 1 ? "icmp" : undefined;
+          const d = pname ? this.registry.match(pname) : undefined;
+          if (d && !exts.some((e) => e.name === d.name)) {
+            spec = findOption(d, name);
+            if (spec) {
+              owner = {
+                kind: "match",
+                name: d.name,
+                column: tok.column,
+                implicit: true,
+                unknown: false,
+                opts: [],
+                raw: [],
+              };
+              exts.push(owner);
+            }
+          }
+        }
+        if (!owner) {
+          const lastUnknown = [
+            ...(targetExt?.unknown ? [targetExt] : []),
+            ...[...exts].reverse().filter((e) => e.unknown),
+          ][0];
+          if (lastUnknown) {
+            if (invert) lastUnknown.raw.push("!");
+            lastUnknown.raw.push(t);
+            while (
+              i + 1 < tokens.length &&
+              !tokens[i + 1].text.startsWith("-") &&
+              tokens[i + 1].text !== "!"
+            ) {
+              lastUnknown.raw.push(tokens[++i].text);
+            }
+            invert = false;
+            continue;
+          }
+          const loaded = candidates.filter((e) => !e.unknown);
+          const supported = loaded.flatMap((e) => {
+            const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
+            return d.options.map((o) => `--${o.name}`);
+          });
+          const where = loaded.length ? ` for ${loaded.map((e) => `${e.kind} ${e.name}`).join(", ")}` : "";
+          const msg = `unknown option "${t}"${where}${supported.length ? ` (supported: ${supported.join(", ")})` : ""}`;
+          if (!this.unknown("IPT_UNKNOWN_OPTION", msg, line, tok.column)) return undefined;
+          // Lenient: keep the words on the most recent extension, which becomes unknown.
+          const victim = candidates[0];
+          neverMatches = true;
+          if (victim) {
+            victim.unknown = true;
+            if (invert) victim.raw.push("!");
+            victim.raw.push(t);
+            while (
+              i + 1 < tokens.length &&
+              !tokens[i + 1].text.startsWith("-") &&
+              tokens[i + 1].text !== "!"
+            ) {
+              victim.raw.push(tokens[++i].text);
+            }
+          } else {
+            while (i + 1 < tokens.length && !tokens[i + 1].text.startsWith("-")) i++;
+          }
+          invert = false;
+          continue;
+        }
+        const args: string[] = [];
+        let optInvert = invert;
+        invert = false;
+        for (let k = 0; k < spec!.nargs; k++) {
+          let v = tokens[i + 1];
+          if (v && v.text === "!" && k === 0 && spec!.invert) {
+            this.warn(
+              "IPT_DEPRECATED_SYNTAX",
+              `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
+              line,
+              v.column,
+            );
+            optInvert = true;
+            i++;
+            v = tokens[i + 1];
+          }
+          if (!v) {
+            this.error(
+              "IPT_SYNTAX",
+              `option ${t} needs ${spec!.nargs === 2 ? "two arguments" : "an argument"}`,
+              line,
+              tok.column,
+            );
+            return undefined;
+          }
+          args.push(v.text);
+          i++;
+        }
+        if (optInvert && !spec!.invert) {
+          this.error("IPT_SYNTAX", `option ${t} cannot be inverted`, line, invertCol);
+          continue;
+        }
+        owner.opts.push({ name: spec!.name, args, invert: optInvert, column: tok.column });
+        owner.raw.push(...(optInvert ? ["!"] : []), t, ...args);
+        continue;
+      }
+      this.error("IPT_SYNTAX", `unexpected argument "${t}"`, line, tok.column);
+    }
+    if (invert) this.error("IPT_SYNTAX", "! at the end of the rule", line, invertCol);
+
+    // Parse each extension now that the whole rule (including a late -p) is known.
+    const ctxFor = (e: PendingExt): XtParseContext => ({
+      table: tableName,
+      ...(proto ? { proto } : {}),
+      env: this.env,
+      fail: (message: string, at?: XtOption) => ({
+        ...(this.options.file !== undefined ? { file: this.options.file } : {}),
+        line: line.line,
+        column: at?.column ?? e.column,
+        code: "IPT_BAD_VALUE",
+        message: `${e.kind === "match" ? e.name : e.name}: ${message.replace(new RegExp(`^${e.name}: `), "")}`,
+        excerpt: line.text,
+      }),
+    });
+    const matches: MatchInstance[] = [];
+    for (const e of exts) {
+      if (e.unknown) {
+        matches.push({ name: e.name, options: undefined, raw: e.raw, implicit: e.implicit, unknown: true });
+        continue;
+      }
+      const d = this.registry.match(e.name)!;
+      const r = d.parse(e.opts, ctxFor(e));
+      if (isDiagnostic(r)) {
+        this.errors.push({ ...r, severity: "error" });
+        continue;
+      }
+      matches.push({ name: e.name, options: r, raw: e.raw, implicit: e.implicit, unknown: false });
+    }
+    if (targetExt) {
+      if (targetExt.unknown) {
+        target = {
+          kind: "extension",
+          name: targetExt.name,
+          options: undefined,
+          raw: targetExt.raw,
+          unknown: true,
+        };
+      } else {
+        const d = this.registry.target(targetExt.name)!;
+        const r = d.parse(targetExt.opts, ctxFor(targetExt));
+        if (isDiagnostic(r)) this.errors.push({ ...r, severity: "error" });
+        else target = { kind: "extension", name: d.name, options: r, raw: targetExt.raw, unknown: false };
+      }
+    }
+    if (this.errors.length > errorsBefore) return undefined;
+    return {
+      srcs,
+      dsts,
+      ...(inIface ? { inIface } : {}),
+      ...(outIface ? { outIface } : {}),
+      ...(proto ? { proto } : {}),
+      ...(fragment ? { fragment } : {}),
+      matches,
+      ...(target ? { target } : {}),
+      ...(counters ? { counters } : {}),
+      neverMatches,
+    };
+  }
+
+  /**
+   * The kernel's table check at replace time (COMMIT): hook masks of user chains from the built-in chains
+   * that reach them, loops, then each extension's table/hooks/proto and checkentry.
+   */
+  checkTable(tableName: TableName): void {
+    if (this.checked.has(tableName)) return;
+    this.checked.add(tableName);
+    const table = this.ruleset.tables.get(tableName);
+    if (!table) return;
+    for (const c of table.chains.values()) c.hooks = c.builtin ? [c.builtin] : [];
+    const hookSets = new Map<string, Set<Hook>>();
+    for (const c of table.chains.values()) hookSets.set(c.name, new Set(c.builtin ? [c.builtin] : []));
+    const reported = new Set<string>();
+    const visit = (chain: Chain, hook: Hook, stack: string[]): void => {
+      for (const r of chain.rules) {
+        if (r.target?.kind !== "jump") continue;
+        const next = table.chains.get(r.target.chain);
+        if (!next) continue;
+        if (stack.includes(next.name)) {
+          if (!reported.has(next.name)) {
+            reported.add(next.name);
+            this.error(
+              "IPT_LOOP",
+              `loop: chain ${next.name} is reached again via ${[...stack, next.name].join(" -> ")}`,
+              { line: r.source.line, text: r.source.text },
+              r.source.column,
+            );
+          }
+          continue;
+        }
+        const set = hookSets.get(next.name)!;
+        const fresh = !set.has(hook);
+        set.add(hook);
+        if (fresh || stack.length < 2) visit(next, hook, [...stack, next.name]);
+      }
+    };
+    for (const c of table.chains.values()) if (c.builtin) visit(c, c.builtin, [c.name]);
+    for (const c of table.chains.values()) {
+      const hooks = hookSets.get(c.name)!;
+      c.hooks = [...hooks];
+      for (const r of c.rules) {
+        const ctx = {
+          table: tableName,
+          chain: c.name,
+          hooks,
+          rule: r,
+          fail: (message: string) => ({
+            ...(r.source.file !== undefined ? { file: r.source.file } : {}),
+            line: r.source.line,
+            column: r.source.column,
+            code: "IPT_CHECKENTRY",
+            message,
+            excerpt: r.source.text,
+          }),
+        };
+        const items: [Descriptor | undefined, unknown][] = r.matches
+          .filter((m) => !m.unknown)
+          .map((m) => [this.registry.match(m.name), m.options]);
+        if (r.target?.kind === "extension" && !r.target.unknown)
+          items.push([this.registry.target(r.target.name), r.target.options]);
+        for (const [d, options] of items) {
+          if (!d) continue;
+          const bad = xtCheckEntry(d, options, ctx);
+          if (bad) this.errors.push({ ...bad, severity: "error" });
+        }
+      }
+    }
+  }
+
+  /** Checks every table not yet checked and returns the result. */
+  finish(): LoadResult {
+    for (const name of TABLE_NAMES) if (this.ruleset.tables.has(name)) this.checkTable(name);
+    const byPos = (a: RulesetDiagnostic, b: RulesetDiagnostic): number =>
+      (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0);
+    return {
+      ruleset: this.ruleset,
+      errors: [...this.errors].sort(byPos),
+      warnings: [...this.warnings].sort(byPos),
+    };
+  }
+}
+
+/**
+ * Splits a restore line into words the way iptables-restore does (`add_param_to_argv`): whitespace
+ * separates, double quotes group, and inside quotes a backslash escapes the next character.
+ */
+export function tokenizeRestoreLine(text: string): {
+  tokens: Token[];
+  error?: { column: number; message: string };
+} {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && /\s/.test(text[i])) i++;
+    if (i >= text.length) break;
+    const start = i;
+    let word = "";
+    let quoted = false;
+    let openAt = 0;
+    while (i < text.length && (quoted || !/\s/.test(text[i]))) {
+      const ch = text[i];
+      if (quoted) {
+        if (ch === "\\" && i + 1 < text.length) {
+          word += text[i + 1];
+          i += 2;
+          continue;
+        }
+        if (ch === '"') {
+          quoted = false;
+          i++;
+          continue;
+        }
+        word += ch;
+        i++;
+        continue;
+      }
+      if (ch === '"') {
+        quoted = true;
+        openAt = i;
+        i++;
+        continue;
+      }
+      word += ch;
+      i++;
+    }
+    if (quoted) return { tokens, error: { column: openAt + 1, message: "unterminated quoted string" } };
+    tokens.push({ text: word, column: start + 1 });
+  }
+  return { tokens };
+}
+
+const COUNTER_RE = /^\[(\d+):(\d+)\]$/;
+
+/**
+ * Parses iptables-save / iptables-restore text (and `iptables -S` output). Never throws on bad input: every
+ * problem is in `errors` (or `warnings`), located at file:line:column.
+ */
+export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
+  const b = new RulesetBuilder(options);
+  const lines = text.split(/\r?\n/);
+  let current: TableName | undefined;
+  let currentLine: LineInfo | undefined;
+  let sawTableHeader = false;
+  for (let n = 0; n < lines.length; n++) {
+    const raw = lines[n].replace(/\r$/, "");
+    const line: LineInfo = { line: n + 1, text: raw };
+    const trimmed = raw.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    const lead = raw.length - raw.trimStart().length;
+    if (trimmed.startsWith("*")) {
+      if (current)
+        b.error(
+          "IPT_MISSING_COMMIT",
+          `table ${current} was not committed before *${trimmed.slice(1).trim()}`,
+          line,
+          lead + 1,
+        );
+      const name = trimmed.slice(1).trim();
+      if (!isTableName(name)) {
+        b.error(
+          "IPT_BAD_TABLE",
+          `unknown table "${name}" (supported: ${TABLE_NAMES.join(", ")})`,
+          line,
+          lead + 2,
+        );
+        current = undefined;
+        continue;
+      }
+      current = name;
+      currentLine = line;
+      sawTableHeader = true;
+      b.startTable(name);
+      continue;
+    }
+    if (trimmed === "COMMIT") {
+      if (!current) {
+        if (!sawTableHeader) b.error("IPT_SYNTAX", "COMMIT without a table", line, lead + 1);
+        continue;
+      }
+      b.checkTable(current);
+      current = undefined;
+      continue;
+    }
+    const { tokens, error } = tokenizeRestoreLine(raw);
+    if (error) {
+      b.error("IPT_SYNTAX", error.message, line, error.column);
+      continue;
+    }
+    let table = current;
+    if (!table) {
+      if (sawTableHeader) {
+        b.error("IPT_NO_TABLE", "command outside a table (expected *table first)", line, lead + 1);
+        continue;
+      }
+      // `iptables -S` output: no table header.
+      table = options.defaultTable ?? "filter";
+      b.table(table);
+    }
+    if (trimmed.startsWith(":")) {
+      const [head, policy, ctr] = tokens;
+      const name = head.text.slice(1);
+      let counters: Counters | undefined;
+      if (ctr) {
+        const m = COUNTER_RE.exec(ctr.text);
+        if (!m) {
+          b.error("IPT_BAD_COUNTERS", `bad counters "${ctr.text}" ([packets:bytes])`, line, ctr.column);
+          continue;
+        }
+        counters = { packets: BigInt(m[1]), bytes: BigInt(m[2]) };
+      }
+      if (!policy) {
+        b.error(
+          "IPT_SYNTAX",
+          `chain line needs a policy (":${name} ACCEPT [0:0]" or ":${name} - [0:0]")`,
+          line,
+          head.column,
+        );
+        continue;
+      }
+      if (tokens.length > 3)
+        b.error(
+          "IPT_SYNTAX",
+          `unexpected "${tokens[3].text}" after the chain counters`,
+          line,
+          tokens[3].column,
+        );
+      b.declareChain(table, name, policy.text, counters, line, head.column + 1);
+      continue;
+    }
+    let counters: Counters | undefined;
+    let argv = tokens;
+    const m = argv.length > 0 ? COUNTER_RE.exec(argv[0].text) : null;
+    if (m) {
+      counters = { packets: BigInt(m[1]), bytes: BigInt(m[2]) };
+      argv = argv.slice(1);
+    }
+    const t = argv.find((x) => x.text === "-t" || x.text === "--table" || /^-t\w/.test(x.text));
+    if (t) {
+      b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
+      continue;
+    }
+    if (argv.length === 0 || !argv[0].text.startsWith("-")) {
+      b.error(
+        "IPT_SYNTAX",
+        `unexpected line "${trimmed.slice(0, 40)}" (expected *table, :CHAIN, a command or COMMIT)`,
+        line,
+        argv[0]?.column ?? lead + 1,
+      );
+      continue;
+    }
+    b.exec(table, argv, line, counters);
+  }
+  if (current) {
+    const msg = `table ${current} has no COMMIT`;
+    if (b.lenient) b.warn("IPT_MISSING_COMMIT", msg, currentLine, 1);
+    else b.error("IPT_MISSING_COMMIT", msg, currentLine, 1);
+  }
+  return b.finish();
+}

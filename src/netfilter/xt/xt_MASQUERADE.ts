@@ -1,0 +1,55 @@
+/**
+ * MASQUERADE target: net/netfilter/xt_MASQUERADE.c (`masquerade_tg_check`: no MAP_IPS, one range;
+ * `.table` "nat", `.hooks` POST_ROUTING only), kernel 6.17; userspace extensions/libxt_MASQUERADE.c
+ * (`MASQUERADE_parse`, `MASQUERADE_save`), iptables 1.8.x.
+ *
+ * Left out on purpose: nothing of the syntax.
+ */
+
+import type { TargetDescriptor } from "../registry";
+import { collect } from "./util";
+import { formatNatPorts, parseNatPorts, portProtoError } from "./xt_nat";
+
+export interface MasqueradeTargetOptions {
+  readonly ports?: { readonly min: number; readonly max: number };
+  readonly random: boolean;
+  readonly randomFully: boolean;
+}
+
+export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
+  kind: "target",
+  name: "MASQUERADE",
+  kernelFile: "net/netfilter/xt_MASQUERADE.c",
+  userspaceFile: "extensions/libxt_MASQUERADE.c",
+  table: "nat",
+  hooks: ["POSTROUTING"],
+  options: [
+    { name: "to-ports", nargs: 1 },
+    { name: "random", nargs: 0 },
+    { name: "random-fully", nargs: 0 },
+  ],
+  parse(opts, ctx) {
+    const m = collect(opts, ctx);
+    if (!(m instanceof Map)) return m;
+    for (const o of opts) if (o.invert) return ctx.fail(`--${o.name} cannot be inverted`, o);
+    let ports: MasqueradeTargetOptions["ports"];
+    const tp = m.get("to-ports");
+    if (tp) {
+      const bad = portProtoError(ctx, tp);
+      if (bad) return bad;
+      const r = parseNatPorts(tp.args[0], false);
+      if (!r) return ctx.fail(`bad port or port range "${tp.args[0]}"`, tp);
+      ports = { min: r.min, max: r.max };
+    }
+    return { ...(ports ? { ports } : {}), random: m.has("random"), randomFully: m.has("random-fully") };
+  },
+  save(o) {
+    return [
+      o.ports && `--to-ports ${formatNatPorts(o.ports)}`,
+      o.random && "--random",
+      o.randomFully && "--random-fully",
+    ]
+      .filter(Boolean)
+      .join(" ");
+  },
+};

@@ -1,0 +1,176 @@
+/**
+ * conntrack match: net/netfilter/xt_conntrack.c (`conntrack_mt`, `conntrack_mt_check` -> nf_ct_netns_get),
+ * kernel 6.17; userspace extensions/libxt_conntrack.c (revision 3: `conntrack3_mt_parse`, `conntrack_dump`
+ * with prefix "--"), iptables 1.8.x.
+ *
+ * Left out on purpose: IPv6 addresses in --ctorigsrc etc.; `--ctstatus` bits beyond the four iptables names.
+ */
+
+import type { Diagnostic } from "../../errors";
+import type { MatchDescriptor } from "../registry";
+import { parseProto } from "../registry";
+import {
+  bang,
+  collect,
+  formatAddrMask,
+  formatRange,
+  parseAddrMask,
+  parseColonRange,
+  parsePort,
+  parseUint,
+  words,
+} from "./util";
+
+/** --ctstate words in print order (print_state of libxt_conntrack.c). */
+export const CTSTATE_NAMES = [
+  "INVALID",
+  "NEW",
+  "RELATED",
+  "ESTABLISHED",
+  "UNTRACKED",
+  "SNAT",
+  "DNAT",
+] as const;
+export type CtStateName = (typeof CTSTATE_NAMES)[number];
+
+/** --ctstatus words in print order. */
+export const CTSTATUS_NAMES = ["EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED"] as const;
+export type CtStatusName = (typeof CTSTATUS_NAMES)[number];
+
+interface Inv<T> {
+  readonly value: T;
+  readonly invert: boolean;
+}
+
+export interface ConntrackMatchOptions {
+  readonly ctstate?: Inv<readonly CtStateName[]>;
+  readonly ctproto?: Inv<number>;
+  readonly ctorigsrc?: Inv<{ addr: number; mask: number }>;
+  readonly ctorigdst?: Inv<{ addr: number; mask: number }>;
+  readonly ctreplsrc?: Inv<{ addr: number; mask: number }>;
+  readonly ctrepldst?: Inv<{ addr: number; mask: number }>;
+  readonly ctorigsrcport?: Inv<readonly [number, number]>;
+  readonly ctorigdstport?: Inv<readonly [number, number]>;
+  readonly ctreplsrcport?: Inv<readonly [number, number]>;
+  readonly ctrepldstport?: Inv<readonly [number, number]>;
+  /** Empty list = NONE. */
+  readonly ctstatus?: Inv<readonly CtStatusName[]>;
+  readonly ctexpire?: Inv<readonly [number, number]>;
+  readonly ctdir?: "ORIGINAL" | "REPLY";
+}
+
+export function parseStateList<T extends string>(text: string, names: readonly T[]): T[] | undefined {
+  const out = new Set<T>();
+  for (const w of text.split(",")) {
+    const up = w.toUpperCase() as T;
+    if (!names.includes(up)) return undefined;
+    out.add(up);
+  }
+  return names.filter((n) => out.has(n));
+}
+
+const ADDR_KEYS = ["ctorigsrc", "ctorigdst", "ctreplsrc", "ctrepldst"] as const;
+const PORT_KEYS = ["ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldstport"] as const;
+
+export const conntrackMatch: MatchDescriptor<ConntrackMatchOptions> = {
+  kind: "match",
+  name: "conntrack",
+  kernelFile: "net/netfilter/xt_conntrack.c",
+  userspaceFile: "extensions/libxt_conntrack.c",
+  options: [
+    { name: "ctstate", nargs: 1, invert: true },
+    { name: "ctproto", nargs: 1, invert: true },
+    { name: "ctorigsrc", nargs: 1, invert: true },
+    { name: "ctorigdst", nargs: 1, invert: true },
+    { name: "ctreplsrc", nargs: 1, invert: true },
+    { name: "ctrepldst", nargs: 1, invert: true },
+    { name: "ctorigsrcport", nargs: 1, invert: true },
+    { name: "ctorigdstport", nargs: 1, invert: true },
+    { name: "ctreplsrcport", nargs: 1, invert: true },
+    { name: "ctrepldstport", nargs: 1, invert: true },
+    { name: "ctstatus", nargs: 1, invert: true },
+    { name: "ctexpire", nargs: 1, invert: true },
+    { name: "ctdir", nargs: 1 },
+  ],
+  parse(opts, ctx) {
+    const m = collect(opts, ctx);
+    if (!(m instanceof Map)) return m;
+    if (m.size === 0) return ctx.fail("conntrack: at least one option is required");
+    const out: { -readonly [K in keyof ConntrackMatchOptions]: ConntrackMatchOptions[K] } = {};
+    for (const o of m.values()) {
+      const a = o.args[0];
+      const bad = (): Diagnostic => ctx.fail(`invalid value "${a}" for --${o.name}`, o);
+      switch (o.name) {
+        case "ctstate": {
+          const v = parseStateList(a, CTSTATE_NAMES);
+          if (!v) return ctx.fail(`bad ctstate "${a}" (supported: ${CTSTATE_NAMES.join(", ")})`, o);
+          out.ctstate = { value: v, invert: o.invert };
+          break;
+        }
+        case "ctproto": {
+          const p = parseProto(a);
+          if (p === undefined) return bad();
+          if (p === 0) return ctx.fail("conntrack: --ctproto 0 would never match; leave it out", o);
+          out.ctproto = { value: p, invert: o.invert };
+          break;
+        }
+        case "ctstatus": {
+          if (a.toUpperCase() === "NONE") out.ctstatus = { value: [], invert: o.invert };
+          else {
+            const v = parseStateList(a, CTSTATUS_NAMES);
+            if (!v) return ctx.fail(`bad ctstatus "${a}" (supported: NONE, ${CTSTATUS_NAMES.join(", ")})`, o);
+            out.ctstatus = { value: v, invert: o.invert };
+          }
+          break;
+        }
+        case "ctexpire": {
+          const r = parseColonRange(a, (s) => parseUint(s), 0xffffffff);
+          if (!r || a === "" || a.startsWith(":") || a.endsWith(":")) return bad();
+          out.ctexpire = { value: r, invert: o.invert };
+          break;
+        }
+        case "ctdir": {
+          const up = a.toUpperCase();
+          if (up !== "ORIGINAL" && up !== "REPLY") return ctx.fail(`bad ctdir "${a}" (ORIGINAL or REPLY)`, o);
+          out.ctdir = up;
+          break;
+        }
+        default: {
+          if ((ADDR_KEYS as readonly string[]).includes(o.name)) {
+            const v = parseAddrMask(a);
+            if (!v) return bad();
+            out[o.name as (typeof ADDR_KEYS)[number]] = {
+              value: { addr: v.addr, mask: v.mask },
+              invert: o.invert,
+            };
+          } else {
+            const r = parseColonRange(a, parsePort, 0xffff);
+            if (!r) return bad();
+            out[o.name as (typeof PORT_KEYS)[number]] = { value: r, invert: o.invert };
+          }
+        }
+      }
+    }
+    return out;
+  },
+  save(o) {
+    const parts: (string | undefined)[] = [];
+    if (o.ctstate) parts.push(`${bang(o.ctstate.invert)}--ctstate ${o.ctstate.value.join(",")}`);
+    if (o.ctproto) parts.push(`${bang(o.ctproto.invert)}--ctproto ${o.ctproto.value}`);
+    for (const k of ADDR_KEYS) {
+      const v = o[k];
+      if (v) parts.push(`${bang(v.invert)}--${k} ${formatAddrMask(v.value.addr, v.value.mask)}`);
+    }
+    for (const k of PORT_KEYS) {
+      const v = o[k];
+      if (v) parts.push(`${bang(v.invert)}--${k} ${formatRange(v.value)}`);
+    }
+    if (o.ctstatus)
+      parts.push(
+        `${bang(o.ctstatus.invert)}--ctstatus ${o.ctstatus.value.length ? o.ctstatus.value.join(",") : "NONE"}`,
+      );
+    if (o.ctexpire) parts.push(`${bang(o.ctexpire.invert)}--ctexpire ${formatRange(o.ctexpire.value)}`);
+    if (o.ctdir) parts.push(`--ctdir ${o.ctdir}`);
+    return words(...parts);
+  },
+};

@@ -1,0 +1,37 @@
+/**
+ * mac match: net/netfilter/xt_mac.c (`mac_mt`; `.hooks` PRE_ROUTING | LOCAL_IN | FORWARD), kernel 6.17;
+ * userspace extensions/libxt_mac.c (`mac_parse`, `mac_save` prints upper-case hex), iptables 1.8.x.
+ *
+ * Left out on purpose: nothing.
+ */
+
+import { parseMac } from "../../wire/addr";
+import type { MatchDescriptor } from "../registry";
+import { bang, collect } from "./util";
+
+export interface MacMatchOptions {
+  /** Lower-case colon form. */
+  readonly mac: string;
+  readonly invert: boolean;
+}
+
+export const macMatch: MatchDescriptor<MacMatchOptions> = {
+  kind: "match",
+  name: "mac",
+  kernelFile: "net/netfilter/xt_mac.c",
+  userspaceFile: "extensions/libxt_mac.c",
+  hooks: ["PREROUTING", "INPUT", "FORWARD"],
+  options: [{ name: "mac-source", nargs: 1, invert: true }],
+  parse(opts, ctx) {
+    const m = collect(opts, ctx);
+    if (!(m instanceof Map)) return m;
+    const o = m.get("mac-source");
+    if (!o) return ctx.fail("mac: --mac-source is required");
+    const mac = parseMac(o.args[0]);
+    if (!mac) return ctx.fail(`bad MAC address "${o.args[0]}"`, o);
+    return { mac, invert: o.invert };
+  },
+  save(o) {
+    return `${bang(o.invert)}--mac-source ${o.mac.toUpperCase()}`;
+  },
+};

@@ -1,0 +1,154 @@
+/**
+ * tcp and udp matches: net/netfilter/xt_tcpudp.c (`tcp_mt`, `udp_mt`, `.proto` IPPROTO_TCP/UDP), kernel 6.17;
+ * userspace extensions/libxt_tcp.c and extensions/libxt_udp.c (`tcp_parse`, `tcp_save`, `print_tcpf`),
+ * iptables 1.8.x.
+ *
+ * Left out on purpose: `--tcp-option` matching on packets (parsed and printed only).
+ */
+
+import type { Diagnostic } from "../../errors";
+import type { MatchDescriptor, XtOption, XtParseContext } from "../registry";
+import { bang, collect, formatRange, parseColonRange, parsePort, parseUint, words } from "./util";
+
+export interface PortRangeOption {
+  readonly range: readonly [number, number];
+  readonly invert: boolean;
+}
+
+export interface TcpMatchOptions {
+  readonly sport: PortRangeOption;
+  readonly dport: PortRangeOption;
+  /** `--tcp-flags MASK COMP` (`--syn` is FIN,SYN,RST,ACK SYN). */
+  readonly flags?: { readonly mask: number; readonly comp: number; readonly invert: boolean };
+  readonly option?: { readonly value: number; readonly invert: boolean };
+}
+
+export interface UdpMatchOptions {
+  readonly sport: PortRangeOption;
+  readonly dport: PortRangeOption;
+}
+
+const FULL: PortRangeOption = { range: [0, 0xffff], invert: false };
+
+/** tcp_flag_names of libxt_tcp.c, in print order. */
+export const TCP_FLAG_NAMES: readonly (readonly [string, number])[] = [
+  ["FIN", 0x01],
+  ["SYN", 0x02],
+  ["RST", 0x04],
+  ["PSH", 0x08],
+  ["ACK", 0x10],
+  ["URG", 0x20],
+];
+
+function parseTcpFlags(text: string): number | undefined {
+  let v = 0;
+  for (const part of text.split(",")) {
+    const up = part.toUpperCase();
+    if (up === "ALL") v |= 0x3f;
+    else if (up === "NONE") continue;
+    else {
+      const f = TCP_FLAG_NAMES.find(([n]) => n === up);
+      if (!f) return undefined;
+      v |= f[1];
+    }
+  }
+  return v;
+}
+
+export function formatTcpFlags(flags: number): string {
+  if (flags === 0) return "NONE";
+  return TCP_FLAG_NAMES.filter(([, bit]) => flags & bit)
+    .map(([n]) => n)
+    .join(",");
+}
+
+function parsePorts(
+  opts: Map<string, XtOption>,
+  ctx: XtParseContext,
+): { sport: PortRangeOption; dport: PortRangeOption } | Diagnostic {
+  const out: Record<string, PortRangeOption> = { sport: FULL, dport: FULL };
+  for (const key of ["sport", "dport"]) {
+    const o = opts.get(key);
+    if (!o) continue;
+    const r = parseColonRange(o.args[0], parsePort, 0xffff);
+    if (!r) return ctx.fail(`invalid port or port range "${o.args[0]}" for --${key}`, o);
+    out[key] = { range: r, invert: o.invert };
+  }
+  return { sport: out.sport, dport: out.dport };
+}
+
+function savePort(name: string, p: PortRangeOption): string | undefined {
+  if (p.range[0] === 0 && p.range[1] === 0xffff && !p.invert) return undefined;
+  return `${bang(p.invert)}--${name} ${formatRange(p.range)}`;
+}
+
+export const tcpMatch: MatchDescriptor<TcpMatchOptions> = {
+  kind: "match",
+  name: "tcp",
+  kernelFile: "net/netfilter/xt_tcpudp.c",
+  userspaceFile: "extensions/libxt_tcp.c",
+  proto: 6,
+  options: [
+    { name: "sport", aliases: ["source-port"], nargs: 1, invert: true },
+    { name: "dport", aliases: ["destination-port"], nargs: 1, invert: true },
+    { name: "tcp-flags", nargs: 2, invert: true },
+    { name: "syn", nargs: 0, invert: true },
+    { name: "tcp-option", nargs: 1, invert: true },
+  ],
+  parse(opts, ctx) {
+    const map = collect(opts, ctx);
+    if (!(map instanceof Map)) return map;
+    const ports = parsePorts(map, ctx);
+    if ("code" in ports) return ports;
+    let flags: TcpMatchOptions["flags"];
+    const tf = map.get("tcp-flags");
+    const syn = map.get("syn");
+    if (tf && syn) return ctx.fail("--syn and --tcp-flags cannot be combined", syn);
+    if (tf) {
+      const mask = parseTcpFlags(tf.args[0]);
+      const comp = parseTcpFlags(tf.args[1]);
+      if (mask === undefined) return ctx.fail(`unknown TCP flag in "${tf.args[0]}"`, tf);
+      if (comp === undefined) return ctx.fail(`unknown TCP flag in "${tf.args[1]}"`, tf);
+      flags = { mask, comp, invert: tf.invert };
+    } else if (syn) {
+      flags = { mask: 0x17, comp: 0x02, invert: syn.invert };
+    }
+    let option: TcpMatchOptions["option"];
+    const to = map.get("tcp-option");
+    if (to) {
+      const v = parseUint(to.args[0], 255);
+      if (v === undefined) return ctx.fail(`invalid TCP option "${to.args[0]}"`, to);
+      option = { value: v, invert: to.invert };
+    }
+    return { ...ports, ...(flags ? { flags } : {}), ...(option ? { option } : {}) };
+  },
+  save(o) {
+    return words(
+      savePort("sport", o.sport),
+      savePort("dport", o.dport),
+      o.option && `${bang(o.option.invert)}--tcp-option ${o.option.value}`,
+      o.flags &&
+        `${bang(o.flags.invert)}--tcp-flags ${formatTcpFlags(o.flags.mask)} ${formatTcpFlags(o.flags.comp)}`,
+    );
+  },
+};
+
+export const udpMatch: MatchDescriptor<UdpMatchOptions> = {
+  kind: "match",
+  name: "udp",
+  kernelFile: "net/netfilter/xt_tcpudp.c",
+  userspaceFile: "extensions/libxt_udp.c",
+  proto: 17,
+  options: [
+    { name: "sport", aliases: ["source-port"], nargs: 1, invert: true },
+    { name: "dport", aliases: ["destination-port"], nargs: 1, invert: true },
+  ],
+  parse(opts, ctx) {
+    const m = collect(opts, ctx);
+    if (!(m instanceof Map)) return m;
+    return parsePorts(m, ctx);
+  },
+  save(o) {
+    return words(savePort("sport", o.sport), savePort("dport", o.dport));
+  },
+};
