@@ -172,7 +172,9 @@ export interface ConntrackOptions {
 
 /** struct nf_conn, reduced. */
 export class NfConn implements NfConnL4View {
-  tuplehash: [Tuple, Tuple];
+  /** ORIGINAL and REPLY tuples (kept as two fields: a per-entry array would cost 64 bytes). */
+  orig: Tuple;
+  reply: Tuple;
   status = 0;
   timeout: Seconds = 0;
   proto: unknown = undefined;
@@ -203,10 +205,16 @@ export class NfConn implements NfConnL4View {
   ) {
     this.table = table;
     this.l4 = l4;
-    this.tuplehash = [orig, reply];
+    this.orig = orig;
+    this.reply = reply;
     this.zone = zone;
     this.id = id;
     this.created = now;
+  }
+
+  /** struct nf_conn.tuplehash, for trackers: [ORIGINAL, REPLY] (a fresh array per read). */
+  get tuplehash(): readonly [Tuple, Tuple] {
+    return [this.orig, this.reply];
   }
 
   get confirmed(): boolean {
@@ -362,7 +370,7 @@ export class Conntrack {
       let dir: CtDir = IP_CT_DIR_ORIGINAL;
       if (ct) {
         this.stats.found++;
-        if (tupleEqual(tuple, ct.tuplehash[IP_CT_DIR_REPLY])) dir = IP_CT_DIR_REPLY;
+        if (tupleEqual(tuple, ct.reply)) dir = IP_CT_DIR_REPLY;
       } else {
         const created = this.initConntrack(l4, tuple, zone, now);
         if (!created.ct) {
@@ -527,7 +535,7 @@ export class Conntrack {
   tupleTaken(tuple: Tuple, ignored: NfConn, now: Seconds): boolean {
     const ct = this.lookup(tuple, ignored.zone, now);
     if (!ct || ct === ignored) return false;
-    if (tupleEqual(ignored.tuplehash[IP_CT_DIR_ORIGINAL], ct.tuplehash[IP_CT_DIR_ORIGINAL])) return false;
+    if (tupleEqual(ignored.orig, ct.orig)) return false;
     return true;
   }
 
@@ -537,12 +545,12 @@ export class Conntrack {
    */
   setReplyTuple(ct: NfConn, tuple: Tuple): void {
     if (ct.confirmed) {
-      const oldKey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+      const oldKey = tupleKey(ct.reply, ct.zone);
       if (this.hash.get(oldKey) === ct) this.hash.delete(oldKey);
-      ct.tuplehash = [ct.tuplehash[IP_CT_DIR_ORIGINAL], tuple];
+      ct.reply = tuple;
       this.hash.set(tupleKey(tuple, ct.zone), ct);
     } else {
-      ct.tuplehash = [ct.tuplehash[IP_CT_DIR_ORIGINAL], tuple];
+      ct.reply = tuple;
     }
   }
 
@@ -561,7 +569,7 @@ export class Conntrack {
     const out: NfConn[] = [];
     for (const [key, ct] of this.hash) {
       if (ct.status & IPS_NAT_CLASH) continue;
-      if (key === tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone)) out.push(ct);
+      if (key === tupleKey(ct.orig, ct.zone)) out.push(ct);
     }
     return out;
   }
@@ -601,8 +609,8 @@ export class Conntrack {
         reason: { fn: "__nf_conntrack_confirm", text: "[silent] entry died before confirm" },
       };
     }
-    const okey = tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone);
-    const rkey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+    const okey = tupleKey(ct.orig, ct.zone);
+    const rkey = tupleKey(ct.reply, ct.zone);
     // An expired entry still in the table would clash in the kernel until GC reaps it; it is reaped here first.
     const h = this.live(this.hash.get(okey), now) ?? this.live(this.hash.get(rkey), now);
     if (h) return this.resolveClash(ct, h, rkey, now);
@@ -633,7 +641,7 @@ export class Conntrack {
         reason: { fn: "__nf_conntrack_confirm", text: "[silent] insert_failed: tuple clash at confirm" },
       };
     };
-    if (!ALLOW_CLASH.has(h.tuplehash[IP_CT_DIR_ORIGINAL].protonum)) return drop();
+    if (!ALLOW_CLASH.has(h.orig.protonum)) return drop();
     if (this.canMerge(h, loser)) return this.merge(h, loser);
     // nf_ct_resolve_clash_harder(): the reply direction must be unique.
     const r = this.hash.get(rkey);
@@ -650,8 +658,8 @@ export class Conntrack {
   /** nf_ct_match() || nf_ct_match_reverse(). */
   private canMerge(a: NfConn, b: NfConn): boolean {
     if (a.zone !== b.zone) return false;
-    const [ao, ar] = a.tuplehash;
-    const [bo, br] = b.tuplehash;
+    const { orig: ao, reply: ar } = a;
+    const { orig: bo, reply: br } = b;
     return (tupleEqual(ao, bo) && tupleEqual(ar, br)) || (tupleEqual(ao, br) && tupleEqual(ar, bo));
   }
 
@@ -681,8 +689,8 @@ export class Conntrack {
     ct.status |= IPS_DYING;
     if (!ct.confirmed) return true;
     if (this.eventsOn()) this.emit(this.snapshot(ct, "DESTROY", 1 << IPCT_DESTROY, now));
-    const okey = tupleKey(ct.tuplehash[IP_CT_DIR_ORIGINAL], ct.zone);
-    const rkey = tupleKey(ct.tuplehash[IP_CT_DIR_REPLY], ct.zone);
+    const okey = tupleKey(ct.orig, ct.zone);
+    const rkey = tupleKey(ct.reply, ct.zone);
     if (this.hash.get(okey) === ct) this.hash.delete(okey);
     if (this.hash.get(rkey) === ct) this.hash.delete(rkey);
     this.confirmedCount--;
@@ -740,8 +748,8 @@ export class Conntrack {
       events,
       time: now,
       id: ct.id,
-      orig: ct.tuplehash[IP_CT_DIR_ORIGINAL],
-      reply: ct.tuplehash[IP_CT_DIR_REPLY],
+      orig: ct.orig,
+      reply: ct.reply,
       status: ct.status,
       mark: ct.mark,
       zone: ct.zone,

@@ -68,7 +68,7 @@ function stateText(ct: NfConn): string {
 
 /** One line of `conntrack -L` (with `extended`: `-o extended`), without the newline. */
 export function formatConntrackEntry(ct: NfConn, now: Seconds, opts: EntryFormatOptions = {}): string {
-  const [orig, reply] = ct.tuplehash;
+  const { orig, reply } = ct;
   let s = opts.extended ? L3_PREFIX : "";
   s += protoPrefix(orig.protonum);
   s += `${timerOf(ct, now)} `;
@@ -91,7 +91,7 @@ export function formatConntrackEntry(ct: NfConn, now: Seconds, opts: EntryFormat
 /** One line of /proc/net/nf_conntrack (ct_seq_show): always zone=, and use=2 (the reader holds a reference). */
 export function formatProcEntry(ct: NfConn, now: Seconds, opts: { counters?: boolean } = {}): string {
   const counters = opts.counters ?? ct.acct !== undefined;
-  const [orig, reply] = ct.tuplehash;
+  const { orig, reply } = ct;
   let s = L3_PREFIX + protoPrefix(orig.protonum);
   s += `${timerOf(ct, now)} `;
   s += stateText(ct);
