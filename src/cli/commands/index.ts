@@ -3,7 +3,8 @@ import type { Command } from "commander";
 import type { CliIo } from "../main";
 import { register as table } from "./table";
 import { register as read } from "./read";
+import { register as rules } from "./rules";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read];
+export const commands: RegisterCommand[] = [table, read, rules];
