@@ -991,6 +991,25 @@ export class RulesetBuilder {
             continue;
           }
           const loaded = candidates.filter((e) => !e.unknown);
+          const implicitName =
+            proto && !proto.invert
+              ? ({ 6: "tcp", 17: "udp", 1: "icmp" } as Record<number, string>)[proto.proto]
+              : undefined;
+          if (
+            implicitName &&
+            !loaded.some((e) => e.name === implicitName) &&
+            this.registry.match(implicitName)
+          ) {
+            loaded.push({
+              kind: "match",
+              name: implicitName,
+              column: tok.column,
+              implicit: true,
+              unknown: false,
+              opts: [],
+              raw: [],
+            });
+          }
           const supported = loaded.flatMap((e) => {
             const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
             return d.options.map((o) => `--${o.name}`);

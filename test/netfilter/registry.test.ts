@@ -1,0 +1,63 @@
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Registry, isDiagnostic } from "../../src/netfilter/registry";
+import type { Descriptor } from "../../src/netfilter/registry";
+import { ALL_DESCRIPTORS, createDefaultRegistry, defaultRegistry } from "../../src/netfilter/xt/index";
+
+const XT_DIR = join(__dirname, "../../src/netfilter/xt");
+
+describe("descriptor registry", () => {
+  it("registers every descriptor exported by every xt_*.ts file", async () => {
+    const files = readdirSync(XT_DIR).filter((f) => /^xt_.*\.ts$/.test(f));
+    expect(files.length).toBeGreaterThanOrEqual(30);
+    for (const f of files) {
+      const mod = (await import(join(XT_DIR, f))) as Record<string, unknown>;
+      const descriptors = Object.values(mod).filter(
+        (v): v is Descriptor =>
+          typeof v === "object" && v !== null && "kind" in v && "save" in v && "parse" in v,
+      );
+      expect(descriptors.length, `${f} exports no descriptor`).toBeGreaterThan(0);
+      for (const d of descriptors) {
+        const found = d.kind === "match" ? defaultRegistry.match(d.name) : defaultRegistry.target(d.name);
+        expect(found, `${f}: ${d.kind} ${d.name} is not registered`).toBe(d);
+        expect(d.kernelFile).toMatch(/^net\/(netfilter|ipv4\/netfilter)\/\w+\.c$/);
+        expect(d.userspaceFile).toMatch(/^extensions\/lib(xt|ipt)_\w+\.c$/);
+      }
+    }
+  });
+
+  it("a duplicate name is a broken invariant and throws", () => {
+    const r = createDefaultRegistry();
+    expect(() => r.register(ALL_DESCRIPTORS[0])).toThrow(/duplicate match descriptor "addrtype"/);
+    expect(() => new Registry().register(ALL_DESCRIPTORS[0])).not.toThrow();
+  });
+
+  it("carries the kernel's .table and .hooks", () => {
+    const t = (n: string) => defaultRegistry.target(n)!;
+    expect([t("TPROXY").table, t("TPROXY").hooks]).toEqual(["mangle", ["PREROUTING"]]);
+    expect(t("TRACE").table).toBe("raw");
+    expect(t("MASQUERADE").hooks).toEqual(["POSTROUTING"]);
+    expect(t("SNAT").hooks).toEqual(["POSTROUTING", "INPUT"]);
+    expect(t("DNAT").hooks).toEqual(["PREROUTING", "OUTPUT"]);
+    expect([t("REJECT").table, t("REJECT").hooks]).toEqual(["filter", ["INPUT", "FORWARD", "OUTPUT"]]);
+    expect(defaultRegistry.match("socket")!.hooks).toEqual(["PREROUTING", "INPUT"]);
+  });
+
+  it("parse returns options or a diagnostic", () => {
+    const ctx = {
+      table: "filter" as const,
+      env: { users: new Map(), groups: new Map() },
+      fail: (message: string) => ({ code: "X", message }),
+    };
+    const ok = defaultRegistry
+      .match("mark")!
+      .parse([{ name: "mark", args: ["0x1/0xff"], invert: true, column: 1 }], ctx);
+    expect(isDiagnostic(ok)).toBe(false);
+    expect(defaultRegistry.match("mark")!.save(ok)).toBe("! --mark 0x1/0xff");
+    const bad = defaultRegistry
+      .match("mark")!
+      .parse([{ name: "mark", args: ["x"], invert: false, column: 1 }], ctx);
+    expect(isDiagnostic(bad)).toBe(true);
+  });
+});
