@@ -11,12 +11,15 @@
  *
  * Registering a duplicate name throws: that is a broken invariant, not bad input.
  *
- * Left out on purpose: revisions (each descriptor implements the newest revision iptables 1.8 saves), the
- * per-packet `match`/`target` functions (the datapath adds them), IPv6 families.
+ * Per-packet behaviour: `match` / `target` functions with the contract of ./skb.ts.
+ *
+ * Left out on purpose: revisions (each descriptor implements the newest revision iptables 1.8 saves), IPv6
+ * families.
  */
 
 import type { Diagnostic } from "../errors";
 import type { Hook, ProtoSelector, Rule, TableName } from "./ruleset";
+import type { MatchFn, TargetFn } from "./skb";
 
 /** One option in a descriptor's table, like a `struct xt_option_entry`. */
 export interface OptionSpec {
@@ -97,10 +100,14 @@ interface DescriptorBase<O> {
 
 export interface MatchDescriptor<O = unknown> extends DescriptorBase<O> {
   readonly kind: "match";
+  /** The kernel's per-packet `match` (see ./skb). Undefined: not evaluable yet, the engine refuses the rule set. */
+  readonly match?: MatchFn<O>;
 }
 
 export interface TargetDescriptor<O = unknown> extends DescriptorBase<O> {
   readonly kind: "target";
+  /** The kernel's per-packet `target` (see ./skb). NAT, REJECT and TPROXY are run by the engine itself. */
+  readonly target?: TargetFn<O>;
 }
 
 export type Descriptor = MatchDescriptor | TargetDescriptor;
