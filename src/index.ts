@@ -25,3 +25,4 @@ export * from "./netfilter/parse_save";
 export * from "./netfilter/parse_script";
 export * from "./netfilter/save";
 export * from "./netfilter/xt/index";
+export * from "./sim/ctreplay";

@@ -4,7 +4,8 @@ import type { CliIo } from "../main";
 import { register as table } from "./table";
 import { register as read } from "./read";
 import { register as rules } from "./rules";
+import { register as conntrack } from "./conntrack";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read, rules];
+export const commands: RegisterCommand[] = [table, read, rules, conntrack];
