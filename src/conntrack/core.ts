@@ -9,7 +9,9 @@
  * 6.17 (Kingxukai/linux @ 9b44fff6). Checked against conntrack -L/-E recordings on Linux 6.18.44.
  *
  * Model choices (deliberate, deterministic):
- * - The hash table is a Map keyed by the packed tuple + zone (./tuple tupleKey); both directions are keys.
+ * - The hash table is a Map from a 30-bit hash of tuple + zone (./tuple tupleHashOf, the role of
+ *   hash_conntrack_raw) to the entry; both directions are keys. A tuple whose slot holds another entry goes to a
+ *   second Map keyed by the packed tuple (./tuple tupleKey) — the collision chain. Lookups compare the tuple.
  * - Time is the caller's: `now` in seconds on every call. An entry is expired when timeout <= now
  *   (nf_ct_is_expired). Expiry is checked on lookup; `advance(now)` reaps every expired entry, in order of
  *   expiry time then id, emitting DESTROY events (the kernel's GC worker does this in bucket order, later).
@@ -64,7 +66,7 @@ import {
 import { DEFAULT_KERNEL } from "./profile";
 import type { NfConntrackSysctls } from "./sysctl";
 import { defaultSysctls } from "./sysctl";
-import { IPPROTO_UDPLITE, tupleEqual, tupleKey } from "./tuple";
+import { IPPROTO_UDPLITE, tupleEqual, tupleHash, tupleHashOf, tupleKey } from "./tuple";
 import { genericTracker } from "./proto_generic";
 import { udpTracker } from "./proto_udp";
 import { icmpIsErr, icmpTracker, nfConntrackInetError } from "./proto_icmp";
@@ -275,7 +277,10 @@ export class Conntrack {
   /** Delivered events when `recordEvents` is set. */
   readonly events: CtEvent[] = [];
 
-  private readonly hash = new Map<string, NfConn>();
+  /** Tuple hash -> entry (both directions of every confirmed entry, unless the slot was taken). */
+  private readonly hash = new Map<number, NfConn>();
+  /** Tuples whose hash slot held another entry, by packed key. Almost always empty. */
+  private readonly overflow = new Map<string, NfConn>();
   private readonly trackers: (L4Tracker | undefined)[] = new Array(256);
   private readonly rng?: () => number;
   private readonly onEvent?: (ev: CtEvent) => void;
@@ -359,19 +364,18 @@ export class Conntrack {
       const u = l4.pktToTuple(pkt);
       if (!u)
         return this.invalid({ fn: "nf_ct_get_tuple", text: "[silent] cannot read the transport header" });
-      const tuple: Tuple = {
-        src: pkt.ip.src >>> 0,
-        dst: pkt.ip.dst >>> 0,
-        protonum,
-        srcU: u.srcU,
-        dstU: u.dstU,
-      };
-      let ct = this.lookup(tuple, zone, now);
+      const src = pkt.ip.src >>> 0;
+      const dst = pkt.ip.dst >>> 0;
+      const { srcU, dstU } = u;
+      let ct = this.live(this.find(src, dst, protonum, srcU, dstU, zone), now);
       let dir: CtDir = IP_CT_DIR_ORIGINAL;
       if (ct) {
         this.stats.found++;
-        if (tupleEqual(tuple, ct.reply)) dir = IP_CT_DIR_REPLY;
+        const r = ct.reply;
+        if (r.src === src && r.dst === dst && r.srcU === srcU && r.dstU === dstU && r.protonum === protonum)
+          dir = IP_CT_DIR_REPLY;
       } else {
+        const tuple: Tuple = { src, dst, protonum, srcU, dstU };
         const created = this.initConntrack(l4, tuple, zone, now);
         if (!created.ct) {
           if (created.drop) {
@@ -488,11 +492,11 @@ export class Conntrack {
     const seen = new Set<NfConn>();
     let wrapped = false;
     while (seen.size < NF_CT_EVICTION_RANGE) {
-      if (!this.evictCursor) this.evictCursor = this.hash.values();
+      if (!this.evictCursor) this.evictCursor = this.slots();
       const next = this.evictCursor.next();
       if (next.done) {
         this.evictCursor = undefined;
-        if (wrapped || this.hash.size === 0) return false;
+        if (wrapped || this.hash.size + this.overflow.size === 0) return false;
         wrapped = true;
         continue;
       }
@@ -517,7 +521,62 @@ export class Conntrack {
 
   /** ____nf_conntrack_find(): confirmed entry by tuple and zone; an expired entry met here is reaped. */
   lookup(tuple: Tuple, zone: number, now: Seconds): NfConn | undefined {
-    return this.live(this.hash.get(tupleKey(tuple, zone)), now);
+    return this.live(this.find(tuple.src, tuple.dst, tuple.protonum, tuple.srcU, tuple.dstU, zone), now);
+  }
+
+  /** The entry holding this tuple in this zone, expired or not. */
+  private find(
+    src: number,
+    dst: number,
+    protonum: number,
+    srcU: number,
+    dstU: number,
+    zone: number,
+  ): NfConn | undefined {
+    const ct = this.hash.get(tupleHashOf(src, dst, protonum, srcU, dstU, zone));
+    if (ct !== undefined && ct.zone === zone) {
+      const r = ct.reply;
+      if (r.src === src && r.dst === dst && r.srcU === srcU && r.dstU === dstU && r.protonum === protonum)
+        return ct;
+      const o = ct.orig;
+      // A NAT-clash entry is in the table by its reply tuple only.
+      if (
+        o.src === src &&
+        o.dst === dst &&
+        o.srcU === srcU &&
+        o.dstU === dstU &&
+        o.protonum === protonum &&
+        !(ct.status & IPS_NAT_CLASH)
+      )
+        return ct;
+    }
+    if (this.overflow.size === 0) return undefined;
+    return this.overflow.get(tupleKey({ src, dst, protonum, srcU, dstU }, zone));
+  }
+
+  /** Adds `t` -> `ct` to the table. */
+  private put(t: Tuple, ct: NfConn): void {
+    const h = tupleHash(t, ct.zone);
+    const cur = this.hash.get(h);
+    if (cur === undefined) this.hash.set(h, ct);
+    else if (cur !== ct) this.overflow.set(tupleKey(t, ct.zone), ct);
+    // cur === ct: the other direction has the same hash and `find` compares both tuples.
+  }
+
+  /** Removes `t` -> `ct` from the table (call for both directions together). */
+  private remove(t: Tuple, ct: NfConn): void {
+    const h = tupleHash(t, ct.zone);
+    if (this.hash.get(h) === ct) this.hash.delete(h);
+    else if (this.overflow.size !== 0) {
+      const key = tupleKey(t, ct.zone);
+      if (this.overflow.get(key) === ct) this.overflow.delete(key);
+    }
+  }
+
+  /** Every table slot's entry (entries appear once per direction). */
+  private *slots(): IterableIterator<NfConn> {
+    yield* this.hash.values();
+    yield* this.overflow.values();
   }
 
   private live(ct: NfConn | undefined, now: Seconds): NfConn | undefined {
@@ -545,10 +604,12 @@ export class Conntrack {
    */
   setReplyTuple(ct: NfConn, tuple: Tuple): void {
     if (ct.confirmed) {
-      const oldKey = tupleKey(ct.reply, ct.zone);
-      if (this.hash.get(oldKey) === ct) this.hash.delete(oldKey);
+      const clash = (ct.status & IPS_NAT_CLASH) !== 0;
+      if (!clash) this.remove(ct.orig, ct);
+      this.remove(ct.reply, ct);
       ct.reply = tuple;
-      this.hash.set(tupleKey(tuple, ct.zone), ct);
+      if (!clash) this.put(ct.orig, ct);
+      this.put(tuple, ct);
     } else {
       ct.reply = tuple;
     }
@@ -567,7 +628,11 @@ export class Conntrack {
   list(now?: Seconds): NfConn[] {
     if (now !== undefined) this.advance(now);
     const out: NfConn[] = [];
-    for (const [key, ct] of this.hash) {
+    for (const [h, ct] of this.hash) {
+      if (ct.status & IPS_NAT_CLASH) continue;
+      if (h === tupleHash(ct.orig, ct.zone)) out.push(ct);
+    }
+    for (const [key, ct] of this.overflow) {
       if (ct.status & IPS_NAT_CLASH) continue;
       if (key === tupleKey(ct.orig, ct.zone)) out.push(ct);
     }
@@ -609,16 +674,17 @@ export class Conntrack {
         reason: { fn: "__nf_conntrack_confirm", text: "[silent] entry died before confirm" },
       };
     }
-    const okey = tupleKey(ct.orig, ct.zone);
-    const rkey = tupleKey(ct.reply, ct.zone);
+    const { orig, reply } = ct;
     // An expired entry still in the table would clash in the kernel until GC reaps it; it is reaped here first.
-    const h = this.live(this.hash.get(okey), now) ?? this.live(this.hash.get(rkey), now);
-    if (h) return this.resolveClash(ct, h, rkey, now);
+    const h =
+      this.live(this.find(orig.src, orig.dst, orig.protonum, orig.srcU, orig.dstU, ct.zone), now) ??
+      this.live(this.find(reply.src, reply.dst, reply.protonum, reply.srcU, reply.dstU, ct.zone), now);
+    if (h) return this.resolveClash(ct, h, now);
     // The timer starts at confirmation.
     ct.timeout += now - ct.created;
     ct.status |= IPS_CONFIRMED;
-    this.hash.set(okey, ct);
-    this.hash.set(rkey, ct);
+    this.put(orig, ct);
+    this.put(reply, ct);
     this.confirmedCount++;
     this.stats.insert++;
     if (ct.timeout < this.earliest) this.earliest = ct.timeout;
@@ -630,7 +696,6 @@ export class Conntrack {
   private resolveClash(
     loser: NfConn,
     h: NfConn,
-    rkey: string,
     now: Seconds,
   ): { verdict: number; ct?: NfConn; reason?: CtReason } {
     const drop = () => {
@@ -644,11 +709,12 @@ export class Conntrack {
     if (!ALLOW_CLASH.has(h.orig.protonum)) return drop();
     if (this.canMerge(h, loser)) return this.merge(h, loser);
     // nf_ct_resolve_clash_harder(): the reply direction must be unique.
-    const r = this.hash.get(rkey);
+    const lr = loser.reply;
+    const r = this.find(lr.src, lr.dst, lr.protonum, lr.srcU, lr.dstU, loser.zone);
     if (r) return this.canMerge(r, loser) ? this.merge(r, loser) : drop();
     loser.timeout = now + 1;
     loser.status |= IPS_FIXED_TIMEOUT | IPS_NAT_CLASH | IPS_CONFIRMED;
-    this.hash.set(rkey, loser);
+    this.put(lr, loser);
     this.confirmedCount++;
     this.stats.clash_resolve++;
     if (loser.timeout < this.earliest) this.earliest = loser.timeout;
@@ -689,10 +755,8 @@ export class Conntrack {
     ct.status |= IPS_DYING;
     if (!ct.confirmed) return true;
     if (this.eventsOn()) this.emit(this.snapshot(ct, "DESTROY", 1 << IPCT_DESTROY, now));
-    const okey = tupleKey(ct.orig, ct.zone);
-    const rkey = tupleKey(ct.reply, ct.zone);
-    if (this.hash.get(okey) === ct) this.hash.delete(okey);
-    if (this.hash.get(rkey) === ct) this.hash.delete(rkey);
+    if (!(ct.status & IPS_NAT_CLASH)) this.remove(ct.orig, ct);
+    this.remove(ct.reply, ct);
     this.confirmedCount--;
     return true;
   }
@@ -710,7 +774,7 @@ export class Conntrack {
     if (now < this.earliest) return;
     const dead: NfConn[] = [];
     let earliest = Infinity;
-    for (const ct of this.hash.values()) {
+    for (const ct of this.slots()) {
       if (ct.timeout <= now) {
         if (!(ct.status & IPS_DYING)) dead.push(ct);
       } else if (ct.timeout < earliest) earliest = ct.timeout;

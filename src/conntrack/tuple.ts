@@ -150,3 +150,29 @@ export function tupleKey(t: Tuple, zone: number): string {
     zone & 0xffff,
   );
 }
+
+/**
+ * The table hash of a tuple's fields and zone (the role of hash_conntrack_raw's jhash2 over the tuple): a
+ * non-negative small integer (30 bits) so that Map keys stay unboxed. Different tuples may share a hash; the table
+ * compares the tuple itself. Takes the fields rather than a Tuple so lookups need not build one.
+ */
+export function tupleHashOf(
+  src: number,
+  dst: number,
+  protonum: number,
+  srcU: number,
+  dstU: number,
+  zone: number,
+): number {
+  let h = Math.imul(src ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ dst, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 13) ^ ((srcU << 16) | (dstU & 0xffff)), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 16) ^ (protonum | (zone << 8)), 0xc2b2ae35);
+  h ^= h >>> 15;
+  return h & 0x3fffffff;
+}
+
+/** tupleHashOf for a Tuple. */
+export function tupleHash(t: Tuple, zone: number): number {
+  return tupleHashOf(t.src, t.dst, t.protonum, t.srcU, t.dstU, zone);
+}
