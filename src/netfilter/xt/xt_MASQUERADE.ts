@@ -3,12 +3,24 @@
  * `.table` "nat", `.hooks` POST_ROUTING only), kernel 6.17; userspace extensions/libxt_MASQUERADE.c
  * (`MASQUERADE_parse`, `MASQUERADE_save`), iptables 1.8.x.
  *
+ * Per packet (`masquerade_tg`): nf_nat_masquerade_ipv4() of src/nat with the rule's ports and random flags,
+ * the output interface and the route's next hop (rt_nexthop), through `par.host` (NatTargetHost).
+ *
  * Left out on purpose: nothing of the syntax.
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect } from "./util";
-import { formatNatPorts, parseNatPorts, portProtoError } from "./xt_nat";
+import {
+  formatNatPorts,
+  natTargetConn,
+  natTargetHost,
+  natVerdict,
+  parseNatPorts,
+  portProtoError,
+} from "./xt_nat";
+import { nfNatMasqueradeIpv4 } from "../../nat/nf_nat_masquerade";
+import { natRangeFromOptions } from "../../nat/types";
 
 export interface MasqueradeTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
@@ -51,5 +63,16 @@ export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
     ]
       .filter(Boolean)
       .join(" ");
+  },
+  target(o, skb, par) {
+    const ct = natTargetConn(skb);
+    if (!ct) return "ACCEPT";
+    const h = natTargetHost(par);
+    const out = h.natIface(par.outIface);
+    if (!out) return "DROP";
+    const range = natRangeFromOptions({ ports: o.ports, random: o.random, randomFully: o.randomFully });
+    return natVerdict(
+      nfNatMasqueradeIpv4(h.nat, ct, range, out, h.routeNexthop(skb), par.now, h.natIfaces()),
+    );
   },
 };

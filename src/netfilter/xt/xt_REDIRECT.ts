@@ -3,12 +3,25 @@
  * `.hooks` PRE_ROUTING | LOCAL_OUT), kernel 6.17; userspace extensions/libxt_REDIRECT.c (`REDIRECT_parse`,
  * `REDIRECT_save`), iptables 1.8.x.
  *
+ * Per packet (`redirect_tg4`): nf_nat_redirect_ipv4() of src/nat (127.0.0.1 on OUTPUT, the incoming
+ * interface's first address on PREROUTING) with the rule's ports, through `par.host` (NatTargetHost).
+ *
  * Left out on purpose: IPv6.
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect } from "./util";
-import { formatNatPorts, parseNatPorts, portProtoError } from "./xt_nat";
+import {
+  NAT_HOOKNUM,
+  formatNatPorts,
+  natTargetConn,
+  natTargetHost,
+  natVerdict,
+  parseNatPorts,
+  portProtoError,
+} from "./xt_nat";
+import { nfNatRedirectIpv4 } from "../../nat/nf_nat_redirect";
+import { natRangeFromOptions } from "../../nat/types";
 
 export interface RedirectTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
@@ -45,5 +58,13 @@ export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
     return [o.ports && `--to-ports ${formatNatPorts(o.ports)}`, o.random && "--random"]
       .filter(Boolean)
       .join(" ");
+  },
+  target(o, skb, par) {
+    const ct = natTargetConn(skb);
+    if (!ct) return "ACCEPT";
+    const h = natTargetHost(par);
+    const range = natRangeFromOptions({ ports: o.ports, random: o.random });
+    const hook = NAT_HOOKNUM[par.hook];
+    return natVerdict(nfNatRedirectIpv4(h.nat, ct, range, hook, h.natIface(par.inIface), par.now));
   },
 };

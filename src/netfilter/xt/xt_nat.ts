@@ -4,13 +4,37 @@
  * userspace extensions/libxt_NAT.c (`parse_to`, `print_range`, `DNAT_save`/`SNAT_save`), iptables 1.8.x.
  * The range helpers here are shared with MASQUERADE and REDIRECT.
  *
+ * Per packet (`xt_snat_target_v2` / `xt_dnat_target_v2`): nf_nat_setup_info() of the src/nat core for the
+ * packet's conntrack with the rule's range; the verdict it returns ends the nat chain's traversal (a NAT target
+ * is terminal). The NAT targets reach the host's NAT state and interfaces through `par.host`, which must
+ * implement `NatTargetHost` (src/sim/host.ts does).
+ *
  * Left out on purpose: IPv6 ranges, multiple --to ranges (gone since 2.6.11).
  */
 
 import { formatIpv4, parseIpv4 } from "../../wire/addr";
 import type { Diagnostic } from "../../errors";
 import type { TargetDescriptor, XtOption, XtParseContext } from "../registry";
+import type { Hook } from "../ruleset";
+import type { Skb, TargetVerdict, XtActionParam } from "../skb";
 import { PORT_PROTOCOLS, SERVICES, collect, parseUint } from "./util";
+import type { NfHook } from "../../conntrack/types";
+import {
+  IP_CT_NEW,
+  IP_CT_RELATED,
+  IP_CT_RELATED_REPLY,
+  NF_ACCEPT,
+  NF_INET_FORWARD,
+  NF_INET_LOCAL_IN,
+  NF_INET_LOCAL_OUT,
+  NF_INET_POST_ROUTING,
+  NF_INET_PRE_ROUTING,
+} from "../../conntrack/types";
+import type { NfConn } from "../../conntrack/core";
+import type { NatState } from "../../nat/nf_nat_core";
+import { nfNatSetupInfo } from "../../nat/nf_nat_core";
+import type { NatIface } from "../../nat/nf_nat_masquerade";
+import { natRangeFromOptions } from "../../nat/types";
 
 /** `struct nf_nat_range2` flags as booleans. */
 export interface NatRange {
@@ -106,6 +130,52 @@ export function formatNatRange(r: NatRange): string {
   return s;
 }
 
+/** What the NAT targets (SNAT, DNAT, MASQUERADE, REDIRECT, NETMAP) need from the emulated host. */
+export interface NatTargetHost {
+  /** The namespace's NAT state (conntrack table, bysource index, seeded generator). */
+  readonly nat: NatState;
+  /** rt_nexthop() of the packet's route: the gateway, or the destination for an on-link route. */
+  routeNexthop(skb: Skb): number;
+  /** An interface by name (addresses in configuration order), undefined when unknown. */
+  natIface(name: string | undefined): NatIface | undefined;
+  /** Every interface of the host, loopback first (inet_select_addr's fallback walk). */
+  natIfaces(): readonly NatIface[];
+}
+
+/** `par.host` as the NAT targets' services; throws when the engine did not provide them (a broken invariant). */
+export function natTargetHost(par: XtActionParam): NatTargetHost {
+  const h = par.host as Partial<NatTargetHost> | undefined;
+  if (!h || !h.nat || typeof h.routeNexthop !== "function") {
+    throw new Error("NAT target evaluated without NatTargetHost services in par.host");
+  }
+  return h as NatTargetHost;
+}
+
+/** enum nf_inet_hooks of an iptables hook name (xt_hooknum(par)). */
+export const NAT_HOOKNUM: Readonly<Record<Hook, NfHook>> = {
+  PREROUTING: NF_INET_PRE_ROUTING,
+  INPUT: NF_INET_LOCAL_IN,
+  FORWARD: NF_INET_FORWARD,
+  OUTPUT: NF_INET_LOCAL_OUT,
+  POSTROUTING: NF_INET_POST_ROUTING,
+};
+
+/**
+ * The packet's conntrack when a NAT target may bind it: the kernel WARN_ONs unless ctinfo is NEW, RELATED or
+ * RELATED_REPLY (the nat chains only run then), so anything else is left alone here.
+ */
+export function natTargetConn(skb: Skb): NfConn | undefined {
+  const ct = skb.ct;
+  const ci = skb.ctinfo;
+  if (!ct || (ci !== IP_CT_NEW && ci !== IP_CT_RELATED && ci !== IP_CT_RELATED_REPLY)) return undefined;
+  return ct;
+}
+
+/** NF_ACCEPT / NF_DROP as a target verdict. */
+export function natVerdict(v: number): TargetVerdict {
+  return v === NF_ACCEPT ? "ACCEPT" : "DROP";
+}
+
 function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions> {
   const toName = kind === "SNAT" ? "to-source" : "to-destination";
   return {
@@ -145,6 +215,14 @@ function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions
       ]
         .filter(Boolean)
         .join(" ");
+    },
+    target(o, skb, par) {
+      const ct = natTargetConn(skb);
+      if (!ct) return "ACCEPT";
+      const h = natTargetHost(par);
+      return natVerdict(
+        nfNatSetupInfo(h.nat, ct, natRangeFromOptions(o), kind === "SNAT" ? "SRC" : "DST", par.now),
+      );
     },
   };
 }
