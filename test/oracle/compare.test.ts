@@ -1,3 +1,4 @@
+import { simulateConntrackOnly } from "./ctreplay_engine";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -305,7 +306,7 @@ describe("comparison", () => {
   });
 
   it("conntrack-only agreement does not fall below the committed baseline", async () => {
-    const reports = await compareAll(undefined, "conntrack");
+    const reports = await compareAll(simulateConntrackOnly, "conntrack");
     expect(reports.length, "got no CTPROBE recordings").toBeGreaterThanOrEqual(22);
     const t = totals(reports);
     console.log(`oracle conntrack-only agreement: ${t.agreement}% (${t.all}/${t.packets} packets)`);

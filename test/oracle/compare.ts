@@ -31,6 +31,7 @@ import { decodeIpv4, encodeIpv4, isDecodeFailure } from "../../src/wire/ipv4";
 import { internetChecksum } from "../../src/wire/checksum";
 import { formatTcpFlags, formatTcpOption } from "../../src/wire/tcpdump_format";
 import { loadInputPackets } from "./record";
+import { simulateConntrackOnly } from "./ctreplay_engine";
 import { fromHex } from "./pcap";
 import {
   SCENARIO_ROOT,
@@ -59,6 +60,11 @@ export interface SimInput {
    * packets.txt; the recorder waited max(gap_ms, timestamp difference) between packets (see README).
    */
   readonly packets: readonly Packet[];
+  /**
+   * The recorder's pause between packets in milliseconds: it waited max(gapMs, timestamp difference) after each
+   * packet, so that is the kernel's clock (see `recorderClock`).
+   */
+  readonly gapMs: number;
   /** MAC of the neighbour behind each router interface (for egress Ethernet destinations). */
   readonly peers: Readonly<Record<string, { readonly mac: string; readonly addresses: readonly string[] }>>;
 }
@@ -464,6 +470,7 @@ export function simInput(sc: Scenario, mode: CompareMode = "full"): SimInput {
   return {
     scenario: sc.name,
     mode,
+    gapMs: sc.gapMs,
     host: sc.host,
     sysctl: sc.sysctl,
     rulesText: sc.rulesText,
@@ -587,7 +594,9 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
     process.stderr.write(`compare: ${args}\n`);
     process.exit(2);
   }
-  compareAll(undefined, args.mode).then((reports) =>
+  const engine =
+    args.mode === "conntrack" ? (await import("./ctreplay_engine")).simulateConntrackOnly : undefined;
+  compareAll(engine, args.mode).then((reports) =>
     process.stdout.write(formatReport(reports, args.mode, args.verbose)),
   );
 }
