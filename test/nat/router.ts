@@ -75,8 +75,10 @@ export class Router {
     }
     if (ct && !o.noConfirm) {
       const c = this.ct.confirm(ct, now, ctinfo);
-      if (c.verdict !== NF_ACCEPT)
+      if (c.verdict !== NF_ACCEPT) {
+        this.ct.discard(ct); // the skb is freed with its unconfirmed entry (and its bysource link)
         return { verdict: c.verdict, pkt: s.pkt, ct, ctinfo, reason: c.reason?.text };
+      }
       return { verdict: NF_ACCEPT, pkt: s.pkt, ct: c.ct, ctinfo };
     }
     return { verdict: NF_ACCEPT, pkt: s.pkt, ct, ctinfo };
