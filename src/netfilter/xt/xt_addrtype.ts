@@ -5,10 +5,14 @@
  * `addrtype_save_v1`), iptables 1.8.x.
  *
  * Left out on purpose: revision 0.
+ *
+ * Per packet: `addrtype_mt_v1` through HostServices.addrType.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { bang, collect } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import { hostOf } from "../host_services";
 
 /** RTN_* types in bit order (bit n = 1 << n), as libxt_addrtype's rtn_names. */
 export const ADDRTYPE_NAMES = [
@@ -47,6 +51,7 @@ function parseTypes(text: string): AddrTypeName[] | undefined {
 export const addrtypeMatch: MatchDescriptor<AddrtypeMatchOptions> = {
   kind: "match",
   name: "addrtype",
+  match: addrtypeMt,
   kernelFile: "net/netfilter/xt_addrtype.c",
   userspaceFile: "extensions/libxt_addrtype.c",
   options: [
@@ -97,3 +102,15 @@ export const addrtypeMatch: MatchDescriptor<AddrtypeMatchOptions> = {
     return parts.join(" ");
   },
 };
+
+/**
+ * addrtype_mt_v1: the route type of saddr/daddr (`inet_dev_addr_type`, restricted to the input or output
+ * device with --limit-iface-in/out) must be one of the listed types, XOR the option's `!`.
+ */
+export function addrtypeMt(o: AddrtypeMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const host = hostOf(par.host);
+  const dev = o.limitIfaceIn ? par.inIface : o.limitIfaceOut ? par.outIface : undefined;
+  if (o.src && o.src.types.includes(host.addrType(skb.pkt.ip.src, dev)) === o.src.invert) return false;
+  if (o.dst && o.dst.types.includes(host.addrType(skb.pkt.ip.dst, dev)) === o.dst.invert) return false;
+  return true;
+}

@@ -17,6 +17,7 @@ export interface CommentMatchOptions {
 export const commentMatch: MatchDescriptor<CommentMatchOptions> = {
   kind: "match",
   name: "comment",
+  match: commentMt,
   kernelFile: "net/netfilter/xt_comment.c",
   userspaceFile: "extensions/libxt_comment.c",
   options: [{ name: "comment", nargs: 1 }],
@@ -35,3 +36,8 @@ export const commentMatch: MatchDescriptor<CommentMatchOptions> = {
     return `--comment ${saveString(o.comment)}`;
   },
 };
+
+/** comment_mt: always true. */
+export function commentMt(): boolean {
+  return true;
+}

@@ -7,11 +7,16 @@
  * xt_connmark.ts on case-insensitive file systems.
  *
  * Left out on purpose: CONNMARK revision 2 shift options.
+ *
+ * Per packet: `connmark_mt`, `connmark_tg_shift` (the ct mark written through HostServices.setCtMark).
  */
 
 import type { MatchDescriptor, TargetDescriptor } from "../registry";
 import { bang, collect, hex, parseMarkMask, parseUint } from "./util";
 import { XMARK_OPTIONS, formatMarkMask, parseXmark } from "./xt_mark";
+import type { Skb, TargetVerdict, XtActionParam } from "../skb";
+import { XT_CONTINUE } from "../skb";
+import { hostOf } from "../host_services";
 
 export interface ConnmarkMatchOptions {
   readonly mark: number;
@@ -22,6 +27,7 @@ export interface ConnmarkMatchOptions {
 export const connmarkMatch: MatchDescriptor<ConnmarkMatchOptions> = {
   kind: "match",
   name: "connmark",
+  match: connmarkMt,
   kernelFile: "net/netfilter/xt_connmark.c",
   userspaceFile: "extensions/libxt_connmark.c",
   options: [{ name: "mark", nargs: 1, invert: true }],
@@ -46,6 +52,7 @@ export type ConnmarkTargetOptions =
 export const connmarkTarget: TargetDescriptor<ConnmarkTargetOptions> = {
   kind: "target",
   name: "CONNMARK",
+  target: connmarkTg,
   kernelFile: "net/netfilter/xt_connmark.c",
   userspaceFile: "extensions/libxt_CONNMARK.c",
   options: [
@@ -103,3 +110,36 @@ export const connmarkTarget: TargetDescriptor<ConnmarkTargetOptions> = {
     return `--${o.mode}-mark --nfmask ${hex(o.nfmask)} --ctmask ${hex(o.ctmask)}`;
   },
 };
+
+/** connmark_mt: no conntrack never matches (even inverted); else ((ct->mark & mask) == mark) ^ invert. */
+export function connmarkMt(o: ConnmarkMatchOptions, skb: Skb): boolean {
+  if (!skb.ct) return false;
+  return ((skb.ct.mark & o.mask) >>> 0 === o.mark >>> 0) !== o.invert;
+}
+
+/**
+ * connmark_tg_shift (revision 1, shifts 0): SET ctmark = (ctmark & ~ctmask) ^ ctmark-value; SAVE ctmark =
+ * (ctmark & ~ctmask) ^ (skb->mark & nfmask); RESTORE skb->mark = (skb->mark & ~nfmask) ^ (ctmark & ctmask).
+ * The conntrack mark changes through the host (Conntrack.setMark caches IPCT_MARK only on a change, as the
+ * kernel's `if (ct->mark != newmark)` does). No conntrack: nothing happens. Always XT_CONTINUE.
+ */
+export function connmarkTg(o: ConnmarkTargetOptions, skb: Skb, par: XtActionParam): TargetVerdict {
+  const ct = skb.ct;
+  if (!ct) return XT_CONTINUE;
+  switch (o.mode) {
+    case "set": {
+      const m = ((ct.mark & ~o.ctmask) ^ o.ctmark) >>> 0;
+      if (m !== ct.mark) hostOf(par.host).setCtMark(ct, m);
+      break;
+    }
+    case "save": {
+      const m = ((ct.mark & ~o.ctmask) ^ (skb.mark & o.nfmask)) >>> 0;
+      if (m !== ct.mark) hostOf(par.host).setCtMark(ct, m);
+      break;
+    }
+    case "restore":
+      skb.mark = ((skb.mark & ~o.nfmask) ^ (ct.mark & o.ctmask)) >>> 0;
+      break;
+  }
+  return XT_CONTINUE;
+}

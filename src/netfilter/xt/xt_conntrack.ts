@@ -4,6 +4,8 @@
  * with prefix "--"), iptables 1.8.x.
  *
  * Left out on purpose: IPv6 addresses in --ctorigsrc etc.; `--ctstatus` bits beyond the four iptables names.
+ *
+ * Per packet: `conntrack_mt` with `ct_proto_port_check_v3`; --ctexpire counts whole seconds left at the\npacket's time.
  */
 
 import type { Diagnostic } from "../../errors";
@@ -20,6 +22,17 @@ import {
   parseUint,
   words,
 } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import { ctinfoDir, ctinfoState } from "../../conntrack/core";
+import {
+  IPS_ASSURED,
+  IPS_CONFIRMED,
+  IPS_DST_NAT,
+  IPS_EXPECTED,
+  IPS_SEEN_REPLY,
+  IPS_SRC_NAT,
+  IP_CT_DIR_ORIGINAL,
+} from "../../conntrack/types";
 
 /** --ctstate words in print order (print_state of libxt_conntrack.c). */
 export const CTSTATE_NAMES = [
@@ -75,6 +88,7 @@ const PORT_KEYS = ["ctorigsrcport", "ctorigdstport", "ctreplsrcport", "ctrepldst
 export const conntrackMatch: MatchDescriptor<ConntrackMatchOptions> = {
   kind: "match",
   name: "conntrack",
+  match: conntrackMt,
   kernelFile: "net/netfilter/xt_conntrack.c",
   userspaceFile: "extensions/libxt_conntrack.c",
   options: [
@@ -174,3 +188,60 @@ export const conntrackMatch: MatchDescriptor<ConntrackMatchOptions> = {
     return words(...parts);
   },
 };
+
+const CTSTATUS_BITS: Readonly<Record<CtStatusName, number>> = {
+  EXPECTED: IPS_EXPECTED,
+  SEEN_REPLY: IPS_SEEN_REPLY,
+  ASSURED: IPS_ASSURED,
+  CONFIRMED: IPS_CONFIRMED,
+};
+
+function addrHit(v: Inv<{ addr: number; mask: number }> | undefined, addr: number): boolean {
+  if (!v) return true;
+  return ((addr & v.value.mask) >>> 0 === (v.value.addr & v.value.mask) >>> 0) !== v.invert;
+}
+
+function portHit(v: Inv<readonly [number, number]> | undefined, port: number): boolean {
+  if (!v) return true;
+  return (port >= v.value[0] && port <= v.value[1]) !== v.invert;
+}
+
+/**
+ * conntrack_mt (revision 3): the state bits (with the SNAT/DNAT pseudo-states from IPS_SRC_NAT/IPS_DST_NAT),
+ * then — only with a conntrack — direction, addresses, protocol and ports of the tuples, status and expiry.
+ * Without a conntrack the match succeeds only through --ctstate.
+ */
+export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const ct = skb.ct;
+  if (o.ctstate) {
+    const states = new Set<CtStateName>();
+    if (ct) {
+      states.add(ctinfoState(skb.ctinfo ?? 0) as CtStateName);
+      if (ct.status & IPS_SRC_NAT) states.add("SNAT");
+      if (ct.status & IPS_DST_NAT) states.add("DNAT");
+    } else states.add(skb.untracked ? "UNTRACKED" : "INVALID");
+    if (o.ctstate.value.some((s) => states.has(s)) === o.ctstate.invert) return false;
+  }
+  if (!ct) return o.ctstate !== undefined;
+  if (o.ctdir) {
+    const dir = ctinfoDir(skb.ctinfo ?? 0) === IP_CT_DIR_ORIGINAL ? "ORIGINAL" : "REPLY";
+    if (dir !== o.ctdir) return false;
+  }
+  const orig = ct.orig;
+  const reply = ct.reply;
+  if (!addrHit(o.ctorigsrc, orig.src) || !addrHit(o.ctorigdst, orig.dst)) return false;
+  if (!addrHit(o.ctreplsrc, reply.src) || !addrHit(o.ctrepldst, reply.dst)) return false;
+  if (o.ctproto && (orig.protonum === o.ctproto.value) === o.ctproto.invert) return false;
+  if (!portHit(o.ctorigsrcport, orig.srcU) || !portHit(o.ctorigdstport, orig.dstU)) return false;
+  if (!portHit(o.ctreplsrcport, reply.srcU) || !portHit(o.ctrepldstport, reply.dstU)) return false;
+  if (o.ctstatus) {
+    const mask = o.ctstatus.value.reduce((m, n) => m | CTSTATUS_BITS[n], 0);
+    if (((mask & ct.status) !== 0) === o.ctstatus.invert) return false;
+  }
+  if (o.ctexpire) {
+    // nf_ct_expires(ct) / HZ: whole seconds left, never negative.
+    const left = Math.max(0, Math.floor(ct.timeout - par.now));
+    if ((left >= o.ctexpire.value[0] && left <= o.ctexpire.value[1]) === o.ctexpire.invert) return false;
+  }
+  return true;
+}

@@ -4,10 +4,13 @@
  * kernel 6.17; userspace extensions/libipt_ttl.c (`ttl_parse`, `ttl_save`), iptables 1.8.x.
  *
  * Left out on purpose: ip6tables' hl match.
+ *
+ * Per packet: `ttl_mt`.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { collect, parseUint } from "./util";
+import type { Skb } from "../skb";
 
 export interface TtlMatchOptions {
   readonly mode: "eq" | "ne" | "lt" | "gt";
@@ -17,6 +20,7 @@ export interface TtlMatchOptions {
 export const ttlMatch: MatchDescriptor<TtlMatchOptions> = {
   kind: "match",
   name: "ttl",
+  match: ttlMt,
   kernelFile: "net/netfilter/xt_hl.c",
   userspaceFile: "extensions/libipt_ttl.c",
   options: [
@@ -48,3 +52,18 @@ export const ttlMatch: MatchDescriptor<TtlMatchOptions> = {
     }
   },
 };
+
+/** ttl_mt: IPT_TTL_EQ / NE / LT / GT against the IP TTL. */
+export function ttlMt(o: TtlMatchOptions, skb: Skb): boolean {
+  const ttl = skb.pkt.ip.ttl;
+  switch (o.mode) {
+    case "eq":
+      return ttl === o.ttl;
+    case "ne":
+      return ttl !== o.ttl;
+    case "lt":
+      return ttl < o.ttl;
+    case "gt":
+      return ttl > o.ttl;
+  }
+}

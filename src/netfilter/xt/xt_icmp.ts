@@ -4,10 +4,13 @@
  * libxtables/xtables.c (`xtables_icmp_codes`), iptables 1.8.x.
  *
  * Left out on purpose: icmp6 (ip6tables).
+ *
+ * Per packet: `icmp_match` (fragments never match; a missing header hotdrops).
  */
 
 import type { MatchDescriptor } from "../registry";
 import { bang, collect, parseUint } from "./util";
+import type { Skb, XtActionParam } from "../skb";
 
 /** Name -> [type, code min, code max], as xtables_icmp_codes. */
 export const ICMP_TYPE_NAMES: ReadonlyMap<string, readonly [number, number, number]> = new Map([
@@ -79,6 +82,7 @@ export function parseIcmpType(text: string): { type: number; code: [number, numb
 export const icmpMatch: MatchDescriptor<IcmpMatchOptions> = {
   kind: "match",
   name: "icmp",
+  match: icmpMt,
   kernelFile: "net/ipv4/netfilter/ip_tables.c",
   userspaceFile: "extensions/libipt_icmp.c",
   proto: 1,
@@ -98,3 +102,15 @@ export const icmpMatch: MatchDescriptor<IcmpMatchOptions> = {
     return `${bang(o.invert)}--icmp-type ${o.type}${code}`;
   },
 };
+
+/** icmp_match + icmp_type_code_match of ip_tables.c: type 0xff ("any") matches every ICMP packet. */
+export function icmpMt(o: IcmpMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const { ip, l4 } = skb.pkt;
+  if (ip.fragOffset !== 0) return false;
+  if (l4.kind !== "icmp") {
+    par.hotdrop = true;
+    return false;
+  }
+  const hit = o.type === 0xff || (l4.type === o.type && l4.code >= o.code[0] && l4.code <= o.code[1]);
+  return hit !== o.invert;
+}

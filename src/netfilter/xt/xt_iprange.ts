@@ -3,11 +3,14 @@
  * extensions/libxt_iprange.c (`iprange_mt4_parse`, `iprange_mt4_save`), iptables 1.8.x.
  *
  * Left out on purpose: IPv6 ranges, revision 0.
+ *
+ * Per packet: `iprange_mt4`.
  */
 
 import { formatIpv4, parseIpv4 } from "../../wire/addr";
 import type { MatchDescriptor } from "../registry";
 import { bang, collect } from "./util";
+import type { Skb } from "../skb";
 
 export interface IpRange {
   readonly from: number;
@@ -31,6 +34,7 @@ export function parseIpRange(text: string): { from: number; to: number } | undef
 export const iprangeMatch: MatchDescriptor<IprangeMatchOptions> = {
   kind: "match",
   name: "iprange",
+  match: iprangeMt,
   kernelFile: "net/netfilter/xt_iprange.c",
   userspaceFile: "extensions/libxt_iprange.c",
   options: [
@@ -57,3 +61,11 @@ export const iprangeMatch: MatchDescriptor<IprangeMatchOptions> = {
     return [fmt("src-range", o.src), fmt("dst-range", o.dst)].filter(Boolean).join(" ");
   },
 };
+
+/** iprange_mt4: each given range must contain the address, XOR its `!`. */
+export function iprangeMt(o: IprangeMatchOptions, skb: Skb): boolean {
+  const { src, dst } = skb.pkt.ip;
+  if (o.src && (src >= o.src.from && src <= o.src.to) === o.src.invert) return false;
+  if (o.dst && (dst >= o.dst.from && dst <= o.dst.to) === o.dst.invert) return false;
+  return true;
+}

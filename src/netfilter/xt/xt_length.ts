@@ -3,10 +3,13 @@
  * kernel 6.17; userspace extensions/libxt_length.c (`length_parse`, `length_save`), iptables 1.8.x.
  *
  * Left out on purpose: nothing.
+ *
+ * Per packet: `length_mt`.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { bang, collect, formatRange, parseColonRange, parseUint } from "./util";
+import type { Skb } from "../skb";
 
 export interface LengthMatchOptions {
   readonly range: readonly [number, number];
@@ -16,6 +19,7 @@ export interface LengthMatchOptions {
 export const lengthMatch: MatchDescriptor<LengthMatchOptions> = {
   kind: "match",
   name: "length",
+  match: lengthMt,
   kernelFile: "net/netfilter/xt_length.c",
   userspaceFile: "extensions/libxt_length.c",
   options: [{ name: "length", nargs: 1, invert: true }],
@@ -32,3 +36,9 @@ export const lengthMatch: MatchDescriptor<LengthMatchOptions> = {
     return `${bang(o.invert)}--length ${formatRange(o.range)}`;
   },
 };
+
+/** length_mt: IP total length in [min, max], XOR invert. */
+export function lengthMt(o: LengthMatchOptions, skb: Skb): boolean {
+  const len = skb.pkt.ip.totalLength;
+  return (len >= o.range[0] && len <= o.range[1]) !== o.invert;
+}

@@ -3,11 +3,14 @@
  * userspace extensions/libxt_mac.c (`mac_parse`, `mac_save` prints upper-case hex), iptables 1.8.x.
  *
  * Left out on purpose: nothing.
+ *
+ * Per packet: `mac_mt` on the source MAC of the frame's link header.
  */
 
 import { parseMac } from "../../wire/addr";
 import type { MatchDescriptor } from "../registry";
 import { bang, collect } from "./util";
+import type { Skb } from "../skb";
 
 export interface MacMatchOptions {
   /** Lower-case colon form. */
@@ -18,6 +21,7 @@ export interface MacMatchOptions {
 export const macMatch: MatchDescriptor<MacMatchOptions> = {
   kind: "match",
   name: "mac",
+  match: macMt,
   kernelFile: "net/netfilter/xt_mac.c",
   userspaceFile: "extensions/libxt_mac.c",
   hooks: ["PREROUTING", "INPUT", "FORWARD"],
@@ -35,3 +39,10 @@ export const macMatch: MatchDescriptor<MacMatchOptions> = {
     return `${bang(o.invert)}--mac-source ${o.mac.toUpperCase()}`;
   },
 };
+
+/** mac_mt: needs an Ethernet header (none on locally generated packets: false, even inverted). */
+export function macMt(o: MacMatchOptions, skb: Skb): boolean {
+  const link = skb.pkt.link;
+  if (!link || skb.inIface === undefined) return false;
+  return (link.src.toLowerCase() === o.mac) !== o.invert;
+}

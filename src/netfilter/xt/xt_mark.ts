@@ -7,11 +7,15 @@
  * file systems.
  *
  * Left out on purpose: match revision 0, target revisions 0 and 1.
+ *
+ * Per packet: `mark_mt`, `mark_tg`.
  */
 
 import type { Diagnostic } from "../../errors";
 import type { MatchDescriptor, TargetDescriptor, XtOption, XtParseContext } from "../registry";
 import { bang, collect, hex, parseMarkMask, parseUint } from "./util";
+import type { Skb, TargetVerdict } from "../skb";
+import { XT_CONTINUE } from "../skb";
 
 export interface MarkMatchOptions {
   readonly mark: number;
@@ -27,6 +31,7 @@ export function formatMarkMask(mark: number, mask: number): string {
 export const markMatch: MatchDescriptor<MarkMatchOptions> = {
   kind: "match",
   name: "mark",
+  match: markMt,
   kernelFile: "net/netfilter/xt_mark.c",
   userspaceFile: "extensions/libxt_mark.c",
   options: [{ name: "mark", nargs: 1, invert: true }],
@@ -81,6 +86,7 @@ export const XMARK_OPTIONS = ["set-xmark", "set-mark", "and-mark", "or-mark", "x
 export const markTarget: TargetDescriptor<XmarkOptions> = {
   kind: "target",
   name: "MARK",
+  target: markTg,
   kernelFile: "net/netfilter/xt_mark.c",
   userspaceFile: "extensions/libxt_MARK.c",
   options: XMARK_OPTIONS.map((name) => ({ name, nargs: 1 as const })),
@@ -101,3 +107,14 @@ export const markTarget: TargetDescriptor<XmarkOptions> = {
     return `--set-xmark ${hex(o.value)}/${hex(o.mask)}`;
   },
 };
+
+/** mark_mt: ((skb->mark & mask) == mark) ^ invert. */
+export function markMt(o: MarkMatchOptions, skb: Skb): boolean {
+  return ((skb.mark & o.mask) >>> 0 === o.mark >>> 0) !== o.invert;
+}
+
+/** mark_tg (revision 2): skb->mark = (skb->mark & ~mask) ^ mark; XT_CONTINUE. */
+export function markTg(o: XmarkOptions, skb: Skb): TargetVerdict {
+  skb.mark = ((skb.mark & ~o.mask) ^ o.value) >>> 0;
+  return XT_CONTINUE;
+}

@@ -4,10 +4,14 @@
  * extensions/libxt_multiport.c (revision 1: `multiport_parse1`, `multiport_save1`), iptables 1.8.x.
  *
  * Left out on purpose: revision 0 (no ranges, no inversion); iptables-save prints revision 1.
+ *
+ * Per packet: `multiport_mt`, `ports_match_v1`.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { PORT_PROTOCOLS, bang, collect, formatRange, parseColonRange, parsePort } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import type { Packet } from "../../wire/packet";
 
 export const XT_MULTI_PORTS = 15;
 
@@ -20,6 +24,7 @@ export interface MultiportMatchOptions {
 export const multiportMatch: MatchDescriptor<MultiportMatchOptions> = {
   kind: "match",
   name: "multiport",
+  match: multiportMt,
   kernelFile: "net/netfilter/xt_multiport.c",
   userspaceFile: "extensions/libxt_multiport.c",
   options: [
@@ -53,3 +58,32 @@ export const multiportMatch: MatchDescriptor<MultiportMatchOptions> = {
     return `${bang(o.invert)}--${o.direction} ${o.ports.map((r) => formatRange(r)).join(",")}`;
   },
 };
+
+/** The two 16-bit ports at the start of the transport header (TCP/UDP; SCTP/DCCP/UDP-Lite from the payload). */
+export function transportPorts(pkt: Packet): readonly [number, number] | undefined {
+  const l4 = pkt.l4;
+  if (l4.kind === "tcp" || l4.kind === "udp") return [l4.srcPort, l4.dstPort];
+  if (l4.kind === "other" && pkt.payload && pkt.payload.length >= 4) {
+    const b = pkt.payload;
+    return [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
+  }
+  return undefined;
+}
+
+/** multiport_mt + ports_match_v1: first range containing the port decides; none: the inverse. */
+export function multiportMt(o: MultiportMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  if (skb.pkt.ip.fragOffset !== 0) return false;
+  const ports = transportPorts(skb.pkt);
+  if (!ports) {
+    par.hotdrop = true;
+    return false;
+  }
+  const [src, dst] = ports;
+  for (const [lo, hi] of o.ports) {
+    const inS = src >= lo && src <= hi;
+    const inD = dst >= lo && dst <= hi;
+    const hit = o.direction === "sports" ? inS : o.direction === "dports" ? inD : inS || inD;
+    if (hit) return !o.invert;
+  }
+  return o.invert;
+}

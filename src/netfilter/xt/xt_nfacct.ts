@@ -4,10 +4,14 @@
  * (`nfacct_save` prints with a double space), iptables 1.8.x. Used by kube-proxy.
  *
  * Left out on purpose: nothing; the object must be known through LoadEnvironment.nfacct when that is given.
+ *
+ * Per packet: `nfacct_mt`; counting goes to HostServices.nfacctAdd when the host has it.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { collect } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import type { HostServices } from "../host_services";
 
 export const NFACCT_NAME_MAX = 32;
 
@@ -18,6 +22,7 @@ export interface NfacctMatchOptions {
 export const nfacctMatch: MatchDescriptor<NfacctMatchOptions> = {
   kind: "match",
   name: "nfacct",
+  match: nfacctMt,
   kernelFile: "net/netfilter/xt_nfacct.c",
   userspaceFile: "extensions/libxt_nfacct.c",
   options: [{ name: "nfacct-name", nargs: 1 }],
@@ -36,3 +41,10 @@ export const nfacctMatch: MatchDescriptor<NfacctMatchOptions> = {
     return `--nfacct-name  ${o.name}`;
   },
 };
+
+/** nfacct_mt: counts the packet into the named object (nfnl_acct_update) and always matches. */
+export function nfacctMt(o: NfacctMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const host = par.host as HostServices | undefined;
+  host?.nfacctAdd?.(o.name, skb.pkt.ip.totalLength);
+  return true;
+}

@@ -5,11 +5,14 @@
  *
  * Left out on purpose: revision 0 (--pid-owner, --cmd-owner). User and group names resolve through
  * LoadEnvironment, not the host.
+ *
+ * Per packet: `owner_mt` from skb.owner. --suppl-groups cannot add anything: the emulated owner has no\nsupplementary groups.
  */
 
 import type { MatchDescriptor, XtOption, XtParseContext } from "../registry";
 import type { Diagnostic } from "../../errors";
 import { collect, parseUint } from "./util";
+import type { Skb } from "../skb";
 
 export interface OwnerIdRange {
   readonly min: number;
@@ -45,6 +48,7 @@ function parseIds(
 export const ownerMatch: MatchDescriptor<OwnerMatchOptions> = {
   kind: "match",
   name: "owner",
+  match: ownerMt,
   kernelFile: "net/netfilter/xt_owner.c",
   userspaceFile: "extensions/libxt_owner.c",
   hooks: ["OUTPUT", "POSTROUTING"],
@@ -92,3 +96,19 @@ export const ownerMatch: MatchDescriptor<OwnerMatchOptions> = {
       .join(" ");
   },
 };
+
+/**
+ * owner_mt: without a socket (forwarded packets, kernel-made replies) the rule matches only when every given
+ * option is inverted; `! --socket-exists` fails on a packet with a socket; uid/gid ranges against the socket
+ * file's fsuid/fsgid (skb.owner).
+ */
+export function ownerMt(o: OwnerMatchOptions, skb: Skb): boolean {
+  const owner = skb.owner;
+  if (!owner) {
+    return [o.uid, o.gid, o.socketExists].every((x) => x === undefined || x.invert);
+  }
+  if (o.socketExists?.invert) return false;
+  if (o.uid && (owner.uid >= o.uid.min && owner.uid <= o.uid.max) === o.uid.invert) return false;
+  if (o.gid && (owner.gid >= o.gid.min && owner.gid <= o.gid.max) === o.gid.invert) return false;
+  return true;
+}

@@ -4,6 +4,8 @@
  * userspace extensions/libxt_physdev.c (`physdev_parse`, `physdev_save`), iptables 1.8.x.
  *
  * Left out on purpose: nothing of the syntax; bridging itself is not emulated.
+ *
+ * Per packet: the no-bridge branch of `physdev_mt` (a routed host never has bridge info).
  */
 
 import type { MatchDescriptor } from "../registry";
@@ -20,6 +22,7 @@ export interface PhysdevMatchOptions {
 export const physdevMatch: MatchDescriptor<PhysdevMatchOptions> = {
   kind: "match",
   name: "physdev",
+  match: physdevMt,
   kernelFile: "net/netfilter/xt_physdev.c",
   userspaceFile: "extensions/libxt_physdev.c",
   options: [
@@ -69,3 +72,11 @@ export const physdevMatch: MatchDescriptor<PhysdevMatchOptions> = {
       .join(" ");
   },
 };
+
+/**
+ * physdev_mt on a routed host: the packet never went through a bridge (`!nf_bridge_info_exists(skb)`), so the
+ * rule matches exactly when every option it uses is inverted. Bridging is not emulated.
+ */
+export function physdevMt(o: PhysdevMatchOptions): boolean {
+  return [o.in, o.out, o.isIn, o.isOut, o.isBridged].every((x) => x === undefined || x.invert);
+}

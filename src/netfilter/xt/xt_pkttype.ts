@@ -4,10 +4,13 @@
  * `pkttype_save`), iptables 1.8.x.
  *
  * Left out on purpose: nothing.
+ *
+ * Per packet: `pkttype_mt`.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { bang, collect } from "./util";
+import type { Skb } from "../skb";
 
 /** supported_types of libxt_pkttype.c (name -> PACKET_* value). */
 export const PKTTYPE_NAMES: ReadonlyMap<string, number> = new Map([
@@ -28,6 +31,7 @@ export interface PkttypeMatchOptions {
 export const pkttypeMatch: MatchDescriptor<PkttypeMatchOptions> = {
   kind: "match",
   name: "pkttype",
+  match: pkttypeMt,
   kernelFile: "net/netfilter/xt_pkttype.c",
   userspaceFile: "extensions/libxt_pkttype.c",
   options: [{ name: "pkt-type", nargs: 1, invert: true }],
@@ -50,3 +54,12 @@ export const pkttypeMatch: MatchDescriptor<PkttypeMatchOptions> = {
     return `${bang(o.invert)}--pkt-type ${o.pktType}`;
   },
 };
+
+/**
+ * pkttype_mt: skb->pkt_type (PACKET_HOST for unicast and for locally generated packets); PACKET_LOOPBACK
+ * reads as multicast or broadcast by the destination address (not produced by the emulator's skb).
+ */
+export function pkttypeMt(o: PkttypeMatchOptions, skb: Skb): boolean {
+  const type = skb.pktType === "host" ? "unicast" : skb.pktType;
+  return (type === o.pktType) !== o.invert;
+}

@@ -5,10 +5,15 @@
  *
  * Left out on purpose: the counter options (--packets-eq, --bytes-gt, ...) and --update-counters flags.
  * The set must be known through LoadEnvironment.ipsets when that is given.
+ *
+ * Per packet: `set_match_v4` through HostServices.ipset and src/ipset `ipsetTest`.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { bang, collect } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import { hostOf } from "../host_services";
+import { ipsetTest } from "../../ipset/ipset";
 
 export const IPSET_MAXNAMELEN = 32;
 export const IPSET_DIM_MAX = 6;
@@ -24,6 +29,7 @@ export interface SetMatchOptions {
 export const setMatch: MatchDescriptor<SetMatchOptions> = {
   kind: "match",
   name: "set",
+  match: setMt,
   kernelFile: "net/netfilter/xt_set.c",
   userspaceFile: "extensions/libxt_set.c",
   options: [
@@ -55,3 +61,19 @@ export const setMatch: MatchDescriptor<SetMatchOptions> = {
     return `${bang(o.invert)}--match-set ${o.name} ${o.flags.join(",")}${o.returnNomatch ? " --return-nomatch" : ""}`;
   },
 };
+
+/**
+ * set_match_v4 / match_set / ip_set_test: the set's kadt test on the packet with the src/dst flags. A hit on
+ * a `nomatch` element is no match, unless --return-nomatch, which reverses it: nomatch elements match, plain
+ * elements do not. `!` inverts the outcome. An unknown set never matches (checkentry would have refused it).
+ */
+export function setMt(o: SetMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const host = hostOf(par.host);
+  const set = host.ipset(o.name);
+  let hit = false;
+  if (set) {
+    const r = ipsetTest(set, skb.pkt, o.flags, par.now, (n) => host.ipset(n));
+    hit = o.returnNomatch ? r === "nomatch-element" : r === "match";
+  }
+  return hit !== o.invert;
+}

@@ -2,12 +2,16 @@
  * state match: net/netfilter/xt_state.c (`state_mt`, `state_mt_check` -> nf_ct_netns_get), kernel 6.17;
  * userspace extensions/libxt_state.c (`state_parse`, `state_save`), iptables 1.8.x.
  *
- * Left out on purpose: nothing of the syntax; evaluation is the datapath's.
+ * Left out on purpose: nothing.
+ *
+ * Per packet: `state_mt` from skb.ct/ctinfo/untracked.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { parseStateList } from "./xt_conntrack";
 import { bang, collect } from "./util";
+import type { Skb } from "../skb";
+import { ctinfoState } from "../../conntrack/core";
 
 export const STATE_NAMES = ["INVALID", "NEW", "RELATED", "ESTABLISHED", "UNTRACKED"] as const;
 export type StateName = (typeof STATE_NAMES)[number];
@@ -20,6 +24,7 @@ export interface StateMatchOptions {
 export const stateMatch: MatchDescriptor<StateMatchOptions> = {
   kind: "match",
   name: "state",
+  match: stateMt,
   kernelFile: "net/netfilter/xt_state.c",
   userspaceFile: "extensions/libxt_state.c",
   options: [{ name: "state", nargs: 1, invert: true }],
@@ -36,3 +41,9 @@ export const stateMatch: MatchDescriptor<StateMatchOptions> = {
     return `${bang(o.invert)}--state ${o.states.join(",")}`;
   },
 };
+
+/** state_mt: the ctinfo's state bit (or INVALID / UNTRACKED without a conntrack) in the mask; `!` complements. */
+export function stateMt(o: StateMatchOptions, skb: Skb): boolean {
+  const state: StateName = skb.ct ? ctinfoState(skb.ctinfo ?? 0) : skb.untracked ? "UNTRACKED" : "INVALID";
+  return o.states.includes(state) !== o.invert;
+}

@@ -3,11 +3,15 @@
  * `statistic_mt_check` refuses packet > every), kernel 6.17; userspace extensions/libxt_statistic.c
  * (`statistic_parse`, `statistic_check`, `print_match` with "--"), iptables 1.8.x.
  *
- * Left out on purpose: nothing of the syntax. The random draw will come from the injected generator.
+ * Left out on purpose: nothing of the syntax. The random draw comes from the injected generator.
+ *
+ * Per packet: `statistic_mt`; the nth counter lives in par.ruleState keyed by the options object.
  */
 
 import type { MatchDescriptor } from "../registry";
 import { collect, parseUint } from "./util";
+import type { Skb, XtActionParam } from "../skb";
+import { hostOf } from "../host_services";
 
 export type StatisticMatchOptions =
   | { readonly mode: "random"; readonly probability: number; readonly invert: boolean }
@@ -16,6 +20,7 @@ export type StatisticMatchOptions =
 export const statisticMatch: MatchDescriptor<StatisticMatchOptions> = {
   kind: "match",
   name: "statistic",
+  match: statisticMt,
   kernelFile: "net/netfilter/xt_statistic.c",
   userspaceFile: "extensions/libxt_statistic.c",
   options: [
@@ -68,3 +73,22 @@ export const statisticMatch: MatchDescriptor<StatisticMatchOptions> = {
     return `--mode nth${inv} --every ${o.every} --packet ${o.packet}`;
   },
 };
+
+/**
+ * statistic_mt. random: `(get_random_u32() & 0x7FFFFFFF) < probability` (probability already scaled to
+ * 2^31 by userspace), from the host's seeded generator. nth: the shared counter starts at `every - 1 - packet`
+ * (userspace stores every-1 and count), counts up to every-1 and wraps to 0, which is the matching packet.
+ */
+export function statisticMt(o: StatisticMatchOptions, _skb: Skb, par: XtActionParam): boolean {
+  let ret = o.invert;
+  if (o.mode === "random") {
+    if ((hostOf(par.host).randomU32() & 0x7fffffff) >>> 0 < o.probability) ret = !ret;
+    return ret;
+  }
+  const every = o.every - 1;
+  const st = (par.ruleState.get(o) as { count: number } | undefined) ?? { count: every - o.packet };
+  par.ruleState.set(o, st);
+  st.count = st.count === every ? 0 : st.count + 1;
+  if (st.count === 0) ret = !ret;
+  return ret;
+}

@@ -3,11 +3,17 @@
  * userspace extensions/libxt_tcp.c and extensions/libxt_udp.c (`tcp_parse`, `tcp_save`, `print_tcpf`),
  * iptables 1.8.x.
  *
- * Left out on purpose: `--tcp-option` matching on packets (parsed and printed only).
+ * Per packet: `tcp_mt`, `udp_mt` (fragment and hotdrop rules included). `--tcp-option` looks through the
+ * parsed option list, which stops at EOL where the kernel would keep walking (a packet with options after EOL
+ * can differ).
+ *
+ * Left out on purpose: nothing else.
  */
 
 import type { Diagnostic } from "../../errors";
 import type { MatchDescriptor, XtOption, XtParseContext } from "../registry";
+import type { Skb, XtActionParam } from "../skb";
+import type { TcpHeader } from "../../wire/packet";
 import { bang, collect, formatRange, parseColonRange, parsePort, parseUint, words } from "./util";
 
 export interface PortRangeOption {
@@ -85,6 +91,7 @@ function savePort(name: string, p: PortRangeOption): string | undefined {
 export const tcpMatch: MatchDescriptor<TcpMatchOptions> = {
   kind: "match",
   name: "tcp",
+  match: tcpMt,
   kernelFile: "net/netfilter/xt_tcpudp.c",
   userspaceFile: "extensions/libxt_tcp.c",
   proto: 6,
@@ -136,6 +143,7 @@ export const tcpMatch: MatchDescriptor<TcpMatchOptions> = {
 export const udpMatch: MatchDescriptor<UdpMatchOptions> = {
   kind: "match",
   name: "udp",
+  match: udpMt,
   kernelFile: "net/netfilter/xt_tcpudp.c",
   userspaceFile: "extensions/libxt_udp.c",
   proto: 17,
@@ -152,3 +160,57 @@ export const udpMatch: MatchDescriptor<UdpMatchOptions> = {
     return words(savePort("sport", o.sport), savePort("dport", o.dport));
   },
 };
+
+/** port_match of xt_tcpudp.c. */
+function portMatch(p: PortRangeOption, port: number): boolean {
+  return (port >= p.range[0] && port <= p.range[1]) !== p.invert;
+}
+
+/** TCP option kinds in header order, as tcp_find_option walks them. */
+function tcpOptionKinds(options: TcpHeader["options"]): number[] {
+  return options.map((o) => (o.kind === "unknown" ? o.type : TCPOPT_KIND[o.kind]));
+}
+
+const TCPOPT_KIND: Readonly<Record<Exclude<TcpHeader["options"][number]["kind"], "unknown">, number>> = {
+  eol: 0,
+  nop: 1,
+  mss: 2,
+  wscale: 3,
+  sackPermitted: 4,
+  sack: 5,
+  timestamp: 8,
+};
+
+/**
+ * tcp_mt: a fragment never matches (offset 1 is the "evil" flag-overwrite fragment: hotdrop); ports, then
+ * `(byte 13 & mask) == comp` (the AE bit is outside byte 13), then the option search.
+ */
+export function tcpMt(o: TcpMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const { ip, l4 } = skb.pkt;
+  if (ip.fragOffset !== 0) {
+    if (ip.fragOffset === 1) par.hotdrop = true;
+    return false;
+  }
+  if (l4.kind !== "tcp") {
+    par.hotdrop = true; // header not readable
+    return false;
+  }
+  if (!portMatch(o.sport, l4.srcPort) || !portMatch(o.dport, l4.dstPort)) return false;
+  if (o.flags && ((l4.flags & 0xff & o.flags.mask) === o.flags.comp) === o.flags.invert) return false;
+  if (o.option) {
+    const found = tcpOptionKinds(l4.options).includes(o.option.value);
+    if (found === o.option.invert) return false;
+  }
+  return true;
+}
+
+/** udp_mt: fragments never match; a missing header hotdrops. */
+export function udpMt(o: UdpMatchOptions, skb: Skb, par: XtActionParam): boolean {
+  const { ip, l4 } = skb.pkt;
+  if (ip.fragOffset !== 0) return false;
+  if (l4.kind !== "udp") {
+    par.hotdrop = true;
+    return false;
+  }
+  return portMatch(o.sport, l4.srcPort) && portMatch(o.dport, l4.dstPort);
+}
