@@ -1,0 +1,1049 @@
+/**
+ * The emulated host's IPv4 datapath: packets in, TRACE hits, conntrack/NAT decisions, generated packets and
+ * egress out — one Linux host with its iptables tables, conntrack, NAT, routing and local stack.
+ *
+ * Mirrors Linux 6.18:
+ *   - net/ipv4/ip_input.c `ip_rcv` -> NF_INET_PRE_ROUTING -> `ip_rcv_finish` (routing: net/ipv4/route.c
+ *     `ip_route_input_slow`: RTN_LOCAL -> local input; forwarding off -> `no_route`; fib errors -> `ip_error`,
+ *     which sends ICMP net/host unreachable or packet-filtered when forwarding is on and drops silently
+ *     otherwise; a source that is one of our addresses is a martian) -> `ip_local_deliver` -> NF_INET_LOCAL_IN ->
+ *     transport (`tcp_v4_rcv`: no socket -> `tcp_v4_send_reset`; `__udp4_lib_rcv`: no socket -> ICMP port
+ *     unreachable; `icmp_echo` answers echo requests; `ip_protocol_deliver_rcu`: unknown protocol -> ICMP
+ *     protocol unreachable);
+ *   - net/ipv4/ip_forward.c `ip_forward`: TTL <= 1 -> ICMP time exceeded; `ip_decrease_ttl`; an ICMP redirect
+ *     when the packet leaves by the interface it came in on and the source is on that link (`__mkroute_input`
+ *     sets IPSKB_DOREDIRECT; `ip_rt_send_redirect` with its peer rate limit: the first one, then after
+ *     ip_rt_redirect_load << n_redirects, at most ip_rt_redirect_number) -> NF_INET_FORWARD -> `ip_output` ->
+ *     NF_INET_POST_ROUTING (in = the input device) -> the wire;
+ *   - net/ipv4/ip_output.c `__ip_local_out` -> NF_INET_LOCAL_OUT (re-route after mangle when mark/addresses/tos
+ *     changed, `ipt_mangle_out` + `ip_route_me_harder`; after DNAT, `nf_nat_ipv4_local_fn`) -> POST_ROUTING;
+ *     a packet routed to a local address loops back through `lo` (PRE_ROUTING with its conntrack attached);
+ *   - the hook order of ./hooks.ts; conntrack (src/conntrack `Conntrack.in/confirm/discard`), NAT
+ *     (src/nat `nfNatIpv4Fn` running the nat table's chain for NEW/RELATED connections), and `ipt_do_table`
+ *     (src/netfilter/ip_tables.ts) for the tables;
+ *   - `nf_ct_attach`: ICMP errors and REJECT's packets carry the conntrack of the packet they answer, as
+ *     RELATED(_REPLY) (net/ipv4/icmp.c icmp_glue_bits, nf_reject_ipv4.c), so conntrack does not look them up.
+ *
+ * Table presence: with the legacy backend a table's built-in chain runs whenever the rule set has that table
+ * (iptables-legacy registers every built-in hook of a loaded table); with `nft` only chains that have rules or a
+ * non-ACCEPT policy run (iptables-nft creates base chains on demand; ctsim's rule-set model cannot tell a
+ * declared empty chain from an implicit one). The nat hooks exist only when a nat table is loaded, so without
+ * one no null bindings are made.
+ *
+ * TRACE: when the rule set has a TRACE target, only packets it marks are traced (skb->nf_trace); otherwise, or
+ * with `traceAll`, every packet is, generated ones included.
+ *
+ * Leaves out on purpose: IPv6, fragments/reassembly and PMTU (no frag-needed), rp_filter, ARP (neighbours are
+ * given), the ip_error and icmp rate limits (only the redirect limit is modelled), TCP endpoint state (a listening
+ * socket is recorded as accepting; no SYN-ACK is generated), broadcast forwarding, multicast routing, VRFs,
+ * xfrm, bridge netfilter, the early-demux socket assignment.
+ */
+import type { LinkHeader, Packet } from "../wire/packet";
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO,
+  ICMP_ECHOREPLY,
+  ICMP_REDIRECT,
+  ICMP_TIME_EXCEEDED,
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  TCP_RST,
+  TCP_SYN,
+} from "../wire/packet";
+import { formatIpv4 } from "../wire/addr";
+import type { Host } from "../host/types";
+import { Fib } from "../host/route";
+import type { FibResult } from "../host/route";
+import { InputError } from "../errors";
+import { Conntrack, ctinfoState } from "../conntrack/core";
+import type { CtLookupResult, NfConn } from "../conntrack/core";
+import type { CtInfo } from "../conntrack/types";
+import {
+  CTINFO_NAMES,
+  IP_CT_DIR_ORIGINAL,
+  IP_CT_IS_REPLY,
+  IP_CT_RELATED,
+  IP_CT_RELATED_REPLY,
+  IP_CT_UNTRACKED,
+  NF_ACCEPT,
+  NF_DROP,
+} from "../conntrack/types";
+import type { NfConntrackSysctls } from "../conntrack/sysctl";
+import { SYSCTL_PREFIX, setSysctl } from "../conntrack/sysctl";
+import { DEFAULT_KERNEL, findKernelProfile, KERNEL_PROFILES } from "../conntrack/profile";
+import { formatConntrackEntry } from "../conntrack/show";
+import type { TcpL4Result } from "../conntrack/proto_tcp";
+import type { Hook, Ruleset, TableName } from "../netfilter/ruleset";
+import type { Registry } from "../netfilter/registry";
+import { defaultRegistry } from "../netfilter/xt/index";
+import type {
+  CompiledTable,
+  CompileProblem,
+  DoTableContext,
+  DoTableResult,
+  TracePoint,
+} from "../netfilter/ip_tables";
+import { compileTable, iptDoTable } from "../netfilter/ip_tables";
+import type { Skb, SocketRef } from "../netfilter/skb";
+import type { HostServices, SocketQuery } from "../netfilter/host_services";
+import type { AddrTypeName } from "../netfilter/xt/xt_addrtype";
+import type { IpSet } from "../ipset/ipset";
+import type { NatTargetHost } from "../netfilter/xt/xt_nat";
+import { NatState, nfNatIpv4Fn } from "../nat/nf_nat_core";
+import type { NatIface } from "../nat/nf_nat_masquerade";
+import { csumReplace2 } from "../nat/nf_nat_proto";
+import { Prng } from "../util/prng";
+import { nfLogTrace } from "../trace/nf_log";
+import type { CtSummary, NatStep, PacketJourney, PacketReport, TraceHit } from "../trace/events";
+import { HOOK_NUM, HOOK_ORDER } from "./hooks";
+
+export type Backend = "legacy" | "nft";
+
+/**
+ * Builders for the packets the host's own stack sends. The defaults are src/net (icmp_send, tcp_v4_send_reset);
+ * returning undefined means the kernel would not send one (e.g. no ICMP error about an ICMP error).
+ */
+export interface StackBuilders {
+  /** icmp_send(skb_in, type, code, info) with the chosen source address, TTL and IP id. */
+  icmpSend(
+    pkt: Packet,
+    type: number,
+    code: number,
+    info: number,
+    opts: { readonly src: number; readonly id: number; readonly ttl: number },
+  ): Packet | undefined;
+  /** tcp_v4_send_reset() for a segment delivered locally with no socket. */
+  tcpV4SendReset(pkt: Packet, opts: { readonly id: number; readonly ttl: number }): Packet | undefined;
+}
+
+export interface HostSimOptions {
+  readonly host: Host;
+  readonly ruleset: Ruleset;
+  readonly registry?: Registry;
+  /** Kernel profile id (default DEFAULT_KERNEL). */
+  readonly kernel?: string;
+  readonly backend?: Backend;
+  /** Trace every packet even when the rule set has TRACE rules. */
+  readonly traceAll?: boolean;
+  /** Sysctl overrides on top of the host file's, by full name (bare `nf_conntrack_*` names allowed). */
+  readonly sysctl?: Readonly<Record<string, string | number>>;
+  /** Seed of the run's generator (NAT port offsets, IP ids, statistic). */
+  readonly seed?: number | string;
+  /** MAC of the neighbour `addr` on `iface` (egress Ethernet destination); default 00:00:00:00:00:00. */
+  readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
+  readonly builders?: StackBuilders;
+  /** ipsets by name (`-m set`). */
+  readonly ipsets?: ReadonlyMap<string, IpSet>;
+}
+
+/** Per-packet state the datapath carries besides the Skb. */
+interface Flight {
+  readonly skb: Skb;
+  readonly journey: PacketJourney;
+  /** The frame header the packet came in with (MAC= of the log line). */
+  link?: LinkHeader;
+  /** This packet created its (still unconfirmed) conntrack: a drop discards it. */
+  ownsCt: boolean;
+  /** The route chosen for it. */
+  rt?: FibResult;
+  /** Forwarded (ip_forward) rather than locally generated or delivered. */
+  forwarded: boolean;
+}
+
+const ZERO_MAC = "00:00:00:00:00:00";
+const MAX_DEPTH = 6;
+/** net/ipv4/route.c: ip_rt_redirect_number, ip_rt_redirect_load (HZ/50), ip_rt_redirect_silence. */
+const REDIRECT_NUMBER = 9;
+const REDIRECT_LOAD = 0.02;
+const REDIRECT_SILENCE = REDIRECT_LOAD * (1 << (REDIRECT_NUMBER + 1));
+
+const ICMP_NET_UNREACH = 0;
+const ICMP_HOST_UNREACH = 1;
+const ICMP_PROT_UNREACH = 2;
+const ICMP_PORT_UNREACH = 3;
+const ICMP_PKT_FILTERED = 13;
+const ICMP_REDIR_HOST = 1;
+const ICMP_EXC_TTL = 0;
+
+/** `a.b.c.d:port > e.f.g.h:port` (ports for TCP/UDP, id for ICMP queries). */
+export function flowText(p: Packet): string {
+  const l4 = p.l4;
+  if (l4.kind === "tcp" || l4.kind === "udp")
+    return `${formatIpv4(p.ip.src)}:${l4.srcPort} > ${formatIpv4(p.ip.dst)}:${l4.dstPort}`;
+  return `${formatIpv4(p.ip.src)} > ${formatIpv4(p.ip.dst)}`;
+}
+
+function protoName(p: Packet): string {
+  switch (p.ip.protocol) {
+    case IPPROTO_TCP:
+      return "tcp";
+    case IPPROTO_UDP:
+      return "udp";
+    case IPPROTO_ICMP:
+      return "icmp";
+    default:
+      return `proto ${p.ip.protocol}`;
+  }
+}
+
+export class HostSim implements HostServices, NatTargetHost {
+  readonly host: Host;
+  readonly fib: Fib;
+  readonly conntrack: Conntrack;
+  readonly nat: NatState;
+  readonly prng: Prng;
+  readonly kernel: string;
+  readonly backend: Backend;
+  /** Rules whose match or target has no packet evaluation (they are evaluated without it). */
+  readonly problems: readonly CompileProblem[];
+  readonly ipDefaultTtl: number;
+  readonly fwmarkReflect: boolean;
+  readonly forwarding: boolean;
+  /** Sysctls given that the emulator does not model, by full name. */
+  readonly ignoredSysctls: readonly string[];
+  private readonly tables = new Map<TableName, CompiledTable>();
+  private readonly traceByDefault: boolean;
+  private readonly ruleState = new Map<object, unknown>();
+  private readonly builders?: StackBuilders;
+  private readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
+  private readonly ipsets: ReadonlyMap<string, IpSet>;
+  private readonly sendRedirects: boolean;
+  private readonly echoIgnoreAll: boolean;
+  private readonly redirectPeers = new Map<number, { n: number; last: number }>();
+  private now = 0;
+  private report?: PacketReport;
+  private depth = 0;
+  private index = 0;
+
+  constructor(opts: HostSimOptions) {
+    this.kernel = opts.kernel ?? DEFAULT_KERNEL;
+    if (!findKernelProfile(this.kernel)) {
+      throw new InputError({
+        code: "KERNEL_UNKNOWN",
+        message: `unknown kernel profile "${this.kernel}" (known: ${KERNEL_PROFILES.map((p) => p.id).join(", ")})`,
+      });
+    }
+    this.host = opts.host;
+    this.backend = opts.backend ?? "legacy";
+    this.fib = new Fib(opts.host);
+    this.prng = new Prng(opts.seed ?? 0);
+    this.builders = opts.builders;
+    this.neighbourMac = opts.neighbourMac;
+    this.ipsets = opts.ipsets ?? new Map();
+
+    const all: Record<string, string | number> = { ...opts.host.sysctl };
+    for (const [k, v] of Object.entries(opts.sysctl ?? {}))
+      all[k.startsWith("nf_conntrack_") ? SYSCTL_PREFIX + k : k] = v;
+    const ctSysctl: Partial<NfConntrackSysctls> = {};
+    const probe = new Conntrack({ kernel: this.kernel }).sysctl;
+    const ignored: string[] = [];
+    const num = (name: string, def: number): number => {
+      const v = all[name];
+      if (v === undefined) return def;
+      const n = Number(String(v).trim());
+      if (!Number.isInteger(n))
+        throw new InputError({ code: "SYSCTL_VALUE", message: `${name}: expected an integer, got "${v}"` });
+      return n;
+    };
+    const known = new Set([
+      "net.ipv4.ip_forward",
+      "net.ipv4.conf.all.forwarding",
+      "net.ipv4.ip_default_ttl",
+      "net.ipv4.fwmark_reflect",
+      "net.ipv4.conf.all.send_redirects",
+      "net.ipv4.conf.default.send_redirects",
+      "net.ipv4.icmp_echo_ignore_all",
+    ]);
+    for (const [name, value] of Object.entries(all)) {
+      if (name.startsWith(SYSCTL_PREFIX)) {
+        setSysctl(probe, name, value, this.kernel);
+        const short = name.slice(SYSCTL_PREFIX.length) as keyof NfConntrackSysctls;
+        ctSysctl[short] = probe[short];
+      } else if (!known.has(name)) ignored.push(name);
+    }
+    this.ignoredSysctls = ignored;
+    this.forwarding = num("net.ipv4.ip_forward", num("net.ipv4.conf.all.forwarding", 0)) !== 0;
+    this.ipDefaultTtl = num("net.ipv4.ip_default_ttl", 64);
+    this.fwmarkReflect = num("net.ipv4.fwmark_reflect", 0) !== 0;
+    this.sendRedirects = num("net.ipv4.conf.all.send_redirects", 1) !== 0;
+    this.echoIgnoreAll = num("net.ipv4.icmp_echo_ignore_all", 0) !== 0;
+
+    this.conntrack = new Conntrack({ kernel: this.kernel, sysctl: ctSysctl, recordEvents: true });
+    this.nat = new NatState({ conntrack: this.conntrack, prng: this.prng, kernel: this.kernel });
+
+    const registry = opts.registry ?? defaultRegistry;
+    const problems: CompileProblem[] = [];
+    let hasTrace = false;
+    for (const t of opts.ruleset.tables.values()) {
+      const c = compileTable(t, registry);
+      problems.push(...c.problems);
+      this.tables.set(t.name, c.table);
+      for (const ch of t.chains.values())
+        for (const r of ch.rules)
+          if (r.target?.kind === "extension" && r.target.name === "TRACE") hasTrace = true;
+    }
+    this.problems = problems;
+    this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // HostServices (for matches and targets) and NatTargetHost
+
+  addrType(addr: number, dev?: string): AddrTypeName {
+    return this.fib.addrType(addr, dev) as AddrTypeName;
+  }
+  ifaceAddress(dev: string): number | undefined {
+    return this.fib.inetSelectAddr(dev, 0);
+  }
+  lookupSocket(q: SocketQuery, kind: "established" | "listener"): SocketRef | undefined {
+    if (kind === "established") return undefined;
+    for (const s of this.host.sockets) {
+      if (s.protocol !== q.protocol || s.port !== q.dport) continue;
+      if (s.address !== 0 && s.address !== q.daddr) continue;
+      return {
+        protocol: s.protocol,
+        address: s.address,
+        port: s.port,
+        transparent: s.transparent,
+        listening: true,
+      };
+    }
+    return undefined;
+  }
+  ipset(name: string): IpSet | undefined {
+    return this.ipsets.get(name);
+  }
+  randomU32(): number {
+    return this.prng.nextU32();
+  }
+  routeMtu(): number | undefined {
+    return 1500;
+  }
+  sourceAddressFor(dst: number): number | undefined {
+    const r = this.fib.lookup({ dst, iif: "lo" });
+    if (r.type === "local") return dst;
+    return r.prefsrc ?? this.fib.inetSelectAddr(r.oif, r.nexthop);
+  }
+  setCtMark(ct: NfConn, mark: number): void {
+    this.conntrack.setMark(ct, mark);
+  }
+  routeNexthop(skb: Skb): number {
+    const r = this.fib.lookup({ dst: skb.pkt.ip.dst, src: skb.pkt.ip.src, mark: skb.mark, iif: skb.inIface });
+    return r.nexthop;
+  }
+  natIface(name: string | undefined): NatIface | undefined {
+    return name === undefined ? undefined : this.fib.interface(name);
+  }
+  natIfaces(): readonly NatIface[] {
+    return this.fib.natIfaces();
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // entry points
+
+  /**
+   * One input packet: received on `iface` (or `pkt.iface`), or, when the capture shows it leaving ("Out") from
+   * one of the host's addresses, sent by the host itself. Time is in seconds.
+   */
+  receive(pkt: Packet, opts: { iface?: string; time?: number } = {}): PacketReport {
+    const time = opts.time ?? pkt.tsSec + pkt.tsNsec / 1e9;
+    if (time > this.now) this.now = time;
+    this.conntrack.advance(this.now);
+    const report: PacketReport = {
+      index: this.index++,
+      origin: pkt.origin,
+      time: this.now,
+      packets: [],
+      trace: [],
+      egress: [],
+      events: this.conntrack.takeEvents(),
+    };
+    this.report = report;
+    this.depth = 0;
+    if (pkt.direction === "Out") {
+      if (this.fib.isLocalAddress(pkt.ip.src)) {
+        this.localOut(pkt, "sent by the host (capture direction Out)");
+      } else {
+        const j = this.newJourney(pkt, pkt.iface, false);
+        j.fate = {
+          kind: "ignored",
+          reason: "egress copy (direction Out) of a forwarded packet: the host saw it when it came in",
+        };
+      }
+    } else {
+      const iface = pkt.iface ?? opts.iface ?? this.soleInterface();
+      if (iface === undefined || !this.fib.interface(iface)) {
+        throw new InputError({
+          code: "TRACE_NO_IFACE",
+          message:
+            iface === undefined
+              ? `${pkt.origin ?? "packet"}: the input does not name an interface and the host has several; use --in IFACE`
+              : `${pkt.origin ?? "packet"}: interface "${iface}" is not in the host file`,
+        });
+      }
+      const st = this.newFlight(pkt, iface, false);
+      st.link = pkt.link ?? {
+        dst: this.fib.interface(iface)!.mac,
+        src: ZERO_MAC,
+        ethertype: 0x0800,
+        vlans: [],
+      };
+      this.ipRcv(st);
+    }
+    report.events.push(...this.conntrack.takeEvents());
+    this.report = undefined;
+    return report;
+  }
+
+  /** The table as `conntrack -L` (or `-o extended`) prints it now. */
+  conntrackLines(extended = false): string[] {
+    return this.conntrack.list(this.now).map((ct) => formatConntrackEntry(ct, this.now, { extended }));
+  }
+
+  /** Compiled tables (counters live there). */
+  compiledTables(): ReadonlyMap<TableName, CompiledTable> {
+    return this.tables;
+  }
+
+  private soleInterface(): string | undefined {
+    const real = this.host.interfaces.filter((i) => i.name !== "lo");
+    return real.length === 1 ? real[0].name : undefined;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // packets and journeys
+
+  private newJourney(
+    pkt: Packet,
+    inIface: string | undefined,
+    local: boolean,
+    cause?: string,
+    parent?: number,
+  ) {
+    const report = this.report!;
+    const j: PacketJourney = {
+      id: report.packets.length,
+      ...(cause ? { cause } : {}),
+      ...(parent !== undefined ? { parent } : {}),
+      input: pkt,
+      inIface,
+      local,
+      hooks: [],
+      nat: [],
+      log: [],
+    };
+    report.packets.push(j);
+    return j;
+  }
+
+  private newFlight(
+    pkt: Packet,
+    inIface: string | undefined,
+    local: boolean,
+    cause?: string,
+    parent?: number,
+  ): Flight {
+    const journey = this.newJourney(pkt, inIface, local, cause, parent);
+    const skb: Skb = {
+      pkt,
+      mark: 0,
+      nfTrace: this.traceByDefault,
+      untracked: false,
+      priority: 0,
+      inIface,
+      local,
+      pktType: "host",
+    };
+    return { skb, journey, ownsCt: false, forwarded: false };
+  }
+
+  private nextIpId(): number {
+    return this.prng.nextU32() & 0xffff;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // hooks
+
+  /** Whether a table's built-in chain for `hook` is traversed (see the header on backends). */
+  private chainRuns(t: CompiledTable, hook: Hook): boolean {
+    const c = t.chains.get(hook);
+    if (!c) return false;
+    if (this.backend === "legacy") return true;
+    const model = t.source.chains.get(hook);
+    return c.rules.length > 0 || (model?.policy ?? "ACCEPT") !== "ACCEPT";
+  }
+
+  private doTableContext(st: Flight): DoTableContext {
+    return {
+      now: this.now,
+      host: this,
+      ruleState: this.ruleState,
+      effects: {
+        emitLocal: (pkt: Packet, why: string) => this.emitLocal(pkt, why, st, true),
+        log: (line: string) => st.journey.log.push(line),
+      },
+      trace: (point: TracePoint, skb: Skb, hook: Hook) => this.traceHit(point, skb, hook, st),
+    };
+  }
+
+  private traceHit(point: TracePoint, skb: Skb, hook: Hook, st: Flight): void {
+    const line = nfLogTrace(point.table, point.chain, point.comment, point.num, {
+      pkt: skb.pkt,
+      mark: skb.mark,
+      inIface: skb.inIface,
+      outIface: skb.outIface,
+      link: skb.inIface !== undefined ? st.link : undefined,
+    });
+    const t = this.tables.get(point.table);
+    const chain = t?.source.chains.get(point.chain);
+    const rule = point.comment === "rule" ? chain?.rules[point.num - 1] : undefined;
+    let verdict: string;
+    if (point.comment === "policy" && (!rule || point.num > (chain?.rules.length ?? 0)))
+      verdict = chain?.policy ?? "ACCEPT";
+    else if (point.comment === "return" && point.num > (chain?.rules.length ?? 0)) verdict = "RETURN";
+    else {
+      const r = rule ?? chain?.rules[point.num - 1];
+      const tg = r?.target;
+      verdict = !tg
+        ? "CONTINUE"
+        : tg.kind === "verdict"
+          ? tg.verdict
+          : tg.kind === "jump"
+            ? `${tg.goto ? "GOTO" : "JUMP"}:${tg.chain}`
+            : tg.name;
+    }
+    const hit: TraceHit = {
+      packetId: st.journey.id,
+      table: point.table,
+      chain: point.chain,
+      comment: point.comment,
+      num: point.num,
+      hook,
+      line,
+      ...(rule ? { rule } : {}),
+      verdict,
+      pkt: skb.pkt,
+      inIface: skb.inIface,
+      outIface: skb.outIface,
+      mark: skb.mark,
+      ...(skb.inIface !== undefined && st.link ? { link: st.link } : {}),
+    };
+    this.report!.trace.push(hit);
+  }
+
+  /** Runs every function registered at `hook`; false when the packet did not survive (its fate is set). */
+  private runHook(hook: Hook, st: Flight): boolean {
+    const skb = st.skb;
+    for (const e of HOOK_ORDER[hook]) {
+      switch (e.kind) {
+        case "table": {
+          const t = this.tables.get(e.table);
+          if (!t || !this.chainRuns(t, hook)) break;
+          const before = { mark: skb.mark, src: skb.pkt.ip.src, dst: skb.pkt.ip.dst, tos: skb.pkt.ip.tos };
+          const r = iptDoTable(t, hook, skb, this.doTableContext(st));
+          st.journey.hooks.push(`${e.table}:${hook} ${r.verdict}`);
+          if (r.verdict !== "ACCEPT") return this.tableVerdict(st, r, `${e.table}:${hook}`);
+          if (
+            hook === "OUTPUT" &&
+            e.table === "mangle" &&
+            (skb.mark !== before.mark ||
+              skb.pkt.ip.src !== before.src ||
+              skb.pkt.ip.dst !== before.dst ||
+              skb.pkt.ip.tos !== before.tos)
+          ) {
+            if (!this.routeLocal(st, "ip_route_me_harder after mangle OUTPUT")) return false;
+          }
+          break;
+        }
+        case "conntrack":
+          if (!this.ctIn(hook, st)) return false;
+          break;
+        case "nat":
+          if (!this.natHook(hook, st)) return false;
+          break;
+        case "confirm":
+          if (!this.confirm(hook, st)) return false;
+          break;
+      }
+    }
+    return true;
+  }
+
+  private tableVerdict(st: Flight, r: DoTableResult, where: string): false {
+    const by = r.decidedBy
+      ? `${r.decidedBy.table}:${r.decidedBy.chain}:${r.decidedBy.comment}:${r.decidedBy.num}`
+      : where;
+    if (r.verdict === "STOLEN") {
+      st.journey.fate = { kind: "stolen", by, reason: "the target took the packet (NF_STOLEN)" };
+    } else {
+      const reason =
+        r.verdict === "QUEUE"
+          ? "queued to userspace with no listener (NF_QUEUE -> drop)"
+          : r.hotdrop
+            ? "a match asked for a drop (hotdrop)"
+            : `dropped by ${by}`;
+      this.drop(st, reason, by);
+      return false;
+    }
+    this.releaseCt(st);
+    return false;
+  }
+
+  private drop(st: Flight, reason: string, by?: string): false {
+    st.journey.fate = { kind: "dropped", ...(by ? { by } : {}), reason };
+    this.releaseCt(st);
+    return false;
+  }
+
+  /** A packet that ends before confirm frees the conntrack it created (nf_conntrack_put of an unconfirmed ct). */
+  private releaseCt(st: Flight): void {
+    const ct = st.skb.ct;
+    if (st.ownsCt && ct && !ct.confirmed) this.conntrack.discard(ct);
+    st.ownsCt = false;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // conntrack, NAT, confirm
+
+  private ctIn(hook: Hook, st: Flight): boolean {
+    const skb = st.skb;
+    st.journey.hooks.push(`conntrack ${hook}`);
+    if (skb.ct) {
+      st.journey.ct ??= this.ctSummary(skb.ct, skb.ctinfo!, undefined, true);
+      return true;
+    }
+    if (skb.untracked || skb.ctTemplate?.notrack) {
+      skb.untracked = true;
+      skb.ctinfo = IP_CT_UNTRACKED;
+      st.journey.ct = { state: "UNTRACKED", ctinfo: CTINFO_NAMES[IP_CT_UNTRACKED] };
+      return true;
+    }
+    const zone = skb.ctTemplate?.zone;
+    const r = this.conntrack.in(skb.pkt, HOOK_NUM[hook], this.now, zone !== undefined ? { zone } : undefined);
+    skb.ct = r.ct;
+    skb.ctinfo = r.ctinfo;
+    skb.ctReason = r.reason;
+    st.ownsCt = r.ct !== undefined && !r.ct.confirmed;
+    st.journey.ct = this.ctSummaryOf(r);
+    if (r.verdict === NF_DROP) {
+      return this.drop(st, `conntrack dropped it: ${r.reason?.text ?? "nf_conntrack_in returned NF_DROP"}`);
+    }
+    return true;
+  }
+
+  private ctSummaryOf(r: CtLookupResult): CtSummary {
+    const l4 = r.l4 as TcpL4Result | undefined;
+    const tcp =
+      l4 && (l4.oldState !== undefined || l4.newState !== undefined)
+        ? { index: l4.index, oldState: l4.oldState, newState: l4.newState }
+        : undefined;
+    if (!r.ct || r.ctinfo === undefined) {
+      return {
+        state: r.state === "UNTRACKED" ? "UNTRACKED" : "INVALID",
+        ...(r.reason ? { reason: r.reason } : {}),
+        ...(tcp ? { tcp } : {}),
+      };
+    }
+    return { ...this.ctSummary(r.ct, r.ctinfo, r.reason, false), ...(tcp ? { tcp } : {}) };
+  }
+
+  private ctSummary(
+    ct: NfConn,
+    ctinfo: CtInfo,
+    reason: CtLookupResult["reason"],
+    attached: boolean,
+  ): CtSummary {
+    return {
+      state: ctinfoState(ctinfo),
+      ctinfo: CTINFO_NAMES[ctinfo],
+      dir: ctinfo >= IP_CT_IS_REPLY && ctinfo !== IP_CT_UNTRACKED ? "REPLY" : "ORIGINAL",
+      ...(reason ? { reason } : {}),
+      ...(attached ? { attached } : {}),
+      entry: formatConntrackEntry(ct, this.now),
+    };
+  }
+
+  private natHook(hook: Hook, st: Flight): boolean {
+    const natTable = this.tables.get("nat");
+    if (!natTable) return true; // iptable_nat not loaded: no NAT hooks registered
+    const skb = st.skb;
+    const manip = hook === "POSTROUTING" || hook === "INPUT" ? "SRC" : "DST";
+    const before = skb.pkt;
+    if (!skb.ct) {
+      st.journey.nat.push({
+        hook,
+        manip,
+        kind: "skipped",
+        why: skb.untracked
+          ? "UNTRACKED: nat table not consulted"
+          : "no conntrack (INVALID): nat table not consulted",
+      });
+      return true;
+    }
+    let ran = false;
+    let decided: TracePoint | undefined;
+    const res = nfNatIpv4Fn(
+      this.nat,
+      skb.ct,
+      skb.ctinfo,
+      skb.pkt,
+      {
+        hook: HOOK_NUM[hook],
+        out: skb.outIface,
+        runChains: (pkt) => {
+          ran = true;
+          skb.pkt = pkt;
+          if (!this.chainRuns(natTable, hook)) return NF_ACCEPT;
+          const r = iptDoTable(natTable, hook, skb, this.doTableContext(st));
+          st.journey.hooks.push(`nat:${hook} ${r.verdict}`);
+          decided = r.decidedBy;
+          return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
+        },
+      },
+      this.now,
+    );
+    skb.pkt = res.pkt;
+    const from = flowText(before);
+    const to = flowText(res.pkt);
+    const changed = from !== to;
+    const by = decided ? `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}` : undefined;
+    let step: NatStep;
+    if (res.verdict !== NF_ACCEPT) {
+      step = { hook, manip, kind: "drop", ...(by ? { by } : {}), why: res.reason ?? "NF_DROP" };
+    } else if (ran) {
+      const bound = decided?.comment === "rule";
+      step = {
+        hook,
+        manip,
+        kind: bound ? "binding" : "null-binding",
+        ...(bound && by ? { by } : {}),
+        from,
+        to,
+      };
+    } else step = { hook, manip, kind: changed ? "rewrite" : "none", from, to };
+    st.journey.nat.push(step);
+    if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
+    if (hook === "OUTPUT" && before.ip.dst !== res.pkt.ip.dst) {
+      if (!this.routeLocal(st, "re-routed after DNAT (nf_nat_ipv4_local_fn)")) return false;
+    }
+    return true;
+  }
+
+  private confirm(hook: Hook, st: Flight): boolean {
+    const skb = st.skb;
+    const ct = skb.ct;
+    if (!ct || skb.ctinfo === undefined) return true;
+    const r = this.conntrack.confirm(ct, this.now, skb.ctinfo);
+    st.ownsCt = false;
+    if (r.verdict !== NF_ACCEPT) {
+      st.journey.hooks.push(`confirm ${hook} DROP`);
+      return this.drop(st, `conntrack confirm dropped it: ${r.reason?.text ?? "insert failed"}`);
+    }
+    if (r.ct) skb.ct = r.ct;
+    return true;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // receive path
+
+  private ipRcv(st: Flight): void {
+    if (!this.runHook("PREROUTING", st)) return;
+    const skb = st.skb;
+    const ip = skb.pkt.ip;
+    const iif = skb.inIface!;
+    const rt = this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif, tos: ip.tos });
+    st.rt = rt;
+    const type =
+      rt.type === "local" ? "local" : this.fib.addrType(ip.dst) === "BROADCAST" ? "broadcast" : rt.type;
+    if (type === "local" || type === "broadcast") {
+      if (iif !== "lo" && this.fib.isLocalAddress(ip.src)) {
+        this.drop(st, `martian source ${formatIpv4(ip.src)} (one of the host's own addresses) from ${iif}`);
+        return;
+      }
+      st.journey.route = `local delivery (${type === "local" ? `local route, table ${tableName(rt.table)}` : "broadcast"})`;
+      this.localDeliver(st);
+      return;
+    }
+    if (!this.forwarding) {
+      st.journey.route = "not local and net.ipv4.ip_forward=0";
+      this.drop(st, "not for this host and forwarding is off (ip_error drops it silently)");
+      return;
+    }
+    switch (type) {
+      case "unicast":
+        st.journey.route = routeText(rt);
+        this.ipForward(st, rt);
+        return;
+      case "blackhole":
+        st.journey.route = "blackhole route";
+        this.drop(st, "blackhole route (ip_error: -EINVAL, no ICMP)");
+        return;
+      default: {
+        const code =
+          type === "unreachable"
+            ? ICMP_HOST_UNREACH
+            : type === "prohibit"
+              ? ICMP_PKT_FILTERED
+              : ICMP_NET_UNREACH;
+        st.journey.route = type === "none" ? "no route" : `${type} route`;
+        this.icmpError(
+          st,
+          ICMP_DEST_UNREACH,
+          code,
+          0,
+          `ip_error: ${type === "none" ? "no route" : `${type} route`}`,
+        );
+        this.drop(st, `no route (ip_error sent ICMP destination unreachable code ${code})`);
+      }
+    }
+  }
+
+  private ipForward(st: Flight, rt: FibResult): void {
+    const skb = st.skb;
+    st.forwarded = true;
+    const iif = skb.inIface!;
+    skb.outIface = rt.oif;
+    if (skb.pkt.ip.ttl <= 1) {
+      this.icmpError(st, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, "ip_forward: TTL exceeded");
+      this.drop(st, `TTL ${skb.pkt.ip.ttl} would reach 0 (ip_forward sent ICMP time exceeded)`);
+      return;
+    }
+    skb.pkt = decreaseTtl(skb.pkt);
+    if (rt.oif === iif && this.sendRedirects && this.fib.onLink(iif, skb.pkt.ip.src))
+      this.maybeRedirect(st, rt);
+    if (!this.runHook("FORWARD", st)) return;
+    this.postRouting(st, rt);
+  }
+
+  /** ip_rt_send_redirect with its per-peer backoff. */
+  private maybeRedirect(st: Flight, rt: FibResult): void {
+    const src = st.skb.pkt.ip.src;
+    let peer = this.redirectPeers.get(src);
+    if (!peer) this.redirectPeers.set(src, (peer = { n: 0, last: -Infinity }));
+    if (this.now - peer.last > REDIRECT_SILENCE) peer.n = 0;
+    if (peer.n >= REDIRECT_NUMBER) return;
+    if (peer.n === 0 || this.now > peer.last + REDIRECT_LOAD * (1 << peer.n)) {
+      peer.last = this.now;
+      peer.n++;
+      this.icmpError(
+        st,
+        ICMP_REDIRECT,
+        ICMP_REDIR_HOST,
+        rt.nexthop,
+        "ip_forward: ICMP redirect (ip_rt_send_redirect)",
+      );
+    }
+  }
+
+  private localDeliver(st: Flight): void {
+    const skb = st.skb;
+    skb.outIface = undefined;
+    if (!this.runHook("INPUT", st)) return;
+    const pkt = skb.pkt;
+    const l4 = pkt.l4;
+    st.journey.out = pkt;
+    const ownAddr = this.fib.addrType(pkt.ip.dst) === "LOCAL";
+    if (l4.kind === "tcp") {
+      const sk = this.lookupSocket(
+        { protocol: "tcp", saddr: pkt.ip.src, sport: l4.srcPort, daddr: pkt.ip.dst, dport: l4.dstPort },
+        "listener",
+      );
+      if (sk) {
+        st.journey.fate = {
+          kind: "delivered",
+          to: `tcp socket ${formatIpv4(sk.address)}:${sk.port} (LISTEN)`,
+        };
+        return;
+      }
+      st.journey.fate = { kind: "delivered", to: "tcp_v4_rcv: no socket" };
+      if (!(l4.flags & TCP_RST) && ownAddr) this.tcpReset(st);
+      return;
+    }
+    if (l4.kind === "udp") {
+      const sk = this.lookupSocket(
+        { protocol: "udp", saddr: pkt.ip.src, sport: l4.srcPort, daddr: pkt.ip.dst, dport: l4.dstPort },
+        "listener",
+      );
+      if (sk) {
+        st.journey.fate = { kind: "delivered", to: `udp socket ${formatIpv4(sk.address)}:${sk.port}` };
+        return;
+      }
+      st.journey.fate = { kind: "delivered", to: "__udp4_lib_rcv: no socket" };
+      if (ownAddr) this.icmpError(st, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0, "udp: port unreachable");
+      return;
+    }
+    if (l4.kind === "icmp") {
+      st.journey.fate = { kind: "delivered", to: "icmp_rcv" };
+      if (l4.type === ICMP_ECHO && !this.echoIgnoreAll && ownAddr) this.echoReply(st);
+      return;
+    }
+    st.journey.fate = { kind: "delivered", to: `no handler for protocol ${pkt.ip.protocol}` };
+    if (ownAddr)
+      this.icmpError(st, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH, 0, "ip_local_deliver: protocol unreachable");
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // output path
+
+  /** The host sends `pkt` itself (ip_local_out). */
+  private localOut(pkt: Packet, cause: string, parent?: Flight, attachCt = false): void {
+    if (this.depth >= MAX_DEPTH) return;
+    this.depth++;
+    try {
+      const st = this.newFlight(pkt, undefined, true, cause, parent?.journey.id);
+      if (attachCt && parent?.skb.ct && parent.skb.ctinfo !== undefined) {
+        // nf_conntrack_attach: RELATED_REPLY when the original was in the ORIGINAL direction.
+        const dir = parent.skb.ctinfo >= IP_CT_IS_REPLY ? 1 : IP_CT_DIR_ORIGINAL;
+        st.skb.ct = parent.skb.ct;
+        st.skb.ctinfo = dir === IP_CT_DIR_ORIGINAL ? IP_CT_RELATED_REPLY : IP_CT_RELATED;
+      }
+      if (!this.routeLocal(st, undefined)) return;
+      if (!this.runHook("OUTPUT", st)) return;
+      this.postRouting(st, st.rt!);
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** Output route (ip_route_output_key / ip_route_me_harder). */
+  private routeLocal(st: Flight, why: string | undefined): boolean {
+    const skb = st.skb;
+    const ip = skb.pkt.ip;
+    const rt = this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif: "lo", tos: ip.tos });
+    if (rt.type === "local") {
+      st.rt = { ...rt, oif: "lo", nexthop: ip.dst };
+      skb.outIface = "lo";
+      st.journey.route = `local destination: loopback${why ? ` (${why})` : ""}`;
+      return true;
+    }
+    if (rt.type !== "unicast") {
+      st.journey.route = `no route for a locally generated packet${why ? ` (${why})` : ""}`;
+      return this.drop(
+        st,
+        `no output route to ${formatIpv4(ip.dst)} (${rt.type === "none" ? "-ENETUNREACH" : rt.type})`,
+      );
+    }
+    st.rt = rt;
+    skb.outIface = rt.oif;
+    st.journey.route = `${routeText(rt)}${why ? ` (${why})` : ""}`;
+    return true;
+  }
+
+  private postRouting(st: Flight, rt: FibResult): void {
+    if (!this.runHook("POSTROUTING", st)) return;
+    const skb = st.skb;
+    const out = skb.outIface ?? rt.oif ?? "lo";
+    if (out === "lo") {
+      // dev_loopback_xmit -> netif_rx: the packet comes back in on lo with its conntrack attached.
+      st.journey.hooks.push("loopback");
+      skb.inIface = "lo";
+      skb.outIface = undefined;
+      st.link = { dst: ZERO_MAC, src: ZERO_MAC, ethertype: 0x0800, vlans: [] };
+      this.ipRcv(st);
+      return;
+    }
+    const iface = this.fib.interface(out);
+    const link: LinkHeader = {
+      src: iface?.mac ?? ZERO_MAC,
+      dst: this.neighbourMac?.(out, rt.nexthop) ?? ZERO_MAC,
+      ethertype: 0x0800,
+      vlans: [],
+    };
+    const pkt: Packet = { ...skb.pkt, link, iface: out, direction: "Out" };
+    st.journey.out = pkt;
+    st.journey.fate = { kind: "left", iface: out };
+    this.report!.egress.push({ iface: out, packet: pkt, packetId: st.journey.id });
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // the host's own answers
+
+  /** A target (REJECT) emits a packet: it goes through OUTPUT at once (nf_send_reset / icmp_send). */
+  private emitLocal(pkt: Packet, why: string, parent: Flight, attach: boolean): void {
+    const pkts = this.report!.packets;
+    const n = pkts.length;
+    this.localOut(pkt, why, parent, attach);
+    if (pkts.length === n) return;
+  }
+
+  private icmpError(st: Flight, type: number, code: number, info: number, cause: string): void {
+    const b = this.builders;
+    if (!b) {
+      st.journey.log.push(`(${cause}: not generated, no ICMP builder)`);
+      return;
+    }
+    const pkt = st.skb.pkt;
+    const src = this.fib.addrType(pkt.ip.dst) === "LOCAL" ? pkt.ip.dst : this.sourceAddressFor(pkt.ip.src);
+    if (src === undefined) return;
+    const icmp = b.icmpSend(pkt, type, code, info, { src, id: this.nextIpId(), ttl: this.ipDefaultTtl });
+    if (!icmp) {
+      st.journey.log.push(`(${cause}: icmp_send refused)`);
+      return;
+    }
+    this.localOut(icmp, `icmp_send: ${cause}`, st, true);
+  }
+
+  private tcpReset(st: Flight): void {
+    const b = this.builders;
+    if (!b) {
+      st.journey.log.push("(tcp_v4_send_reset: not generated, no RST builder)");
+      return;
+    }
+    const rst = b.tcpV4SendReset(st.skb.pkt, { id: 0, ttl: this.ipDefaultTtl });
+    if (rst) this.localOut(rst, "tcp_v4_send_reset: no socket", st, false);
+  }
+
+  /** icmp_echo -> icmp_reply: same id, sequence and payload; source = the address pinged. */
+  private echoReply(st: Flight): void {
+    const req = st.skb.pkt;
+    if (req.l4.kind !== "icmp") return;
+    const reply: Packet = {
+      ...req,
+      ip: {
+        ...req.ip,
+        src: req.ip.dst,
+        dst: req.ip.src,
+        ttl: this.ipDefaultTtl,
+        id: this.nextIpId(),
+        df: false,
+        mf: false,
+        rf: false,
+        fragOffset: 0,
+        options: new Uint8Array(0),
+        ihl: 20,
+        totalLength: req.ip.totalLength - (req.ip.ihl - 20),
+      },
+      l4: { ...req.l4, type: ICMP_ECHOREPLY },
+      ipChecksum: "unknown",
+      l4Checksum: "unknown",
+      link: undefined,
+      iface: undefined,
+      direction: undefined,
+    };
+    this.localOut(reply, "icmp_echo: echo reply", st, false);
+  }
+}
+
+/** ip_decrease_ttl: TTL - 1 with the header checksum updated incrementally. */
+export function decreaseTtl(pkt: Packet): Packet {
+  const ip = pkt.ip;
+  const from = (ip.ttl << 8) | ip.protocol;
+  const to = ((ip.ttl - 1) << 8) | ip.protocol;
+  return { ...pkt, ip: { ...ip, ttl: ip.ttl - 1, checksum: csumReplace2(ip.checksum, from, to) } };
+}
+
+function tableName(id: number | undefined): string {
+  return id === 255 ? "local" : id === 254 ? "main" : id === 253 ? "default" : String(id);
+}
+
+function routeText(rt: FibResult): string {
+  const via = rt.gateway !== undefined ? `via ${formatIpv4(rt.gateway)} ` : "";
+  return `forward ${via}dev ${rt.oif ?? "?"} (table ${tableName(rt.table)}${
+    rt.rulePriority !== undefined && rt.rulePriority !== 0 && rt.rulePriority !== 32766
+      ? `, ip rule ${rt.rulePriority}`
+      : ""
+  })`;
+}
+
+export { protoName as packetProtoName };
