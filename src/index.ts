@@ -34,3 +34,8 @@ export * from "./nat/nf_nat_core";
 export * from "./nat/nf_nat_masquerade";
 export * from "./nat/nf_nat_redirect";
 export * from "./nat/netmap";
+export * from "./host/route";
+export * from "./sim/hooks";
+export * from "./sim/host";
+export * from "./sim/scenario";
+export * from "./trace/events";
