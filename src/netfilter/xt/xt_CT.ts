@@ -6,10 +6,15 @@
  *
  * Left out on purpose: --zone-orig/--zone-reply direction zones and `--zone mark`; helpers and timeout
  * policies are only named, not checked for existence.
+ *
+ * Per packet: `xt_ct_target` (returns XT_CONTINUE, as the kernel does: later raw rules still run).
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect, parseUint } from "./util";
+import type { Skb, TargetVerdict } from "../skb";
+import { XT_CONTINUE } from "../skb";
+import { IP_CT_UNTRACKED } from "../../conntrack/types";
 
 export const CT_EVENTS = [
   "new",
@@ -46,6 +51,7 @@ function parseEvents(text: string, names: readonly string[]): string[] | undefin
 export const ctTarget: TargetDescriptor<CtTargetOptions> = {
   kind: "target",
   name: "CT",
+  target: ctTg,
   kernelFile: "net/netfilter/xt_CT.c",
   userspaceFile: "extensions/libxt_CT.c",
   table: "raw",
@@ -109,6 +115,7 @@ export type NotrackTargetOptions = Record<string, never>;
 export const notrackTarget: TargetDescriptor<NotrackTargetOptions> = {
   kind: "target",
   name: "NOTRACK",
+  target: notrackTg,
   kernelFile: "net/netfilter/xt_CT.c",
   userspaceFile: "extensions/libxt_CT.c",
   table: "raw",
@@ -120,3 +127,31 @@ export const notrackTarget: TargetDescriptor<NotrackTargetOptions> = {
     return "";
   },
 };
+
+/**
+ * xt_ct_target: a packet that already carries a conntrack (or a template, or UNTRACKED) is left alone;
+ * --notrack marks it UNTRACKED; otherwise the rule's template (zone, and the recorded helper/timeout/event
+ * options) is attached for nf_conntrack_in. Always XT_CONTINUE.
+ */
+export function ctTg(o: CtTargetOptions, skb: Skb): TargetVerdict {
+  if (skb.ct || skb.untracked || skb.ctTemplate) return XT_CONTINUE;
+  if (o.notrack) {
+    skb.untracked = true;
+    skb.ctinfo = IP_CT_UNTRACKED;
+    return XT_CONTINUE;
+  }
+  const template = {
+    zone: o.zone,
+    ...(o.helper !== undefined ? { helper: o.helper } : {}),
+    ...(o.timeout !== undefined ? { timeout: o.timeout } : {}),
+    ...(o.ctevents.length ? { ctevents: o.ctevents } : {}),
+    ...(o.expevents.length ? { expevents: o.expevents } : {}),
+  };
+  skb.ctTemplate = template;
+  return XT_CONTINUE;
+}
+
+/** `-j NOTRACK`: xt_ct_target with the notrack template. */
+export function notrackTg(_o: NotrackTargetOptions, skb: Skb): TargetVerdict {
+  return ctTg({ notrack: true, ctevents: [], expevents: [], zone: 0 }, skb);
+}

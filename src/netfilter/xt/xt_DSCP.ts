@@ -4,10 +4,14 @@
  * extensions/dscp_helper.c, iptables 1.8.x.
  *
  * Left out on purpose: nothing.
+ *
+ * Per packet: `dscp_tg`.
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect, parseUint } from "./util";
+import type { Skb, TargetVerdict } from "../skb";
+import { XT_CONTINUE } from "../skb";
 
 export const DSCP_CLASSES: ReadonlyMap<string, number> = new Map([
   ["CS0", 0x00],
@@ -41,6 +45,7 @@ export interface DscpTargetOptions {
 export const dscpTarget: TargetDescriptor<DscpTargetOptions> = {
   kind: "target",
   name: "DSCP",
+  target: dscpTg,
   kernelFile: "net/netfilter/xt_DSCP.c",
   userspaceFile: "extensions/libxt_DSCP.c",
   table: "mangle",
@@ -63,3 +68,10 @@ export const dscpTarget: TargetDescriptor<DscpTargetOptions> = {
     return `--set-dscp 0x${o.dscp.toString(16).padStart(2, "0")}`;
   },
 };
+
+/** dscp_tg: replace the six DSCP bits of the TOS byte, keeping ECN (ipv4_change_dsfield). */
+export function dscpTg(o: DscpTargetOptions, skb: Skb): TargetVerdict {
+  const tos = skb.pkt.ip.tos;
+  if (tos >> 2 !== o.dscp) skb.pkt = { ...skb.pkt, ip: { ...skb.pkt.ip, tos: (tos & 0x03) | (o.dscp << 2) } };
+  return XT_CONTINUE;
+}

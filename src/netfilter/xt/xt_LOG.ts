@@ -4,10 +4,23 @@
  * iptables 1.8.x.
  *
  * Left out on purpose: nothing of the syntax. The line format is in KERNEL_FACTS §6.1.
+ *
+ * Per packet: `log_tg` formatting with src/trace/nf_log.ts (the syslog level is not part of the line).
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect, saveString } from "./util";
+import type { Skb, TargetVerdict, XtActionParam } from "../skb";
+import { XT_CONTINUE } from "../skb";
+import {
+  NF_LOG_IPOPT,
+  NF_LOG_MACDECODE,
+  NF_LOG_TCPOPT,
+  NF_LOG_TCPSEQ,
+  NF_LOG_UID,
+  nfLogPacket,
+  type NfLogSubject,
+} from "../../trace/nf_log";
 
 export const LOG_DEFAULT_LEVEL = 4;
 /** Prefix buffer of `struct xt_log_info` is 30 bytes including the NUL. */
@@ -40,6 +53,7 @@ export interface LogTargetOptions {
 export const logTarget: TargetDescriptor<LogTargetOptions> = {
   kind: "target",
   name: "LOG",
+  target: logTg,
   kernelFile: "net/netfilter/xt_LOG.c",
   userspaceFile: "extensions/libxt_LOG.c",
   options: [
@@ -93,3 +107,29 @@ export const logTarget: TargetDescriptor<LogTargetOptions> = {
       .join(" ");
   },
 };
+
+/** The logger's view of a packet: devices of the hook, link header, mark and the socket owner (UID=/GID=). */
+export function logSubject(skb: Skb, par: XtActionParam): NfLogSubject {
+  const sk = skb.sk;
+  const owner = skb.owner ?? (sk && sk.uid !== undefined ? { uid: sk.uid, gid: sk.gid ?? 0 } : undefined);
+  return {
+    pkt: skb.pkt,
+    mark: skb.mark,
+    inIface: par.inIface,
+    outIface: par.outIface,
+    link: skb.pkt.link,
+    ...(owner ? { owner } : {}),
+  };
+}
+
+/** log_tg: nf_log_packet with the rule's level, prefix and flags; XT_CONTINUE. */
+export function logTg(o: LogTargetOptions, skb: Skb, par: XtActionParam): TargetVerdict {
+  const logflags =
+    (o.tcpSequence ? NF_LOG_TCPSEQ : 0) |
+    (o.tcpOptions ? NF_LOG_TCPOPT : 0) |
+    (o.ipOptions ? NF_LOG_IPOPT : 0) |
+    (o.uid ? NF_LOG_UID : 0) |
+    (o.macDecode ? NF_LOG_MACDECODE : 0);
+  par.effects.log(nfLogPacket(o.prefix, logSubject(skb, par), { level: o.level, logflags }));
+  return XT_CONTINUE;
+}

@@ -4,10 +4,16 @@
  * truncates an over-long prefix to 63 characters), iptables 1.8.x.
  *
  * Left out on purpose: nothing of the syntax.
+ *
+ * Per packet: `nflog_tg`, reported through effects.log with an `NFLOG group=N ` marker (no netlink).
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect, parseUint, saveString } from "./util";
+import type { Skb, TargetVerdict, XtActionParam } from "../skb";
+import { XT_CONTINUE } from "../skb";
+import { nfLogPacket } from "../../trace/nf_log";
+import { logSubject } from "./xt_LOG";
 
 export const NFLOG_PREFIX_MAX = 63;
 export const XT_NFLOG_DEFAULT_THRESHOLD = 0;
@@ -23,6 +29,7 @@ export interface NflogTargetOptions {
 export const nflogTarget: TargetDescriptor<NflogTargetOptions> = {
   kind: "target",
   name: "NFLOG",
+  target: nflogTg,
   kernelFile: "net/netfilter/xt_NFLOG.c",
   userspaceFile: "extensions/libxt_NFLOG.c",
   options: [
@@ -90,3 +97,14 @@ export const nflogTarget: TargetDescriptor<NflogTargetOptions> = {
       .join(" ");
   },
 };
+
+/**
+ * nflog_tg: the packet goes to nfnetlink_log group N, not to the kernel log. The emulator reports it as a log
+ * line with the marker `NFLOG group=N ` before the LOG-format text (prefix included, no optional fields), so
+ * output readers can tell it apart. XT_CONTINUE.
+ */
+export function nflogTg(o: NflogTargetOptions, skb: Skb, par: XtActionParam): TargetVerdict {
+  const text = nfLogPacket(o.prefix, logSubject(skb, par), { level: 4, logflags: 0 });
+  par.effects.log(`NFLOG group=${o.group} ${text}`);
+  return XT_CONTINUE;
+}

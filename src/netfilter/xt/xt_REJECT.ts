@@ -4,10 +4,17 @@
  * extensions/libipt_REJECT.c (`REJECT_parse`, `REJECT_save`, default icmp-port-unreachable), iptables 1.8.x.
  *
  * Left out on purpose: IPv6 reject types.
+ *
+ * Per packet: `reject_tg` with src/net/icmp_send.ts and src/net/tcp_reset.ts.
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect } from "./util";
+import type { Skb, TargetVerdict, XtActionParam } from "../skb";
+import type { Packet } from "../../wire/packet";
+import { hostOf } from "../host_services";
+import { icmpSend } from "../../net/icmp_send";
+import { nfSendReset } from "../../net/tcp_reset";
 
 export const REJECT_TYPES = [
   "icmp-net-unreachable",
@@ -39,6 +46,7 @@ export interface RejectTargetOptions {
 export const rejectTarget: TargetDescriptor<RejectTargetOptions> = {
   kind: "target",
   name: "REJECT",
+  target: rejectTg,
   kernelFile: "net/ipv4/netfilter/ipt_REJECT.c",
   userspaceFile: "extensions/libipt_REJECT.c",
   table: "filter",
@@ -66,3 +74,52 @@ export const rejectTarget: TargetDescriptor<RejectTargetOptions> = {
     return `--reject-with ${o.with}`;
   },
 };
+
+/** ICMP codes of ipt_REJECT.c's switch (ICMP_NET_UNREACH ... ICMP_PKT_FILTERED). */
+export const REJECT_ICMP_CODES: Readonly<Record<Exclude<RejectWith, "tcp-reset">, number>> = {
+  "icmp-net-unreachable": 0,
+  "icmp-host-unreachable": 1,
+  "icmp-proto-unreachable": 2,
+  "icmp-port-unreachable": 3,
+  "icmp-net-prohibited": 9,
+  "icmp-host-prohibited": 10,
+  "icmp-admin-prohibited": 13,
+};
+
+/** Protocols whose checksum nf_send_unreach verifies first (nf_reject_verify_csum). */
+function verifiesChecksum(pkt: Packet): boolean {
+  const p = pkt.ip.protocol;
+  if (p === 17) return pkt.l4.kind === "udp" && pkt.l4.checksum !== 0;
+  return ![47, 50, 51, 132, 136, 33].includes(p);
+}
+
+/**
+ * reject_tg: nf_send_unreach (ICMP) or nf_send_reset (RST), then NF_DROP. The answer goes out through
+ * effects.emitLocal (it traverses OUTPUT like any locally generated packet). The builders refuse what the
+ * kernel refuses (fragments, RST for RST, ICMP errors about ICMP errors, broadcasts); nf_send_unreach also
+ * sends nothing for a packet with a bad checksum outside LOCAL_OUT. The RST's mark (IP4_REPLY_MARK) is not
+ * carried: emitLocal takes a packet only.
+ */
+export function rejectTg(o: RejectTargetOptions, skb: Skb, par: XtActionParam): TargetVerdict {
+  const host = hostOf(par.host);
+  const pkt = skb.pkt;
+  const dstType = host.addrType(pkt.ip.dst);
+  if (o.with === "tcp-reset") {
+    const r = nfSendReset(pkt, { dstType, ttl: host.ipDefaultTtl, hook: par.hook });
+    if ("packet" in r) par.effects.emitLocal(r.packet, "REJECT --reject-with tcp-reset");
+    return "DROP";
+  }
+  const csumBad = par.hook !== "OUTPUT" && verifiesChecksum(pkt) && pkt.l4Checksum === "incorrect";
+  if (pkt.ip.fragOffset === 0 && !csumBad) {
+    const r = icmpSend(pkt, 3, REJECT_ICMP_CODES[o.with], 0, {
+      dstType,
+      pktType: skb.local ? "host" : skb.pktType,
+      sourceFor: (d) => host.sourceAddressFor(d),
+      mtu: host.routeMtu(pkt.ip.src),
+      ttl: host.ipDefaultTtl,
+      id: host.randomU32() & 0xffff,
+    });
+    if ("packet" in r) par.effects.emitLocal(r.packet, `REJECT --reject-with ${o.with}`);
+  }
+  return "DROP";
+}

@@ -3,15 +3,20 @@
  * userspace extensions/libxt_TRACE.c (no options), iptables 1.8.x.
  *
  * Left out on purpose: the nf_logger dependency check.
+ *
+ * Per packet: `trace_tg`.
  */
 
 import type { TargetDescriptor } from "../registry";
+import type { Skb, TargetVerdict } from "../skb";
+import { XT_CONTINUE } from "../skb";
 
 export type TraceTargetOptions = Record<string, never>;
 
 export const traceTarget: TargetDescriptor<TraceTargetOptions> = {
   kind: "target",
   name: "TRACE",
+  target: traceTg,
   kernelFile: "net/netfilter/xt_TRACE.c",
   userspaceFile: "extensions/libxt_TRACE.c",
   table: "raw",
@@ -23,3 +28,9 @@ export const traceTarget: TargetDescriptor<TraceTargetOptions> = {
     return "";
   },
 };
+
+/** trace_tg: skb->nf_trace = 1; XT_CONTINUE. */
+export function traceTg(_o: TraceTargetOptions, skb: Skb): TargetVerdict {
+  skb.nfTrace = true;
+  return XT_CONTINUE;
+}

@@ -4,10 +4,14 @@
  * iptables 1.8.x.
  *
  * Left out on purpose: ip6tables' HL target.
+ *
+ * Per packet: `ttl_tg`.
  */
 
 import type { TargetDescriptor } from "../registry";
 import { collect, parseUint } from "./util";
+import type { Skb, TargetVerdict } from "../skb";
+import { XT_CONTINUE } from "../skb";
 
 export interface TtlTargetOptions {
   readonly mode: "set" | "inc" | "dec";
@@ -17,6 +21,7 @@ export interface TtlTargetOptions {
 export const ttlTarget: TargetDescriptor<TtlTargetOptions> = {
   kind: "target",
   name: "TTL",
+  target: ttlTg,
   kernelFile: "net/netfilter/xt_HL.c",
   userspaceFile: "extensions/libipt_TTL.c",
   table: "mangle",
@@ -42,3 +47,12 @@ export const ttlTarget: TargetDescriptor<TtlTargetOptions> = {
     return `--ttl-${o.mode} ${o.value}`;
   },
 };
+
+/** ttl_tg: set, or add/subtract saturating at 255/0; the header checksum stays valid (csum_replace2). */
+export function ttlTg(o: TtlTargetOptions, skb: Skb): TargetVerdict {
+  const old = skb.pkt.ip.ttl;
+  const ttl =
+    o.mode === "set" ? o.value : o.mode === "inc" ? Math.min(255, old + o.value) : Math.max(0, old - o.value);
+  if (ttl !== old) skb.pkt = { ...skb.pkt, ip: { ...skb.pkt.ip, ttl } };
+  return XT_CONTINUE;
+}
