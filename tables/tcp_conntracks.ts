@@ -259,12 +259,48 @@ export const TCP_CONNTRACKS_3_6: TcpConntracksTable = (() => {
   return [[base[0][0], synack, base[0][2], base[0][3], base[0][4], base[0][5]], base[1]];
 })();
 
-/** The table a kernel profile uses ("6.18", "6.1", "5.10", "4.19" -> 6.17 cells; "3.10"; "3.6"). */
-export function tcpConntracksFor(kernel: string): TcpConntracksTable {
+function tableForVersion(kernel: string): TcpConntracksTable {
   const [maj, min] = kernel.split(".").map(Number);
   if (maj < 3 || (maj === 3 && min <= 6)) return TCP_CONNTRACKS_3_6;
   if (maj === 3 || (maj === 4 && min < 19)) return TCP_CONNTRACKS_3_10;
   return TCP_CONNTRACKS_6_17;
+}
+
+/** Tables already chosen, by profile id (the version string is parsed once per id). */
+const TABLE_BY_KERNEL = new Map<string, TcpConntracksTable>();
+
+/** The table a kernel profile uses ("6.18", "6.1", "5.10", "4.19" -> 6.17 cells; "3.10"; "3.6"). */
+export function tcpConntracksFor(kernel: string): TcpConntracksTable {
+  let t = TABLE_BY_KERNEL.get(kernel);
+  if (t === undefined) TABLE_BY_KERNEL.set(kernel, (t = tableForVersion(kernel)));
+  return t;
+}
+
+/**
+ * The same table with each cell as its number (cellToState), flat: `[dir * 60 + index * 10 + oldState]`. The
+ * state machine reads this on every packet; the cells with comments stay the source.
+ */
+export type TcpStateTable = Readonly<Uint8Array>;
+
+const STATES_BY_TABLE = new Map<TcpConntracksTable, TcpStateTable>();
+
+/** Cell index of [dir][index][oldState] in a TcpStateTable. */
+export function tcpStateCell(dir: number, index: number, oldState: number): number {
+  return dir * 60 + index * 10 + oldState;
+}
+
+/** The numeric form of a table (built once per table). */
+export function tcpStatesOf(table: TcpConntracksTable): TcpStateTable {
+  let s = STATES_BY_TABLE.get(table);
+  if (s === undefined) {
+    const out = new Uint8Array(120);
+    for (let dir = 0; dir < 2; dir++)
+      for (let index = 0; index < 6; index++)
+        for (let old = 0; old < 10; old++)
+          out[tcpStateCell(dir, index, old)] = cellToState(table[dir][index][old].to);
+    STATES_BY_TABLE.set(table, (s = out));
+  }
+  return s;
 }
 
 /** Which transcription a profile's table comes from (a key of TCP_CONNTRACKS_PROVENANCE). */

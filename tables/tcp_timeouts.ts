@@ -54,3 +54,52 @@ export function tcpTimeoutsFrom(sysctl: object): number[] {
   out[0] = out[1];
   return out;
 }
+
+/**
+ * One slot of the timeouts array for a sysctl set, read straight from the sysctls: the same values as
+ * `tcpTimeoutsFrom(sysctl)[slot]` without building the array (the state machine asks for up to four slots per
+ * packet, and the sysctls may change between packets).
+ */
+export function tcpTimeout(sysctl: TcpTimeoutSysctls, slot: number): number {
+  switch (slot) {
+    case 0:
+    case 1:
+      return sysctl.nf_conntrack_tcp_timeout_syn_sent ?? 120;
+    case 2:
+      return sysctl.nf_conntrack_tcp_timeout_syn_recv ?? 60;
+    case 3:
+      return sysctl.nf_conntrack_tcp_timeout_established ?? 432000;
+    case 4:
+      return sysctl.nf_conntrack_tcp_timeout_fin_wait ?? 120;
+    case 5:
+      return sysctl.nf_conntrack_tcp_timeout_close_wait ?? 60;
+    case 6:
+      return sysctl.nf_conntrack_tcp_timeout_last_ack ?? 30;
+    case 7:
+      return sysctl.nf_conntrack_tcp_timeout_time_wait ?? 120;
+    case 8:
+      return sysctl.nf_conntrack_tcp_timeout_close ?? 10;
+    case 9:
+      return 120;
+    case 12:
+      return sysctl.nf_conntrack_tcp_timeout_max_retrans ?? 300;
+    case 13:
+      return sysctl.nf_conntrack_tcp_timeout_unacknowledged ?? 300;
+    default:
+      return 0;
+  }
+}
+
+/** The sysctls `tcpTimeout` reads (a missing one falls back to the table default, as in tcpTimeoutsFrom). */
+export interface TcpTimeoutSysctls {
+  readonly nf_conntrack_tcp_timeout_syn_sent?: number;
+  readonly nf_conntrack_tcp_timeout_syn_recv?: number;
+  readonly nf_conntrack_tcp_timeout_established?: number;
+  readonly nf_conntrack_tcp_timeout_fin_wait?: number;
+  readonly nf_conntrack_tcp_timeout_close_wait?: number;
+  readonly nf_conntrack_tcp_timeout_last_ack?: number;
+  readonly nf_conntrack_tcp_timeout_time_wait?: number;
+  readonly nf_conntrack_tcp_timeout_close?: number;
+  readonly nf_conntrack_tcp_timeout_max_retrans?: number;
+  readonly nf_conntrack_tcp_timeout_unacknowledged?: number;
+}

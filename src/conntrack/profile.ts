@@ -4,6 +4,8 @@
  * version that introduced it.
  *
  * The default is the newest kernel the project ports and checks against recordings of a real kernel.
+ * Per-packet code should not compare versions: trackers resolve a profile's switches once (tcp_window.ts
+ * `tcpProfile` is memoised per id) and read booleans.
  */
 
 export interface KernelProfile {
@@ -22,15 +24,21 @@ export const KERNEL_PROFILES: readonly KernelProfile[] = [
 
 export const DEFAULT_KERNEL = "6.18";
 
-function parts(v: string): number[] {
-  return v.split(".").map((x) => Number(x));
+/** Parsed version strings ("5.10" -> [5, 10]); a profile id is parsed once. */
+const PARTS = new Map<string, readonly number[]>();
+
+function parts(v: string): readonly number[] {
+  let p = PARTS.get(v);
+  if (p === undefined) PARTS.set(v, (p = v.split(".").map((x) => Number(x))));
+  return p;
 }
 
-/** True when profile `kernel` is version `min` or newer ("5.10" >= "4.19"). */
+/** True when profile `kernel` is version `min` or newer ("5.10" >= "4.19"). No allocation once both are known. */
 export function kernelAtLeast(kernel: string, min: string): boolean {
   const a = parts(kernel);
   const b = parts(min);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+  const n = a.length > b.length ? a.length : b.length;
+  for (let i = 0; i < n; i++) {
     const x = a[i] ?? 0;
     const y = b[i] ?? 0;
     if (x !== y) return x > y;

@@ -50,14 +50,16 @@ import {
   TCP_RST_SET,
   TCP_SYNACK_SET,
   TCP_SYN_SET,
-  cellToState,
   get_conntrack_index,
   tcpConntracksFor,
+  tcpStateCell,
+  tcpStatesOf,
   tcp_conntrack_names,
 } from "../../tables/tcp_conntracks";
+import type { TcpStateTable } from "../../tables/tcp_conntracks";
 import { tcpFlagsValid } from "../../tables/tcp_valid_flags";
-import { tcpTimeoutsFrom } from "../../tables/tcp_timeouts";
-import type { IpCtTcp, TcpProfile } from "./tcp_window";
+import { tcpTimeout } from "../../tables/tcp_timeouts";
+import type { IpCtTcp, IpCtTcpState, TcpProfile } from "./tcp_window";
 import {
   IP_CT_EXP_CHALLENGE_ACK,
   IP_CT_TCP_FLAG_BE_LIBERAL,
@@ -68,8 +70,11 @@ import {
   IP_CT_TCP_FLAG_WINDOW_SCALE,
   IP_CT_TCP_SIMULTANEOUS_OPEN,
   before,
+  loadTcpState,
   newIpCtTcp,
+  newIpCtTcpState,
   segmentSeqPlusLen,
+  storeTcpState,
   tcpInWindow,
   tcpOptions,
   tcpProfile,
@@ -99,21 +104,42 @@ function tcpHeader(pkt: Packet): TcpHeader | undefined {
 
 /** tcp_error(): header length, checksum (PRE_ROUTING only, when nf_conntrack_checksum=1), flag combination. */
 export function tcpError(pkt: Packet, ctx: L4Context): CtReason | undefined {
-  const old = !kernelHasNewLogTexts(ctx.kernel);
   const th = tcpHeader(pkt);
-  if (!th) return { fn: "tcp_error", text: old ? "short packet" : "truncated packet" };
+  if (!th) return { fn: "tcp_error", text: oldTexts(ctx) ? "short packet" : "truncated packet" };
   const tcplen = pkt.ip.totalLength > 0 ? pkt.ip.totalLength - pkt.ip.ihl : th.dataOffset + pkt.payloadLength;
   if (th.dataOffset < 20 || tcplen < th.dataOffset)
-    return { fn: "tcp_error", text: old ? "truncated/malformed packet" : "truncated packet" };
+    return { fn: "tcp_error", text: oldTexts(ctx) ? "truncated/malformed packet" : "truncated packet" };
   if (ctx.sysctl.nf_conntrack_checksum && ctx.hook === NF_INET_PRE_ROUTING && pkt.l4Checksum === "incorrect")
-    return { fn: "tcp_error", text: old ? "bad TCP checksum" : "bad checksum" };
+    return { fn: "tcp_error", text: oldTexts(ctx) ? "bad TCP checksum" : "bad checksum" };
   if (!tcpFlagsValid(th.flags))
-    return { fn: "tcp_error", text: old ? "invalid TCP flag combination" : "invalid tcp flag combination" };
+    return {
+      fn: "tcp_error",
+      text: oldTexts(ctx) ? "invalid TCP flag combination" : "invalid tcp flag combination",
+    };
   return undefined;
+}
+
+function oldTexts(ctx: L4Context): boolean {
+  return !kernelHasNewLogTexts(ctx.kernel);
 }
 
 function kernelHasNewLogTexts(kernel: string): boolean {
   return tcpProfile(kernel).logTexts !== "3";
+}
+
+/** Scratch record for tcpNew (one direction, u32 values; copied into the entry before returning). */
+const NEW_SCRATCH: IpCtTcpState = newIpCtTcpState();
+
+/* The numeric transition table of the last profile asked for (tables/tcp_conntracks.ts tcpStatesOf). */
+let statesKernel: string | undefined;
+let states: TcpStateTable = tcpStatesOf(tcpConntracksFor("6.18"));
+
+function stateTable(kernel: string): TcpStateTable {
+  if (kernel !== statesKernel) {
+    states = tcpStatesOf(tcpConntracksFor(kernel));
+    statesKernel = kernel;
+  }
+  return states;
 }
 
 /**
@@ -125,9 +151,9 @@ export function tcpNew(ct: NfConnL4View, pkt: Packet, ctx: L4Context): CtReason 
   if (!th) return { fn: "tcp_new", text: "invalid new" };
   const p = tcpProfile(ctx.kernel);
   const index = get_conntrack_index(th.flags);
-  const cell = tcpConntracksFor(ctx.kernel)[IP_CT_DIR_ORIGINAL][index][TCP_CONNTRACK_NONE];
-  const newState = cellToState(cell.to);
+  const newState = stateTable(ctx.kernel)[tcpStateCell(IP_CT_DIR_ORIGINAL, index, TCP_CONNTRACK_NONE)];
   if (newState >= TCP_CONNTRACK_MAX) {
+    const cell = tcpConntracksFor(ctx.kernel)[IP_CT_DIR_ORIGINAL][index][TCP_CONNTRACK_NONE];
     return {
       fn: "tcp_new",
       // 6.x logs "invalid new"; older kernels only pr_debug "nf_ct_tcp: invalid new deleting.".
@@ -136,7 +162,8 @@ export function tcpNew(ct: NfConnL4View, pkt: Packet, ctx: L4Context): CtReason 
     };
   }
   const tcp = newIpCtTcp();
-  const s0 = tcp.seen[0];
+  const s0 = NEW_SCRATCH;
+  loadTcpState(tcp, 0, s0);
   s0.td_end = segmentSeqPlusLen(th, pkt.payloadLength);
   s0.td_maxwin = th.window & 0xffff;
   if (s0.td_maxwin === 0) s0.td_maxwin = 1;
@@ -150,8 +177,10 @@ export function tcpNew(ct: NfConnL4View, pkt: Packet, ctx: L4Context): CtReason 
     // We are in the middle of a connection, its history is lost for us.
     s0.td_maxend = u32(s0.td_end + s0.td_maxwin);
     // We assume SACK and liberal window checking to handle window scaling.
-    tcp.seen[0].flags = tcp.seen[1].flags = IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL;
+    s0.flags = IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL;
+    tcp.setFlags(1, IP_CT_TCP_FLAG_SACK_PERM | IP_CT_TCP_FLAG_BE_LIBERAL);
   }
+  storeTcpState(tcp, 0, s0);
   tcp.last_index = TCP_NONE_SET; // tcp_packet will set them
   ct.proto = tcp;
   return undefined;
@@ -192,7 +221,7 @@ function nfTcpHandleInvalid(ct: NfConnL4View, tcp: IpCtTcp, dir: CtDir, index: n
   if (tcp.last_dir !== dir && (tcp.last_index === TCP_FIN_SET || tcp.last_index === TCP_RST_SET)) {
     const expires = ct.timeout - ctx.now;
     if (expires < 120) return;
-    const timeout = tcpTimeoutsFrom(ctx.sysctl)[TCP_CONNTRACK_UNACK];
+    const timeout = tcpTimeout(ctx.sysctl, TCP_CONNTRACK_UNACK);
     if (expires > timeout) ct.timeout = ctx.now + timeout;
   } else {
     tcp.last_index = index;
@@ -245,6 +274,65 @@ function rstChecks(
   return [...out, "window"];
 }
 
+/** The cell that decided, for reasons (built only when a packet is ignored or invalid). */
+function cellRefOf(
+  kernel: string,
+  dir: CtDir,
+  index: number,
+  oldState: number,
+): NonNullable<CtReason["cell"]> {
+  return {
+    dir,
+    index: TCP_INDEX_NAMES[index],
+    oldState: tcp_conntrack_names[oldState],
+    result: tcpConntracksFor(kernel)[dir][index][oldState].to,
+  };
+}
+
+/** The oldState/newState/index part of a result; a state beyond the real ones shows as the cell (sIV, sIG). */
+interface TcpNames {
+  readonly oldState: string;
+  readonly newState: string;
+  readonly index: string;
+}
+
+function namesOf(kernel: string, dir: CtDir, cellOld: number, index: number, o: number, n: number): TcpNames {
+  return {
+    oldState: tcp_conntrack_names[o],
+    newState:
+      n < TCP_CONNTRACK_MAX ? tcp_conntrack_names[n] : tcpConntracksFor(kernel)[dir][index][cellOld].to,
+    index: TCP_INDEX_NAMES[index],
+  };
+}
+
+const NO_EVENTS: readonly TcpEvent[] = Object.freeze([]);
+const EV_PROTOINFO: readonly TcpEvent[] = Object.freeze(["IPCT_PROTOINFO"]);
+const EV_ASSURED: readonly TcpEvent[] = Object.freeze(["IPCT_ASSURED"]);
+const EV_BOTH: readonly TcpEvent[] = Object.freeze(["IPCT_PROTOINFO", "IPCT_ASSURED"]);
+
+/**
+ * Accepted results are values of (old state, new state, index, events): shared frozen objects, made on first
+ * use, so the per-packet path allocates nothing. Key: ((old * 10 + new) * 6 + index) * 4 + events bits.
+ */
+const ACCEPTED: (TcpL4Result | undefined)[] = new Array(10 * 10 * 6 * 4);
+
+function accepted(oldState: number, newState: number, index: number, ev: number): TcpL4Result {
+  const key = ((oldState * 10 + newState) * 6 + index) * 4 + ev;
+  let r = ACCEPTED[key];
+  if (r === undefined) {
+    const events = ev === 0 ? NO_EVENTS : ev === 1 ? EV_PROTOINFO : ev === 2 ? EV_ASSURED : EV_BOTH;
+    r = Object.freeze({
+      verdict: NF_ACCEPT,
+      events,
+      oldState: tcp_conntrack_names[oldState],
+      newState: tcp_conntrack_names[newState],
+      index: TCP_INDEX_NAMES[index],
+    });
+    ACCEPTED[key] = r;
+  }
+  return r;
+}
+
 /** nf_conntrack_tcp_packet(): returns the verdict in the kernel's encoding and updates `ct`. */
 export function nfConntrackTcpPacket(
   ct: NfConnL4View,
@@ -263,24 +351,13 @@ export function nfConntrackTcpPacket(
     if (r) return { verdict: -NF_ACCEPT, reason: r };
   }
   const tcp = ct.proto as IpCtTcp;
-  const p = tcpProfile(ctx.kernel);
-  const events: TcpEvent[] = [];
+  const kernel = ctx.kernel;
+  const p = tcpProfile(kernel);
 
-  let oldState = tcp.state;
+  const cellOld = tcp.state;
+  let oldState = cellOld;
   const index = get_conntrack_index(th.flags);
-  const cell = tcpConntracksFor(ctx.kernel)[dir][index][oldState];
-  let newState = cellToState(cell.to);
-  const cellRef = {
-    dir,
-    index: TCP_INDEX_NAMES[index],
-    oldState: tcp_conntrack_names[oldState],
-    result: cell.to,
-  };
-  const names = (o: number, n: number) => ({
-    oldState: tcp_conntrack_names[o],
-    newState: n < TCP_CONNTRACK_MAX ? tcp_conntrack_names[n] : cell.to,
-    index: TCP_INDEX_NAMES[index],
-  });
+  let newState: number = stateTable(kernel)[tcpStateCell(dir, index, oldState)];
   const seq = u32(th.seq);
   const ackSeq = u32(th.ack);
   let skipWindow = false;
@@ -289,14 +366,14 @@ export function nfConntrackTcpPacket(
   let handled = false;
   if (newState === TCP_CONNTRACK_SYN_SENT && oldState >= TCP_CONNTRACK_TIME_WAIT) {
     // RFC 1122 re-open from TIME_WAIT/CLOSE, or an aborted connection restarted by the client.
-    const other = tcp.seen[dir === 0 ? 1 : 0];
     if (
-      (tcp.seen[dir].flags | other.flags) & IP_CT_TCP_FLAG_CLOSE_INIT ||
+      (tcp.flagsOf(dir) | tcp.flagsOf(dir === 0 ? 1 : 0)) & IP_CT_TCP_FLAG_CLOSE_INIT ||
       (tcp.last_dir === dir && tcp.last_index === TCP_RST_SET)
     ) {
       // Attempt to reopen a closed/aborted connection. Delete this connection and look up again.
-      if (ct.kill()) return { verdict: -NF_REPEAT, killed: true, ...names(oldState, newState) };
-      return { verdict: NF_DROP, ...names(oldState, newState) };
+      const names = namesOf(kernel, dir, cellOld, index, oldState, newState);
+      if (ct.kill()) return { verdict: -NF_REPEAT, killed: true, ...names };
+      return { verdict: NF_DROP, ...names };
     }
     newState = TCP_CONNTRACK_IGNORE; // fallthrough to the IGNORE case
   }
@@ -330,7 +407,7 @@ export function nfConntrackTcpPacket(
       tcp.last_win = th.window & 0xffff;
       // a) A SYN in ORIGINAL: annotate its options so a SYN/ACK answer can resync us.
       if (index === TCP_SYN_SET && dir === IP_CT_DIR_ORIGINAL) {
-        const seen = { td_end: 0, td_maxend: 0, td_maxwin: 0, td_maxack: 0, td_scale: 0, flags: 0 };
+        const seen = newIpCtTcpState();
         tcp.last_flags = tcp.last_wscale = 0;
         tcpOptions(th, seen, p.optionsKeepLiberal);
         if (seen.flags & IP_CT_TCP_FLAG_WINDOW_SCALE) {
@@ -357,8 +434,8 @@ export function nfConntrackTcpPacket(
       return {
         verdict: NF_ACCEPT,
         ignored: true,
-        reason: { fn: "nf_conntrack_tcp_packet", text, cell: cellRef },
-        ...names(oldState, TCP_CONNTRACK_IGNORE),
+        reason: { fn: "nf_conntrack_tcp_packet", text, cell: cellRefOf(kernel, dir, index, cellOld) },
+        ...namesOf(kernel, dir, cellOld, index, oldState, TCP_CONNTRACK_IGNORE),
       };
     }
   }
@@ -370,8 +447,8 @@ export function nfConntrackTcpPacket(
         : "invalid state";
     return {
       verdict: -NF_ACCEPT,
-      reason: { fn: "nf_conntrack_tcp_packet", text, cell: cellRef },
-      ...names(oldState, newState),
+      reason: { fn: "nf_conntrack_tcp_packet", text, cell: cellRefOf(kernel, dir, index, cellOld) },
+      ...namesOf(kernel, dir, cellOld, index, oldState, newState),
     };
   }
   if (!handled && newState === TCP_CONNTRACK_TIME_WAIT && p.challengeAckInLastAck) {
@@ -388,7 +465,7 @@ export function nfConntrackTcpPacket(
         verdict: NF_ACCEPT,
         ignored: true,
         reason: { fn: "nf_conntrack_tcp_packet", text: "challenge-ack ignored" },
-        ...names(oldState, oldState),
+        ...namesOf(kernel, dir, cellOld, index, oldState, oldState),
       };
     }
   }
@@ -406,7 +483,7 @@ export function nfConntrackTcpPacket(
         return {
           verdict: -NF_ACCEPT,
           reason: { fn: "nf_conntrack_tcp_packet", text: p.logTexts === "3" ? "invalid RST" : "invalid rst" },
-          ...names(oldState, newState),
+          ...namesOf(kernel, dir, cellOld, index, oldState, newState),
         };
       }
       if (d === "keep_old_state") newState = oldState;
@@ -421,7 +498,7 @@ export function nfConntrackTcpPacket(
         verdict: NF_ACCEPT,
         ignored: true,
         reason: { fn: "tcp_in_window", text: res.text ?? "" },
-        ...names(oldState, newState),
+        ...namesOf(kernel, dir, cellOld, index, oldState, newState),
       };
     }
     if (res.action === "INVALID") {
@@ -429,7 +506,7 @@ export function nfConntrackTcpPacket(
       return {
         verdict: -NF_ACCEPT,
         reason: { fn: "tcp_in_window", text: res.text ?? "" },
-        ...names(oldState, newState),
+        ...namesOf(kernel, dir, cellOld, index, oldState, newState),
       };
     }
   }
@@ -439,46 +516,48 @@ export function nfConntrackTcpPacket(
   tcp.last_dir = dir;
   tcp.state = newState;
   if (oldState !== newState && newState === TCP_CONNTRACK_FIN_WAIT)
-    tcp.seen[dir].flags |= IP_CT_TCP_FLAG_CLOSE_INIT;
+    tcp.setFlags(dir, tcp.flagsOf(dir) | IP_CT_TCP_FLAG_CLOSE_INIT);
 
-  const timeouts = tcpTimeoutsFrom(ctx.sysctl);
-  const unack = (tcp.seen[0].flags | tcp.seen[1].flags) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
+  const sysctl = ctx.sysctl;
+  const unack = (tcp.flagsOf(0) | tcp.flagsOf(1)) & IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
+  const stateTimeout = tcpTimeout(sysctl, newState);
   let timeout: number;
   if (
-    tcp.retrans >= ctx.sysctl.nf_conntrack_tcp_max_retrans &&
-    timeouts[newState] > timeouts[TCP_CONNTRACK_RETRANS]
+    tcp.retrans >= sysctl.nf_conntrack_tcp_max_retrans &&
+    stateTimeout > tcpTimeout(sysctl, TCP_CONNTRACK_RETRANS)
   )
-    timeout = timeouts[TCP_CONNTRACK_RETRANS];
-  else if (p.rstCloseAndZeroWindowTimeout && index === TCP_RST_SET) timeout = timeouts[TCP_CONNTRACK_CLOSE];
-  else if (unack && timeouts[newState] > timeouts[TCP_CONNTRACK_UNACK])
-    timeout = timeouts[TCP_CONNTRACK_UNACK];
+    timeout = tcpTimeout(sysctl, TCP_CONNTRACK_RETRANS);
+  else if (p.rstCloseAndZeroWindowTimeout && index === TCP_RST_SET)
+    timeout = tcpTimeout(sysctl, TCP_CONNTRACK_CLOSE);
+  else if (unack && stateTimeout > tcpTimeout(sysctl, TCP_CONNTRACK_UNACK))
+    timeout = tcpTimeout(sysctl, TCP_CONNTRACK_UNACK);
   else if (
     p.rstCloseAndZeroWindowTimeout &&
     tcp.last_win === 0 &&
-    timeouts[newState] > timeouts[TCP_CONNTRACK_RETRANS]
+    stateTimeout > tcpTimeout(sysctl, TCP_CONNTRACK_RETRANS)
   )
-    timeout = timeouts[TCP_CONNTRACK_RETRANS];
-  else timeout = timeouts[newState];
+    timeout = tcpTimeout(sysctl, TCP_CONNTRACK_RETRANS);
+  else timeout = stateTimeout;
 
-  if (newState !== oldState) events.push("IPCT_PROTOINFO");
-  const result = names(oldState, newState);
+  // Events as bits: 1 = IPCT_PROTOINFO, 2 = IPCT_ASSURED.
+  let ev = newState !== oldState ? 1 : 0;
 
   if (!(ct.status & IPS_SEEN_REPLY)) {
     // If only reply is a RST, we can consider ourselves not to have an established connection: delete it now.
     if (th.flags & TCP_RST) {
       ct.kill();
-      return { verdict: NF_ACCEPT, killed: true, events, ...result };
+      return { ...accepted(oldState, newState, index, ev), killed: true };
     }
     // Do not renew the timeout on a SYN retransmit (port reuse could keep the entry alive forever).
     if (p.synRetransNoRenew && index === TCP_SYN_SET && oldState === TCP_CONNTRACK_SYN_SENT)
-      return { verdict: NF_ACCEPT, events, ...result };
+      return accepted(oldState, newState, index, ev);
     // ESTABLISHED without SEEN_REPLY (mid-connection pickup): avoid the large ESTABLISHED timeout.
     if (
       p.unackCapOnPickup &&
       newState === TCP_CONNTRACK_ESTABLISHED &&
-      timeout > timeouts[TCP_CONNTRACK_UNACK]
+      timeout > tcpTimeout(sysctl, TCP_CONNTRACK_UNACK)
     )
-      timeout = timeouts[TCP_CONNTRACK_UNACK];
+      timeout = tcpTimeout(sysctl, TCP_CONNTRACK_UNACK);
   } else if (
     !(ct.status & IPS_ASSURED) &&
     (oldState === TCP_CONNTRACK_SYN_RECV || oldState === TCP_CONNTRACK_ESTABLISHED) &&
@@ -486,11 +565,11 @@ export function nfConntrackTcpPacket(
   ) {
     // Set ASSURED on a valid ACK in ESTABLISHED after SYN_RECV, or a valid answer for a picked-up connection.
     ct.status |= IPS_ASSURED;
-    events.push("IPCT_ASSURED");
+    ev |= 2;
   }
   // nf_ct_refresh_acct(): a FIXED_TIMEOUT entry keeps its timer.
   if (!(ct.status & IPS_FIXED_TIMEOUT)) ct.timeout = ctx.now + timeout;
-  return { verdict: NF_ACCEPT, events, ...result };
+  return accepted(oldState, newState, index, ev);
 }
 
 /** struct nf_conntrack_l4proto nf_conntrack_l4proto_tcp, as the core sees it. */

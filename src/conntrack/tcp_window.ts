@@ -43,42 +43,212 @@ export interface IpCtTcpState {
   flags: number;
 }
 
-/** struct ip_ct_tcp: the TCP private part of a conntrack entry (`ct.proto`). */
-export interface IpCtTcp {
-  seen: [IpCtTcpState, IpCtTcpState];
-  /** TCP_CONNTRACK_* (0..9). */
-  state: number;
-  last_dir: CtDir;
-  /** enum tcp_bit_set of the last packet that set it. */
-  last_index: number;
-  last_seq: number;
-  last_ack: number;
-  last_end: number;
-  last_win: number;
-  last_wscale: number;
-  last_flags: number;
-  retrans: number;
-}
-
 export function newIpCtTcpState(): IpCtTcpState {
   return { td_end: 0, td_maxend: 0, td_maxwin: 0, td_maxack: 0, td_scale: 0, flags: 0 };
 }
 
+/* Bit layout of IpCtTcp.m (the small fields of struct ip_ct_tcp in one small integer). */
+const M_DIR = 0x1; // last_dir: bit 0
+const M_INDEX_SHIFT = 1; // last_index: bits 1-3
+const M_RETRANS_SHIFT = 4; // retrans (u8): bits 4-11
+const M_WSCALE_SHIFT = 12; // last_wscale (u8, <= 14 in practice; 8 bits kept): bits 12-19
+const M_FLAGS_SHIFT = 20; // last_flags (u8): bits 20-27
+
+/**
+ * struct ip_ct_tcp: the TCP private part of a conntrack entry (`ct.proto`), memset to 0 by `new`.
+ *
+ * Stored flat, one object per entry with small-integer fields only: sequence numbers as int32 (`u32 | 0`, so
+ * none becomes a heap number), each direction's flags and td_scale packed as `flags | td_scale << 8`, and
+ * last_dir, last_index, retrans, last_wscale and last_flags packed in `m`. The kernel's field names are
+ * accessors with the kernel's (u32) values; `seen[dir]` gives a view of one direction (a fresh object per
+ * read, for readers outside the per-packet path). About 150 bytes per entry instead of about 450 for nested
+ * objects.
+ */
+export class IpCtTcp {
+  /** seen[0]: td_end, td_maxend, td_maxwin, td_maxack (int32). */
+  e0 = 0;
+  me0 = 0;
+  mw0 = 0;
+  ma0 = 0;
+  /** seen[1]: the same. */
+  e1 = 0;
+  me1 = 0;
+  mw1 = 0;
+  ma1 = 0;
+  /** seen[0] and seen[1]: flags | td_scale << 8. */
+  f0 = 0;
+  f1 = 0;
+  /** TCP_CONNTRACK_* (0..9). */
+  state = 0;
+  /** last_dir | last_index << 1 | retrans << 4 | last_wscale << 12 | last_flags << 20. */
+  m = 0;
+  /** last_seq, last_ack, last_end (int32). */
+  ls = 0;
+  la = 0;
+  le = 0;
+  /** u16. */
+  last_win = 0;
+
+  get last_dir(): CtDir {
+    return (this.m & M_DIR) as CtDir;
+  }
+  set last_dir(v: CtDir) {
+    this.m = (this.m & ~M_DIR) | (v & 1);
+  }
+  /** enum tcp_bit_set of the last packet that set it. */
+  get last_index(): number {
+    return (this.m >>> M_INDEX_SHIFT) & 0x7;
+  }
+  set last_index(v: number) {
+    this.m = (this.m & ~(0x7 << M_INDEX_SHIFT)) | ((v & 0x7) << M_INDEX_SHIFT);
+  }
+  get retrans(): number {
+    return (this.m >>> M_RETRANS_SHIFT) & 0xff;
+  }
+  set retrans(v: number) {
+    this.m = (this.m & ~(0xff << M_RETRANS_SHIFT)) | ((v & 0xff) << M_RETRANS_SHIFT);
+  }
+  get last_wscale(): number {
+    return (this.m >>> M_WSCALE_SHIFT) & 0xff;
+  }
+  set last_wscale(v: number) {
+    this.m = (this.m & ~(0xff << M_WSCALE_SHIFT)) | ((v & 0xff) << M_WSCALE_SHIFT);
+  }
+  get last_flags(): number {
+    return (this.m >>> M_FLAGS_SHIFT) & 0xff;
+  }
+  set last_flags(v: number) {
+    this.m = (this.m & ~(0xff << M_FLAGS_SHIFT)) | ((v & 0xff) << M_FLAGS_SHIFT);
+  }
+  get last_seq(): number {
+    return this.ls >>> 0;
+  }
+  set last_seq(v: number) {
+    this.ls = v | 0;
+  }
+  get last_ack(): number {
+    return this.la >>> 0;
+  }
+  set last_ack(v: number) {
+    this.la = v | 0;
+  }
+  get last_end(): number {
+    return this.le >>> 0;
+  }
+  set last_end(v: number) {
+    this.le = v | 0;
+  }
+
+  /** One direction's flags (IP_CT_TCP_FLAG_*). */
+  flagsOf(dir: number): number {
+    return (dir === 0 ? this.f0 : this.f1) & 0xff;
+  }
+  setFlags(dir: number, flags: number): void {
+    if (dir === 0) this.f0 = (this.f0 & ~0xff) | (flags & 0xff);
+    else this.f1 = (this.f1 & ~0xff) | (flags & 0xff);
+  }
+  scaleOf(dir: number): number {
+    return ((dir === 0 ? this.f0 : this.f1) >>> 8) & 0xff;
+  }
+  setScale(dir: number, scale: number): void {
+    if (dir === 0) this.f0 = (this.f0 & 0xff) | ((scale & 0xff) << 8);
+    else this.f1 = (this.f1 & 0xff) | ((scale & 0xff) << 8);
+  }
+
+  /** [seen[0], seen[1]] as views onto this entry (reads and writes go through to the flat fields). */
+  get seen(): [IpCtTcpState, IpCtTcpState] {
+    return [new IpCtTcpStateView(this, 0), new IpCtTcpStateView(this, 1)];
+  }
+}
+
+/** A view of one direction of an IpCtTcp, with the kernel's field names and u32 values. */
+class IpCtTcpStateView implements IpCtTcpState {
+  constructor(
+    private readonly tcp: IpCtTcp,
+    private readonly dir: CtDir,
+  ) {}
+  get td_end(): number {
+    return (this.dir === 0 ? this.tcp.e0 : this.tcp.e1) >>> 0;
+  }
+  set td_end(v: number) {
+    if (this.dir === 0) this.tcp.e0 = v | 0;
+    else this.tcp.e1 = v | 0;
+  }
+  get td_maxend(): number {
+    return (this.dir === 0 ? this.tcp.me0 : this.tcp.me1) >>> 0;
+  }
+  set td_maxend(v: number) {
+    if (this.dir === 0) this.tcp.me0 = v | 0;
+    else this.tcp.me1 = v | 0;
+  }
+  get td_maxwin(): number {
+    return (this.dir === 0 ? this.tcp.mw0 : this.tcp.mw1) >>> 0;
+  }
+  set td_maxwin(v: number) {
+    if (this.dir === 0) this.tcp.mw0 = v | 0;
+    else this.tcp.mw1 = v | 0;
+  }
+  get td_maxack(): number {
+    return (this.dir === 0 ? this.tcp.ma0 : this.tcp.ma1) >>> 0;
+  }
+  set td_maxack(v: number) {
+    if (this.dir === 0) this.tcp.ma0 = v | 0;
+    else this.tcp.ma1 = v | 0;
+  }
+  get td_scale(): number {
+    return this.tcp.scaleOf(this.dir);
+  }
+  set td_scale(v: number) {
+    this.tcp.setScale(this.dir, v);
+  }
+  get flags(): number {
+    return this.tcp.flagsOf(this.dir);
+  }
+  set flags(v: number) {
+    this.tcp.setFlags(this.dir, v);
+  }
+}
+
 /** memset(&ct->proto.tcp, 0, ...). */
 export function newIpCtTcp(): IpCtTcp {
-  return {
-    seen: [newIpCtTcpState(), newIpCtTcpState()],
-    state: 0,
-    last_dir: IP_CT_DIR_ORIGINAL,
-    last_index: 0,
-    last_seq: 0,
-    last_ack: 0,
-    last_end: 0,
-    last_win: 0,
-    last_wscale: 0,
-    last_flags: 0,
-    retrans: 0,
-  };
+  return new IpCtTcp();
+}
+
+/** Copies one direction of `tcp` into `s` (u32 values). */
+export function loadTcpState(tcp: IpCtTcp, dir: number, s: IpCtTcpState): void {
+  if (dir === 0) {
+    s.td_end = tcp.e0 >>> 0;
+    s.td_maxend = tcp.me0 >>> 0;
+    s.td_maxwin = tcp.mw0 >>> 0;
+    s.td_maxack = tcp.ma0 >>> 0;
+    s.td_scale = (tcp.f0 >>> 8) & 0xff;
+    s.flags = tcp.f0 & 0xff;
+  } else {
+    s.td_end = tcp.e1 >>> 0;
+    s.td_maxend = tcp.me1 >>> 0;
+    s.td_maxwin = tcp.mw1 >>> 0;
+    s.td_maxack = tcp.ma1 >>> 0;
+    s.td_scale = (tcp.f1 >>> 8) & 0xff;
+    s.flags = tcp.f1 & 0xff;
+  }
+}
+
+/** Writes `s` back as direction `dir` of `tcp`. */
+export function storeTcpState(tcp: IpCtTcp, dir: number, s: IpCtTcpState): void {
+  const f = (s.flags & 0xff) | ((s.td_scale & 0xff) << 8);
+  if (dir === 0) {
+    tcp.e0 = s.td_end | 0;
+    tcp.me0 = s.td_maxend | 0;
+    tcp.mw0 = s.td_maxwin | 0;
+    tcp.ma0 = s.td_maxack | 0;
+    tcp.f0 = f;
+  } else {
+    tcp.e1 = s.td_end | 0;
+    tcp.me1 = s.td_maxend | 0;
+    tcp.mw1 = s.td_maxwin | 0;
+    tcp.ma1 = s.td_maxack | 0;
+    tcp.f1 = f;
+  }
 }
 
 /**
@@ -120,11 +290,11 @@ export interface TcpProfile {
   readonly logTexts: "6" | "5" | "3";
 }
 
-export function tcpProfile(kernel: string): TcpProfile {
+function buildTcpProfile(kernel: string): TcpProfile {
   const v6 = kernelAtLeast(kernel, "6.1");
   const v4 = kernelAtLeast(kernel, "4.19");
   const v310 = kernelAtLeast(kernel, "3.10");
-  return {
+  return Object.freeze({
     windowActions: v6,
     initSenderReplyOnly: v6,
     reinitOnSyn: v6,
@@ -145,7 +315,22 @@ export function tcpProfile(kernel: string): TcpProfile {
     rstCloseAndZeroWindowTimeout: v4,
     unackCapOnPickup: v310,
     logTexts: v6 ? "6" : v4 ? "5" : "3",
-  };
+  });
+}
+
+/** Profiles already resolved, by id; plus the last one asked for (one string compare per packet). */
+const PROFILES = new Map<string, TcpProfile>();
+let lastKernel: string | undefined;
+let lastProfile: TcpProfile | undefined;
+
+/** The switches of a kernel profile: built once per id, frozen and shared. */
+export function tcpProfile(kernel: string): TcpProfile {
+  if (kernel === lastKernel) return lastProfile!;
+  let p = PROFILES.get(kernel);
+  if (p === undefined) PROFILES.set(kernel, (p = buildTcpProfile(kernel)));
+  lastKernel = kernel;
+  lastProfile = p;
+  return p;
 }
 
 /* u32 sequence arithmetic (include/net/tcp.h before()/after()). */
@@ -237,8 +422,40 @@ export function tcpInWindow(
   sysctl: Readonly<ConntrackSysctls>,
   p: TcpProfile,
 ): WindowResult {
-  const sender = tcp.seen[dir];
-  const receiver = tcp.seen[dir === 0 ? 1 : 0];
+  // Both directions are copied into two scratch records (u32 values), checked and updated there as the kernel
+  // does through its pointers, and written back: nothing is allocated per packet.
+  const sender = SENDER;
+  const receiver = RECEIVER;
+  const other = dir === 0 ? 1 : 0;
+  loadTcpState(tcp, dir, sender);
+  loadTcpState(tcp, other, receiver);
+  const res = tcpInWindowOn(tcp, sender, receiver, dir, index, th, payloadLength, sysctl, p);
+  storeTcpState(tcp, dir, sender);
+  storeTcpState(tcp, other, receiver);
+  return res;
+}
+
+const SENDER: IpCtTcpState = newIpCtTcpState();
+const RECEIVER: IpCtTcpState = newIpCtTcpState();
+const ACCEPT: WindowResult = Object.freeze({ action: "ACCEPT" });
+const ACCEPT_LIBERAL: WindowResult = Object.freeze({ action: "ACCEPT", liberal: true });
+
+/** A failed check: ACCEPT when liberal, else the action with the kernel's log text. */
+function fail(liberal: boolean, action: "INVALID" | "IGNORE", text: string): WindowResult {
+  return liberal ? ACCEPT_LIBERAL : { action, text };
+}
+
+function tcpInWindowOn(
+  tcp: IpCtTcp,
+  sender: IpCtTcpState,
+  receiver: IpCtTcpState,
+  dir: CtDir,
+  index: number,
+  th: TcpHeader,
+  payloadLength: number,
+  sysctl: Readonly<ConntrackSysctls>,
+  p: TcpProfile,
+): WindowResult {
   const syn = (th.flags & TCP_SYN) !== 0;
   const ackf = (th.flags & TCP_ACK) !== 0;
   const rst = (th.flags & TCP_RST) !== 0;
@@ -257,7 +474,7 @@ export function tcpInWindow(
     // Initialize sender data.
     if (syn) {
       tcpInitSender(sender, receiver, th, end, win, dir, p);
-      if (!ackf) return { action: "ACCEPT" }; // Simultaneous open
+      if (!ackf) return ACCEPT; // Simultaneous open
     } else {
       // We are in the middle of a connection, its history is lost for us.
       sender.td_end = end;
@@ -277,7 +494,7 @@ export function tcpInWindow(
       (tcp.state === TCP_CONNTRACK_SYN_SENT || tcp.state === TCP_CONNTRACK_SYN_RECV)
     ) {
       tcpInitSender(sender, receiver, th, end, win, dir, p);
-      if (dir === IP_CT_DIR_REPLY && !ackf) return { action: "ACCEPT" };
+      if (dir === IP_CT_DIR_REPLY && !ackf) return ACCEPT;
     }
   } else if (
     ((tcp.state === TCP_CONNTRACK_SYN_SENT && dir === IP_CT_DIR_ORIGINAL) ||
@@ -305,8 +522,6 @@ export function tcpInWindow(
 
   const liberal =
     (sender.flags & IP_CT_TCP_FLAG_BE_LIBERAL) !== 0 || sysctl.nf_conntrack_tcp_be_liberal !== 0;
-  const fail = (action: "INVALID" | "IGNORE", text: string): WindowResult =>
-    liberal ? { action: "ACCEPT", liberal: true } : { action, text };
 
   const maw = maxAckWindow(sender);
   const seqOk = before(seq, u32(sender.td_maxend + 1));
@@ -321,23 +536,30 @@ export function tcpInWindow(
         // Work around TCPs that send more bytes than allowed by the receive window.
         sender.td_end = end;
         sender.flags |= IP_CT_TCP_FLAG_DATA_UNACKNOWLEDGED;
-        return fail("IGNORE", `${overshot} bytes more than expected`);
+        return fail(liberal, "IGNORE", `${overshot} bytes more than expected`);
       }
       return fail(
+        liberal,
         "INVALID",
         `SEQ is over upper bound ${u32(sender.td_maxend + 1)} (over the window of the receiver)`,
       );
     }
     if (!ackNotOver)
-      return fail("INVALID", `ACK is over upper bound ${u32(receiver.td_end + 1)} (ACKed data not seen yet)`);
+      return fail(
+        liberal,
+        "INVALID",
+        `ACK is over upper bound ${u32(receiver.td_end + 1)} (ACKed data not seen yet)`,
+      );
     const inRecvWin = receiver.td_maxwin === 0 || after(end, u32(sender.td_end - receiver.td_maxwin - 1));
     if (!inRecvWin)
       return fail(
+        liberal,
         "IGNORE",
         `SEQ is under lower bound ${u32(sender.td_end - receiver.td_maxwin - 1)} (already ACKed data retransmitted)`,
       );
     if (!ackOk)
       return fail(
+        liberal,
         "IGNORE",
         `ignored ACK under lower bound ${u32(receiver.td_end - maw - 1)} (possible overly delayed)`,
       );
@@ -353,7 +575,7 @@ export function tcpInWindow(
           : !ackNotOver
             ? "ACK is over the upper bound (ACKed data not seen yet)"
             : "ACK is under the lower bound (possible overly delayed ACK)";
-      return fail("INVALID", text);
+      return fail(liberal, "INVALID", text);
     }
   }
 
@@ -405,5 +627,5 @@ export function tcpInWindow(
       tcp.retrans = 0;
     }
   }
-  return { action: "ACCEPT" };
+  return ACCEPT;
 }
