@@ -96,26 +96,11 @@ import { csumReplace2 } from "../nat/nf_nat_proto";
 import { Prng } from "../util/prng";
 import { nfLogTrace } from "../trace/nf_log";
 import type { CtSummary, NatStep, PacketJourney, PacketReport, TraceHit } from "../trace/events";
+import { icmpSend } from "../net/icmp_send";
+import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_NUM, HOOK_ORDER } from "./hooks";
 
 export type Backend = "legacy" | "nft";
-
-/**
- * Builders for the packets the host's own stack sends. The defaults are src/net (icmp_send, tcp_v4_send_reset);
- * returning undefined means the kernel would not send one (e.g. no ICMP error about an ICMP error).
- */
-export interface StackBuilders {
-  /** icmp_send(skb_in, type, code, info) with the chosen source address, TTL and IP id. */
-  icmpSend(
-    pkt: Packet,
-    type: number,
-    code: number,
-    info: number,
-    opts: { readonly src: number; readonly id: number; readonly ttl: number },
-  ): Packet | undefined;
-  /** tcp_v4_send_reset() for a segment delivered locally with no socket. */
-  tcpV4SendReset(pkt: Packet, opts: { readonly id: number; readonly ttl: number }): Packet | undefined;
-}
 
 export interface HostSimOptions {
   readonly host: Host;
@@ -132,7 +117,6 @@ export interface HostSimOptions {
   readonly seed?: number | string;
   /** MAC of the neighbour `addr` on `iface` (egress Ethernet destination); default 00:00:00:00:00:00. */
   readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
-  readonly builders?: StackBuilders;
   /** ipsets by name (`-m set`). */
   readonly ipsets?: ReadonlyMap<string, IpSet>;
 }
@@ -205,7 +189,6 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly tables = new Map<TableName, CompiledTable>();
   private readonly traceByDefault: boolean;
   private readonly ruleState = new Map<object, unknown>();
-  private readonly builders?: StackBuilders;
   private readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   private readonly ipsets: ReadonlyMap<string, IpSet>;
   private readonly sendRedirects: boolean;
@@ -228,7 +211,6 @@ export class HostSim implements HostServices, NatTargetHost {
     this.backend = opts.backend ?? "legacy";
     this.fib = new Fib(opts.host);
     this.prng = new Prng(opts.seed ?? 0);
-    this.builders = opts.builders;
     this.neighbourMac = opts.neighbourMac;
     this.ipsets = opts.ipsets ?? new Map();
 
@@ -961,37 +943,35 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** A target (REJECT) emits a packet: it goes through OUTPUT at once (nf_send_reset / icmp_send). */
   private emitLocal(pkt: Packet, why: string, parent: Flight, attach: boolean): void {
-    const pkts = this.report!.packets;
-    const n = pkts.length;
     this.localOut(pkt, why, parent, attach);
-    if (pkts.length === n) return;
   }
 
+  /** icmp_send (src/net/icmp_send.ts) about the packet in flight; the error carries its conntrack. */
   private icmpError(st: Flight, type: number, code: number, info: number, cause: string): void {
-    const b = this.builders;
-    if (!b) {
-      st.journey.log.push(`(${cause}: not generated, no ICMP builder)`);
-      return;
-    }
     const pkt = st.skb.pkt;
-    const src = this.fib.addrType(pkt.ip.dst) === "LOCAL" ? pkt.ip.dst : this.sourceAddressFor(pkt.ip.src);
-    if (src === undefined) return;
-    const icmp = b.icmpSend(pkt, type, code, info, { src, id: this.nextIpId(), ttl: this.ipDefaultTtl });
-    if (!icmp) {
-      st.journey.log.push(`(${cause}: icmp_send refused)`);
+    const r = icmpSend(pkt, type, code, info, {
+      dstType: this.fib.addrType(pkt.ip.dst),
+      pktType: st.skb.pktType,
+      sourceFor: (dst) => this.sourceAddressFor(dst),
+      ttl: this.ipDefaultTtl,
+      id: this.nextIpId(),
+    });
+    if ("refused" in r) {
+      st.journey.log.push(`(${cause}: icmp_send sends nothing: ${r.refused})`);
       return;
     }
-    this.localOut(icmp, `icmp_send: ${cause}`, st, true);
+    this.localOut(r.packet, `icmp_send: ${cause}`, st, true);
   }
 
+  /** tcp_v4_send_reset (src/net/tcp_reset.ts) for a segment no socket took. */
   private tcpReset(st: Flight): void {
-    const b = this.builders;
-    if (!b) {
-      st.journey.log.push("(tcp_v4_send_reset: not generated, no RST builder)");
+    const pkt = st.skb.pkt;
+    const r = tcpV4SendReset(pkt, { dstType: this.fib.addrType(pkt.ip.dst), ttl: this.ipDefaultTtl });
+    if ("refused" in r) {
+      st.journey.log.push(`(tcp_v4_send_reset sends nothing: ${r.refused})`);
       return;
     }
-    const rst = b.tcpV4SendReset(st.skb.pkt, { id: 0, ttl: this.ipDefaultTtl });
-    if (rst) this.localOut(rst, "tcp_v4_send_reset: no socket", st, false);
+    this.localOut(r.packet, "tcp_v4_send_reset: no socket", st, false);
   }
 
   /** icmp_echo -> icmp_reply: same id, sequence and payload; source = the address pinged. */

@@ -13,7 +13,7 @@ import type { Host } from "../host/types";
 import { InputError } from "../errors";
 import { loadRuleset } from "../netfilter/parse_script";
 import { HostSim } from "./host";
-import type { HostSimOptions, StackBuilders } from "./host";
+import type { HostSimOptions } from "./host";
 
 /** The part of the oracle's SimInput the engine reads (structurally compatible with it). */
 export interface ScenarioInput {
@@ -53,7 +53,6 @@ export function recorderTimes(packets: readonly Packet[], gapMs = 150): number[]
 }
 
 export interface SimulateOptions {
-  readonly builders?: StackBuilders;
   readonly kernel?: string;
   readonly seed?: number | string;
 }
@@ -68,7 +67,6 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
     ruleset: loaded.ruleset,
     sysctl: input.sysctl,
     neighbourMac: (iface) => peers[iface]?.mac,
-    ...(opts.builders ? { builders: opts.builders } : {}),
     ...(opts.kernel ? { kernel: opts.kernel } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
   };

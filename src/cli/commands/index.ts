@@ -5,7 +5,8 @@ import { register as table } from "./table";
 import { register as read } from "./read";
 import { register as rules } from "./rules";
 import { register as conntrack } from "./conntrack";
+import { register as trace } from "./trace";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read, rules, conntrack];
+export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace];

@@ -1,0 +1,259 @@
+/**
+ * `ctsim trace --host host.yaml --rules rules.v4 --packets capture.pcapng`: run packets through one emulated
+ * host (src/sim/host.ts) and print what the kernel would: its TRACE lines (`TRACE: raw:PREROUTING:policy:2
+ * IN=eth0 ...`, field for field as nf_log_syslog prints them), then one summary line per packet (conntrack
+ * state and ctinfo, NAT, fate) and one per packet the host generated because of it.
+ *
+ * Formats: text (default), json (JSON Lines, schema in src/trace/json.ts), xtables-monitor and nft
+ * (src/trace/monitor.ts). `--conntrack` prints `conntrack -L` at the end, `--events` the `conntrack -E` lines
+ * after each packet, `-w` writes every packet that left the host to a pcapng file (one interface block per
+ * interface). The packet input is streamed. Bad input exits 2 with file:line:col.
+ */
+import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import type { Command } from "commander";
+import { Chalk } from "chalk";
+import type { ChalkInstance } from "chalk";
+import type { CliIo } from "../main";
+import { CliExit } from "../main";
+import { readPacketInput } from "../input";
+import { InputError, formatDiagnostic } from "../../errors";
+import { parseHostFile } from "../../host/hostfile";
+import { loadRuleset } from "../../netfilter/parse_script";
+import { DEFAULT_KERNEL, KERNEL_PROFILES } from "../../conntrack/profile";
+import { formatConntrackEvent } from "../../conntrack/show";
+import { PcapngWriter } from "../../wire/pcapng_writer";
+import { TEXT_DEFAULTS_HELP } from "../../wire/text";
+import { HostSim } from "../../sim/host";
+import type { Backend } from "../../sim/host";
+import type { PacketReport } from "../../trace/events";
+import { formatSummary } from "../../trace/summary";
+import { reportJson } from "../../trace/json";
+import { formatNftMonitor, formatXtablesMonitor } from "../../trace/monitor";
+
+interface TraceCliOptions {
+  host: string;
+  rules: string;
+  packets: string;
+  in?: string;
+  kernel: string;
+  backend: string;
+  traceAll?: boolean;
+  format: string;
+  conntrack?: boolean;
+  events?: boolean;
+  write?: string;
+  seed?: string;
+  sysctl?: string[];
+  quiet?: boolean;
+  allowUnknown?: boolean;
+  lenient?: boolean;
+}
+
+const FORMATS = ["text", "json", "xtables-monitor", "nft"] as const;
+
+const EXAMPLES = `
+Examples:
+  ctsim trace --host examples/seed001/host.yaml --rules examples/seed001/rules.v4 \\
+              --packets examples/seed001/packets.txt
+      the seed 001 NAT gateway: the SYN is traced through raw, nat, filter and nat POSTROUTING (MASQUERADE);
+      the FIN has no conntrack, skips the nat table and leaves un-NATed
+  ctsim trace --host h.yaml --rules rules.v4 --packets cap.pcapng --format json > decisions.jsonl
+  ctsim trace ... --conntrack --events -w out.pcapng --seed 7
+
+Output (text): the kernel's TRACE lines for traced packets, then per packet
+  => #0 tcp 192.168.100.105:1836 > 2.2.2.2:80 [S]: ct NEW IP_CT_NEW ORIGINAL (tcp syn NONE -> SYN_SENT);
+     nat SRC 192.168.100.105:1836 -> 192.168.100.104:1836 (nat:POSTROUTING:rule:1); left on eth0
+  and "+#N (cause)" lines for packets the host sent because of it (ICMP errors, redirects, RSTs, echo replies).
+
+TRACE: when the rules contain -j TRACE only the packets it marks are traced, as in the kernel; otherwise every
+packet is; --trace-all traces every packet anyway. --backend legacy (default) traverses every built-in chain of
+a table the rules define (why seed 001 shows filter:FORWARD:policy:1); --backend nft only chains with rules
+or a DROP policy.
+
+Kernel profiles: ${KERNEL_PROFILES.map((p) => p.id).join(", ")} (default ${DEFAULT_KERNEL}).
+
+Text input:
+${TEXT_DEFAULTS_HELP}
+`;
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function register(program: Command, io: CliIo): void {
+  program
+    .command("trace")
+    .description("trace packets through an emulated host's netfilter datapath, as the kernel's TRACE would")
+    .requiredOption(
+      "--host <host.yaml>",
+      "host file (interfaces, addresses, routes, ip rules, sysctls, sockets)",
+    )
+    .requiredOption("--rules <rules>", "iptables-save output or a shell script of iptables commands")
+    .requiredOption("--packets <file>", "tcpdump text, pcap or pcapng (told by the first bytes)")
+    .option("--in <iface>", "interface for packets whose input names none")
+    .option("--kernel <version>", "kernel profile to emulate", DEFAULT_KERNEL)
+    .option("--backend <backend>", "legacy or nft (which chains are traversed)", "legacy")
+    .option("--trace-all", "trace every packet even when the rules have TRACE rules")
+    .option("--format <format>", `output format: ${FORMATS.join(", ")}`, "text")
+    .option("--conntrack", "print the conntrack table at the end, as conntrack -L")
+    .option("--events", "print conntrack events after each packet, as conntrack -E")
+    .option("-w, --write <out.pcapng>", "write every packet that leaves the host to a pcapng file")
+    .option("--seed <n>", "seed of the random choices (NAT ports, IP ids, statistic)", "0")
+    .option("--sysctl <name=value>", "set a sysctl, e.g. net.ipv4.ip_forward=1 (repeatable)", collect)
+    .option("--quiet", "no per-packet output; print totals at the end")
+    .option("--allow-unknown", "unknown matches/targets/options are warnings and such rules never match")
+    .option("--lenient", "skip text lines that are not packets instead of failing")
+    .addHelpText("after", EXAMPLES)
+    .action(async (opts: TraceCliOptions) => {
+      await traceCommand(opts, io);
+    });
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new InputError({ code: "READ_OPEN", file, message: `cannot open: ${(err as Error).message}` });
+  }
+}
+
+function parseSysctlArgs(list: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const eq = item.indexOf("=");
+    if (eq <= 0)
+      throw new InputError({
+        code: "CLI_BAD_OPTION",
+        file: "--sysctl",
+        message: `expected name=value, got "${item}"`,
+      });
+    out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function bad(option: string, message: string): never {
+  throw new InputError({ code: "CLI_BAD_OPTION", file: option, message });
+}
+
+/** Text output of one report. */
+export function formatReportText(r: PacketReport, c: ChalkInstance, events: boolean): string {
+  let out = "";
+  for (const h of r.trace) out += `${h.line.trimEnd()}\n`;
+  for (const j of r.packets) for (const l of j.log) out += `${c.dim(l.trimEnd())}\n`;
+  for (const j of r.packets) {
+    const s = formatSummary(j);
+    const f = j.fate?.kind;
+    out += `${f === "dropped" ? c.red(s) : f === "left" || f === "delivered" ? c.green(s) : c.yellow(s)}\n`;
+  }
+  if (events) for (const e of r.events) out += `${c.cyan(formatConntrackEvent(e))}\n`;
+  return out;
+}
+
+async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
+  const format = opts.format;
+  if (!(FORMATS as readonly string[]).includes(format))
+    bad("--format", `expected one of ${FORMATS.join(", ")}, got "${format}"`);
+  if (opts.backend !== "legacy" && opts.backend !== "nft")
+    bad("--backend", `expected legacy or nft, got "${opts.backend}"`);
+  const seed = /^\d+$/.test(opts.seed ?? "0") ? Number(opts.seed) : (opts.seed ?? "0");
+
+  const host = parseHostFile(readText(opts.host), opts.host);
+  const loaded = loadRuleset(readText(opts.rules), {
+    file: opts.rules,
+    allowUnknown: opts.allowUnknown === true,
+  });
+  if (loaded.errors.length > 0) throw new InputError(loaded.errors[0]);
+  for (const w of loaded.warnings) io.stderr(`ctsim: warning: ${formatDiagnostic(w)}\n`);
+
+  const sim = new HostSim({
+    host,
+    ruleset: loaded.ruleset,
+    kernel: opts.kernel,
+    backend: opts.backend as Backend,
+    traceAll: opts.traceAll === true,
+    sysctl: parseSysctlArgs(opts.sysctl ?? []),
+    seed,
+  });
+  if (sim.problems.length > 0) {
+    const lines = sim.problems.map(
+      (p) => `${opts.rules}:${p.rule.source.line}:${p.rule.source.column}: ${p.what}`,
+    );
+    if (!opts.allowUnknown) {
+      io.stderr(
+        `ctsim: the rule set uses extensions ctsim cannot evaluate yet (--allow-unknown evaluates the rules without them):\n${lines.map((l) => `  ${l}\n`).join("")}`,
+      );
+      throw new CliExit(2);
+    }
+    for (const l of lines) io.stderr(`ctsim: warning: ${l} (evaluated without it)\n`);
+  }
+  for (const s of sim.ignoredSysctls) io.stderr(`ctsim: warning: sysctl ${s} is not modelled; ignored\n`);
+
+  const color = format === "text" && process.stdout.isTTY === true && !process.env.NO_COLOR;
+  const c = new Chalk({ level: color ? 1 : 0 });
+  const progress = process.stderr.isTTY === true && !process.env.CTSIM_NO_PROGRESS;
+  let out: number | undefined;
+  const writer = opts.write ? new PcapngWriter({ linkType: "ethernet" }) : undefined;
+  const fates = new Map<string, number>();
+  let packets = 0;
+  let traced = 0;
+  const started = performance.now();
+
+  try {
+    await readPacketInput(
+      { file: opts.packets, lenient: opts.lenient === true, ...(opts.in ? { defaultIface: opts.in } : {}) },
+      {
+        opened() {
+          if (opts.write) out = openSync(opts.write, "w");
+        },
+        packet(p) {
+          const r = sim.receive(p, opts.in ? { iface: opts.in } : {});
+          packets++;
+          traced += r.trace.length;
+          const k = r.packets[0]?.fate?.kind ?? "unknown";
+          fates.set(k, (fates.get(k) ?? 0) + 1);
+          if (writer && out !== undefined) for (const e of r.egress) writeSync(out, writer.write(e.packet));
+          if (progress && packets % 10000 === 0) io.stderr(`\rctsim: ${packets} packets`);
+          if (opts.quiet) return;
+          switch (format) {
+            case "json":
+              io.stdout(`${JSON.stringify(reportJson(r))}\n`);
+              break;
+            case "xtables-monitor":
+              for (const l of formatXtablesMonitor(r)) io.stdout(`${l}\n`);
+              break;
+            case "nft":
+              for (const l of formatNftMonitor(r)) io.stdout(`${l}\n`);
+              break;
+            default:
+              io.stdout(formatReportText(r, c, opts.events === true));
+          }
+        },
+        skipped(note) {
+          if (format === "text" && !opts.quiet) io.stdout(`${note}\n`);
+        },
+      },
+    );
+    if (writer && out !== undefined) writeSync(out, writer.finish());
+  } finally {
+    if (out !== undefined) closeSync(out);
+    if (progress && packets >= 10000) io.stderr("\n");
+  }
+
+  if (opts.conntrack) {
+    const lines = sim.conntrackLines();
+    if (format === "json") io.stdout(`${JSON.stringify({ conntrack: lines })}\n`);
+    else {
+      io.stdout(`# conntrack -L\n`);
+      for (const l of lines) io.stdout(`${l}\n`);
+      io.stdout(`# conntrack v1.4.7 (conntrack-tools): ${lines.length} flow entries have been shown.\n`);
+    }
+  }
+  if (opts.quiet) {
+    const secs = (performance.now() - started) / 1000;
+    const fateText = [...fates].map(([k, n]) => `${k} ${n}`).join(", ");
+    io.stdout(
+      `${packets} packets (${fateText || "none"}), ${traced} TRACE lines, ${sim.conntrack.count} conntrack entries; ${(packets / Math.max(secs, 1e-9)).toFixed(0)} packets/s\n`,
+    );
+  }
+}
