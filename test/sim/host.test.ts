@@ -68,7 +68,12 @@ describe("seed 001: a NAT gateway with MASQUERADE on its only interface", () => 
     const s = sim({ ruleset: rules(readFileSync(join(SEED, "rules.v4"), "utf8")) });
     if (s.problems.length > 0) {
       // The TRACE target's packet function is another engineer's; without it the replay cannot trace.
-      expect.soft(s.problems.map((p) => p.what), "TRACE target not evaluable yet").toEqual([]);
+      expect
+        .soft(
+          s.problems.map((p) => p.what),
+          "TRACE target not evaluable yet",
+        )
+        .toEqual([]);
       return;
     }
     const [syn, fin] = packets(readFileSync(join(SEED, "packets.txt"), "utf8")).map((p) => s.receive(p));
@@ -83,9 +88,15 @@ describe("seed 001: a NAT gateway with MASQUERADE on its only interface", () => 
     expect(syn.trace[2].line).toContain(
       "IN=eth0 OUT=eth0 MAC=00:16:3e:00:cd:08:00:00:00:00:00:00:08:00 SRC=192.168.100.105 DST=2.2.2.2 LEN=40 TOS=0x00 PREC=0x00 TTL=63 ID=44608 PROTO=TCP SPT=1836 DPT=80 SEQ=1848868094 ACK=0 WINDOW=512 RES=0x00 SYN URGP=0",
     );
-    expect(syn.egress.map((e) => formatIpv4(e.packet.ip.src)), "SYN leaves SNATed").toEqual(["192.168.100.104"]);
+    expect(
+      syn.egress.map((e) => formatIpv4(e.packet.ip.src)),
+      "SYN leaves SNATed",
+    ).toEqual(["192.168.100.104"]);
     expect(labels(fin), "FIN trace").toEqual(["raw:PREROUTING:policy:2", "filter:FORWARD:policy:1"]);
-    expect(fin.egress.map((e) => formatIpv4(e.packet.ip.src)), "FIN leaves un-NATed").toEqual(["192.168.100.105"]);
+    expect(
+      fin.egress.map((e) => formatIpv4(e.packet.ip.src)),
+      "FIN leaves un-NATed",
+    ).toEqual(["192.168.100.105"]);
     expect(fin.packets[0].ct?.state).toBe("INVALID");
   });
 });
@@ -134,7 +145,8 @@ describe("datapath without TRACE rules (every packet traced)", () => {
   it("the reply to a masqueraded SYN is translated back (nf_nat_packet at PREROUTING)", () => {
     const s = sim({ ruleset: rules(SEED_RULES_NO_TRACE) });
     s.receive(packets(SYN)[0]);
-    const reply = packets(`15:33:24.200000 IP (tos 0x0, ttl 50, id 1, offset 0, flags [DF], proto TCP (6), length 40)
+    const reply =
+      packets(`15:33:24.200000 IP (tos 0x0, ttl 50, id 1, offset 0, flags [DF], proto TCP (6), length 40)
 2.2.2.2.80 > 192.168.100.104.1836: Flags [S.], seq 5000, ack 1848868095, win 512, length 0
 `)[0];
     const r = s.receive(reply);
@@ -172,7 +184,12 @@ describe("datapath without TRACE rules (every packet traced)", () => {
 192.168.100.105.1836 > 192.168.100.104.22: Flags [S], seq 1, win 512, length 0
 `)[0],
     );
-    expect(labels(r)).toEqual(["raw:PREROUTING:policy:1", "nat:PREROUTING:policy:1", "filter:INPUT:policy:1", "nat:INPUT:policy:1"]);
+    expect(labels(r)).toEqual([
+      "raw:PREROUTING:policy:1",
+      "nat:PREROUTING:policy:1",
+      "filter:INPUT:policy:1",
+      "nat:INPUT:policy:1",
+    ]);
     expect(r.packets[0].fate).toEqual({ kind: "delivered", to: "tcp_v4_rcv: no socket" });
   });
 
@@ -204,7 +221,9 @@ COMMIT
     );
     expect(r.packets[0].fate).toEqual({ kind: "left", iface: "eth1" });
     const out = r.egress[0].packet;
-    expect(`${formatIpv4(out.ip.dst)}:${out.l4.kind === "tcp" ? out.l4.dstPort : "?"}`).toBe("203.0.113.2:8080");
+    expect(`${formatIpv4(out.ip.dst)}:${out.l4.kind === "tcp" ? out.l4.dstPort : "?"}`).toBe(
+      "203.0.113.2:8080",
+    );
     expect(r.packets[0].nat[0]).toMatchObject({ hook: "PREROUTING", manip: "DST", kind: "binding" });
   });
 });
