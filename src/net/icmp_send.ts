@@ -107,12 +107,12 @@ export function icmpSend(
   return { packet: p };
 }
 
-export function put16(b: Uint8Array, o: number, v: number): void {
+function put16(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >> 8) & 0xff;
   b[o + 1] = v & 0xff;
 }
 
-export function put32(b: Uint8Array, o: number, v: number): void {
+function put32(b: Uint8Array, o: number, v: number): void {
   b[o] = (v >>> 24) & 0xff;
   b[o + 1] = (v >>> 16) & 0xff;
   b[o + 2] = (v >>> 8) & 0xff;

@@ -19,6 +19,7 @@
 import type { LinkHeader, Packet } from "../wire/packet";
 import { encodeIpv4 } from "../wire/ipv4";
 import { formatIpv4 } from "../wire/addr";
+import type { TraceComment } from "../netfilter/ip_tables";
 
 /** include/uapi/linux/netfilter/nf_log.h */
 export const NF_LOG_TCPSEQ = 0x01;
@@ -293,9 +294,6 @@ export function nfLogPacket(prefix: string, subject: NfLogSubject, info: NfLogIn
   dumpIpv4(out, encodeIpv4(subject.pkt), 0, info.logflags, subject);
   return out.join("");
 }
-
-/** trace_packet's comment word: a rule, the implicit RETURN of a user chain, or a built-in chain's policy. */
-export type TraceComment = "rule" | "return" | "policy";
 
 /** One TRACE line as /dev/kmsg shows it: `TRACE: raw:PREROUTING:policy:2 IN=eth0 ...`. */
 export function nfLogTrace(

@@ -12,8 +12,8 @@ import {
   NF_LOG_UID,
   nfLogPacket,
   nfLogTrace,
-  type TraceComment,
 } from "../../src/trace/nf_log";
+import type { TraceComment } from "../../src/netfilter/ip_tables";
 
 const REC_DIR = join(__dirname, "../oracle/recordings");
 
