@@ -313,4 +313,17 @@ describe("recent (shared lists by name)", () => {
     expect(at("--rcheck --name ssh", 6)).toBe(false);
     expect(state.has(RECENT_TABLES)).toBe(true);
   });
+  it("--rttl needs the same TTL (TTL + 1 on a forwarded packet); --reap drops the oldest stale entry", () => {
+    const state = new Map<object, unknown>();
+    const at = (text: string, t: number, skb: Skb, o: { outIface?: string } = {}): boolean =>
+      m("recent", text, skb, par(undefined, { now: t, ruleState: state, ...o }));
+    const other = skbOf(packet("192.0.2.7", "203.0.113.2", tcp(1, 80)));
+    expect(at("--set --name r", 0, other)).toBe(true);
+    expect(at("--set --name r", 1, skbOf(SYN))).toBe(true); // stored TTL 64
+    expect(at("--rcheck --rttl --name r", 2, skbOf(SYN), { outIface: "eth1" })).toBe(false); // seen as 65
+    expect(at("--rcheck --rttl --name r", 2, skbOf(SYN))).toBe(true);
+    expect(at("--rcheck --seconds 5 --reap --name r", 10, skbOf(SYN))).toBe(false);
+    expect(at("--rcheck --name r", 10, other)).toBe(false); // 192.0.2.7 was reaped
+    expect(at("--rcheck --name r", 10, skbOf(SYN))).toBe(true);
+  });
 });
