@@ -66,7 +66,7 @@ import {
 import { DEFAULT_KERNEL } from "./profile";
 import type { NfConntrackSysctls } from "./sysctl";
 import { defaultSysctls } from "./sysctl";
-import { IPPROTO_UDPLITE, tupleEqual, tupleHash, tupleHashOf, tupleKey } from "./tuple";
+import { IPPROTO_UDPLITE, tupleEqual, tupleHashOf, tupleKeyOf } from "./tuple";
 import { genericTracker } from "./proto_generic";
 import { udpTracker } from "./proto_udp";
 import { icmpIsErr, icmpTracker, nfConntrackInetError } from "./proto_icmp";
@@ -172,17 +172,38 @@ export interface ConntrackOptions {
   readonly recordEvents?: boolean;
 }
 
-/** struct nf_conn, reduced. */
+/** The table's view of a tracker bound to its table: one shared object per (table, tracker), not per entry. */
+interface Binding {
+  readonly table: Conntrack;
+  readonly l4: L4Tracker;
+}
+
+/**
+ * struct nf_conn, reduced.
+ *
+ * Stored flat so that an entry is one object of small integers (no heap numbers, no nested tuples): addresses as
+ * int32 (`u32 | 0`), each direction's protocol words packed as `srcU << 16 | dstU` (ports and ICMP id/type/code
+ * are 16 bits), the two protocol numbers and the zone in one word. `orig`, `reply`, `zone`, `mark` and `id` are
+ * accessors with the usual (u32) values; `orig`/`reply` build a fresh Tuple per read.
+ */
 export class NfConn implements NfConnL4View {
-  /** ORIGINAL and REPLY tuples (kept as two fields: a per-entry array would cost 64 bytes). */
-  orig: Tuple;
-  reply: Tuple;
+  /** ORIGINAL: src, dst (int32), srcU << 16 | dstU. */
+  private os: number;
+  private od: number;
+  private ou: number;
+  /** REPLY: the same. */
+  private rs: number;
+  private rd: number;
+  private ru: number;
+  /** ORIGINAL protonum | REPLY protonum << 8 | zone << 16. */
+  private pz: number;
   status = 0;
   timeout: Seconds = 0;
   proto: unknown = undefined;
-  mark = 0;
-  readonly zone: number;
-  readonly id: number;
+  /** The connmark (int32; `mark` reads it as u32). */
+  private mk = 0;
+  /** The id (int32; `id` reads it as u32). */
+  private ident: number;
   /**
    * The acct extension (struct nf_conn_counter[2] as [origPackets, origBytes, replyPackets, replyBytes]): added
    * at creation only when nf_conntrack_acct is on, as nf_ct_acct_ext_add does; `conntrack -L` shows counters
@@ -193,25 +214,121 @@ export class NfConn implements NfConnL4View {
   ecache = 0;
   /** When init_conntrack ran: the timer counts from confirmation, so confirm shifts timeout by the wait. */
   readonly created: Seconds;
-  readonly l4: L4Tracker;
-  private readonly table: Conntrack;
+  private readonly bind: Binding;
 
-  constructor(
-    table: Conntrack,
-    l4: L4Tracker,
-    orig: Tuple,
-    reply: Tuple,
-    zone: number,
-    id: number,
-    now: Seconds,
-  ) {
-    this.table = table;
-    this.l4 = l4;
-    this.orig = orig;
-    this.reply = reply;
-    this.zone = zone;
-    this.id = id;
+  constructor(bind: Binding, orig: Tuple, reply: Tuple, zone: number, id: number, now: Seconds) {
+    this.bind = bind;
+    this.os = orig.src | 0;
+    this.od = orig.dst | 0;
+    this.ou = (orig.srcU << 16) | (orig.dstU & 0xffff);
+    this.rs = reply.src | 0;
+    this.rd = reply.dst | 0;
+    this.ru = (reply.srcU << 16) | (reply.dstU & 0xffff);
+    this.pz = (orig.protonum & 0xff) | ((reply.protonum & 0xff) << 8) | ((zone & 0xffff) << 16);
+    this.ident = id | 0;
     this.created = now;
+  }
+
+  get l4(): L4Tracker {
+    return this.bind.l4;
+  }
+
+  /** ORIGINAL tuple (a fresh object per read). */
+  get orig(): Tuple {
+    const u = this.ou;
+    return {
+      src: this.os >>> 0,
+      dst: this.od >>> 0,
+      protonum: this.pz & 0xff,
+      srcU: u >>> 16,
+      dstU: u & 0xffff,
+    };
+  }
+  set orig(t: Tuple) {
+    this.os = t.src | 0;
+    this.od = t.dst | 0;
+    this.ou = (t.srcU << 16) | (t.dstU & 0xffff);
+    this.pz = (this.pz & ~0xff) | (t.protonum & 0xff);
+  }
+
+  /** REPLY tuple (a fresh object per read). */
+  get reply(): Tuple {
+    const u = this.ru;
+    return {
+      src: this.rs >>> 0,
+      dst: this.rd >>> 0,
+      protonum: (this.pz >>> 8) & 0xff,
+      srcU: u >>> 16,
+      dstU: u & 0xffff,
+    };
+  }
+  set reply(t: Tuple) {
+    this.rs = t.src | 0;
+    this.rd = t.dst | 0;
+    this.ru = (t.srcU << 16) | (t.dstU & 0xffff);
+    this.pz = (this.pz & ~0xff00) | ((t.protonum & 0xff) << 8);
+  }
+
+  get zone(): number {
+    return (this.pz >>> 16) & 0xffff;
+  }
+  get id(): number {
+    return this.ident >>> 0;
+  }
+  get mark(): number {
+    return this.mk >>> 0;
+  }
+  set mark(v: number) {
+    this.mk = v | 0;
+  }
+
+  /** Whether the ORIGINAL (dir 0) or REPLY (dir 1) tuple is this one (int32 addresses, packed words). */
+  isTuple(dir: CtDir, s: number, d: number, u: number, protonum: number): boolean {
+    return dir === 0
+      ? this.os === s && this.od === d && this.ou === u && (this.pz & 0xff) === protonum
+      : this.rs === s && this.rd === d && this.ru === u && ((this.pz >>> 8) & 0xff) === protonum;
+  }
+
+  /** The table hash of one direction's tuple. */
+  hashOf(dir: CtDir): number {
+    const zone = (this.pz >>> 16) & 0xffff;
+    return dir === 0
+      ? tupleHashOf(this.os, this.od, this.pz & 0xff, this.ou >>> 16, this.ou & 0xffff, zone)
+      : tupleHashOf(this.rs, this.rd, (this.pz >>> 8) & 0xff, this.ru >>> 16, this.ru & 0xffff, zone);
+  }
+
+  /** The collision-map key of one direction's tuple (./tuple tupleKey). */
+  keyOf(dir: CtDir): string {
+    const zone = (this.pz >>> 16) & 0xffff;
+    return dir === 0
+      ? tupleKeyOf(this.os, this.od, this.pz & 0xff, this.ou >>> 16, this.ou & 0xffff, zone)
+      : tupleKeyOf(this.rs, this.rd, (this.pz >>> 8) & 0xff, this.ru >>> 16, this.ru & 0xffff, zone);
+  }
+
+  /** Same ORIGINAL and REPLY tuples as `b` (or crossed, with `crossed`), compared field by field. */
+  sameTuples(b: NfConn, crossed: boolean): boolean {
+    const bp = b.pz;
+    const swapped = ((bp >>> 8) & 0xff) | ((bp & 0xff) << 8);
+    return crossed
+      ? this.os === b.rs &&
+          this.od === b.rd &&
+          this.ou === b.ru &&
+          this.rs === b.os &&
+          this.rd === b.od &&
+          this.ru === b.ou &&
+          (this.pz & 0xffff) === swapped
+      : this.os === b.os &&
+          this.od === b.od &&
+          this.ou === b.ou &&
+          this.rs === b.rs &&
+          this.rd === b.rd &&
+          this.ru === b.ru &&
+          (this.pz & 0xffff) === (bp & 0xffff);
+  }
+
+  /** Same ORIGINAL tuple as `b`. */
+  sameOrig(b: NfConn): boolean {
+    return this.os === b.os && this.od === b.od && this.ou === b.ou && (this.pz & 0xff) === (b.pz & 0xff);
   }
 
   /** struct nf_conn.tuplehash, for trackers: [ORIGINAL, REPLY] (a fresh array per read). */
@@ -225,7 +342,7 @@ export class NfConn implements NfConnL4View {
 
   /** nf_ct_kill(). */
   kill(): boolean {
-    return this.table.kill(this);
+    return this.bind.table.kill(this);
   }
 
   get origPackets(): number {
@@ -282,6 +399,8 @@ export class Conntrack {
   /** Tuples whose hash slot held another entry, by packed key. Almost always empty. */
   private readonly overflow = new Map<string, NfConn>();
   private readonly trackers: (L4Tracker | undefined)[] = new Array(256);
+  /** Per tracker, the object entries share to reach this table and their tracker. */
+  private readonly bindings = new Map<L4Tracker, Binding>();
   private readonly rng?: () => number;
   private readonly onEvent?: (ev: CtEvent) => void;
   private readonly recordEvents: boolean;
@@ -361,21 +480,30 @@ export class Conntrack {
 
     for (let repeat = 0; ; repeat++) {
       // resolve_normal_ct()
-      const u = l4.pktToTuple(pkt);
-      if (!u)
-        return this.invalid({ fn: "nf_ct_get_tuple", text: "[silent] cannot read the transport header" });
-      const src = pkt.ip.src >>> 0;
-      const dst = pkt.ip.dst >>> 0;
-      const { srcU, dstU } = u;
-      let ct = this.live(this.find(src, dst, protonum, srcU, dstU, zone), now);
+      let srcU: number;
+      let dstU: number;
+      const ph = pkt.l4;
+      if ((ph.kind === "tcp" && l4 === tcpTracker) || (ph.kind === "udp" && l4 === udpTracker)) {
+        // The built-in port trackers' pktToTuple, without its result object.
+        srcU = ph.srcPort;
+        dstU = ph.dstPort;
+      } else {
+        const u = l4.pktToTuple(pkt);
+        if (!u)
+          return this.invalid({ fn: "nf_ct_get_tuple", text: "[silent] cannot read the transport header" });
+        srcU = u.srcU;
+        dstU = u.dstU;
+      }
+      const s = pkt.ip.src | 0;
+      const d = pkt.ip.dst | 0;
+      const w = (srcU << 16) | (dstU & 0xffff);
+      let ct = this.live(this.findFlat(s, d, w, protonum, zone), now);
       let dir: CtDir = IP_CT_DIR_ORIGINAL;
       if (ct) {
         this.stats.found++;
-        const r = ct.reply;
-        if (r.src === src && r.dst === dst && r.srcU === srcU && r.dstU === dstU && r.protonum === protonum)
-          dir = IP_CT_DIR_REPLY;
+        if (ct.isTuple(IP_CT_DIR_REPLY, s, d, w, protonum)) dir = IP_CT_DIR_REPLY;
       } else {
-        const tuple: Tuple = { src, dst, protonum, srcU, dstU };
+        const tuple: Tuple = { src: s >>> 0, dst: d >>> 0, protonum, srcU, dstU };
         const created = this.initConntrack(l4, tuple, zone, now);
         if (!created.ct) {
           if (created.drop) {
@@ -473,9 +601,15 @@ export class Conntrack {
       srcU: inv.srcU,
       dstU: inv.dstU,
     };
-    const ct = new NfConn(this, l4, tuple, reply, zone, this.allocId(), now);
+    const ct = new NfConn(this.binding(l4), tuple, reply, zone, this.allocId(), now);
     if (this.sysctl.nf_conntrack_acct) ct.acct = [0, 0, 0, 0];
     return { ct };
+  }
+
+  private binding(l4: L4Tracker): Binding {
+    let b = this.bindings.get(l4);
+    if (b === undefined) this.bindings.set(l4, (b = Object.freeze({ table: this, l4 })));
+    return b;
   }
 
   private allocId(): number {
@@ -521,54 +655,50 @@ export class Conntrack {
 
   /** ____nf_conntrack_find(): confirmed entry by tuple and zone; an expired entry met here is reaped. */
   lookup(tuple: Tuple, zone: number, now: Seconds): NfConn | undefined {
-    return this.live(this.find(tuple.src, tuple.dst, tuple.protonum, tuple.srcU, tuple.dstU, zone), now);
+    return this.live(this.find(tuple, zone), now);
   }
 
   /** The entry holding this tuple in this zone, expired or not. */
-  private find(
-    src: number,
-    dst: number,
-    protonum: number,
-    srcU: number,
-    dstU: number,
-    zone: number,
-  ): NfConn | undefined {
-    const ct = this.hash.get(tupleHashOf(src, dst, protonum, srcU, dstU, zone));
-    if (ct !== undefined && ct.zone === zone) {
-      const r = ct.reply;
-      if (r.src === src && r.dst === dst && r.srcU === srcU && r.dstU === dstU && r.protonum === protonum)
-        return ct;
-      const o = ct.orig;
-      // A NAT-clash entry is in the table by its reply tuple only.
-      if (
-        o.src === src &&
-        o.dst === dst &&
-        o.srcU === srcU &&
-        o.dstU === dstU &&
-        o.protonum === protonum &&
-        !(ct.status & IPS_NAT_CLASH)
-      )
-        return ct;
-    }
-    if (this.overflow.size === 0) return undefined;
-    return this.overflow.get(tupleKey({ src, dst, protonum, srcU, dstU }, zone));
+  private find(t: Tuple, zone: number): NfConn | undefined {
+    return this.findFlat(t.src | 0, t.dst | 0, (t.srcU << 16) | (t.dstU & 0xffff), t.protonum, zone);
   }
 
-  /** Adds `t` -> `ct` to the table. */
-  private put(t: Tuple, ct: NfConn): void {
-    const h = tupleHash(t, ct.zone);
+  /** `find` on the flat form: int32 addresses, `srcU << 16 | dstU`. */
+  private findFlat(s: number, d: number, w: number, protonum: number, zone: number): NfConn | undefined {
+    const ct = this.hash.get(tupleHashOf(s, d, protonum, w >>> 16, w & 0xffff, zone));
+    if (ct !== undefined && ct.zone === zone) {
+      if (ct.isTuple(IP_CT_DIR_REPLY, s, d, w, protonum)) return ct;
+      // A NAT-clash entry is in the table by its reply tuple only.
+      if (ct.isTuple(IP_CT_DIR_ORIGINAL, s, d, w, protonum) && !(ct.status & IPS_NAT_CLASH)) return ct;
+    }
+    if (this.overflow.size === 0) return undefined;
+    return this.overflow.get(tupleKeyOf(s, d, protonum, w >>> 16, w & 0xffff, zone));
+  }
+
+  /** The entry holding direction `dir` of `ct`'s tuples (the entry itself or another). */
+  private findOf(ct: NfConn, dir: CtDir): NfConn | undefined {
+    const t = dir === IP_CT_DIR_ORIGINAL ? ct.orig : ct.reply;
+    return this.find(t, ct.zone);
+  }
+
+  /**
+   * Adds direction `dir` of `ct` to the table. Both directions of an entry usually share one hash (the hash is
+   * symmetric), so the second `put` finds the entry already in its slot and adds nothing.
+   */
+  private put(ct: NfConn, dir: CtDir): void {
+    const h = ct.hashOf(dir);
     const cur = this.hash.get(h);
     if (cur === undefined) this.hash.set(h, ct);
-    else if (cur !== ct) this.overflow.set(tupleKey(t, ct.zone), ct);
+    else if (cur !== ct) this.overflow.set(ct.keyOf(dir), ct);
     // cur === ct: the other direction has the same hash and `find` compares both tuples.
   }
 
-  /** Removes `t` -> `ct` from the table (call for both directions together). */
-  private remove(t: Tuple, ct: NfConn): void {
-    const h = tupleHash(t, ct.zone);
+  /** Removes direction `dir` of `ct` from the table (call for both directions together). */
+  private remove(ct: NfConn, dir: CtDir): void {
+    const h = ct.hashOf(dir);
     if (this.hash.get(h) === ct) this.hash.delete(h);
     else if (this.overflow.size !== 0) {
-      const key = tupleKey(t, ct.zone);
+      const key = ct.keyOf(dir);
       if (this.overflow.get(key) === ct) this.overflow.delete(key);
     }
   }
@@ -594,7 +724,7 @@ export class Conntrack {
   tupleTaken(tuple: Tuple, ignored: NfConn, now: Seconds): boolean {
     const ct = this.lookup(tuple, ignored.zone, now);
     if (!ct || ct === ignored) return false;
-    if (tupleEqual(ignored.orig, ct.orig)) return false;
+    if (ignored.sameOrig(ct)) return false;
     return true;
   }
 
@@ -605,11 +735,11 @@ export class Conntrack {
   setReplyTuple(ct: NfConn, tuple: Tuple): void {
     if (ct.confirmed) {
       const clash = (ct.status & IPS_NAT_CLASH) !== 0;
-      if (!clash) this.remove(ct.orig, ct);
-      this.remove(ct.reply, ct);
+      if (!clash) this.remove(ct, IP_CT_DIR_ORIGINAL);
+      this.remove(ct, IP_CT_DIR_REPLY);
       ct.reply = tuple;
-      if (!clash) this.put(ct.orig, ct);
-      this.put(tuple, ct);
+      if (!clash) this.put(ct, IP_CT_DIR_ORIGINAL);
+      this.put(ct, IP_CT_DIR_REPLY);
     } else {
       ct.reply = tuple;
     }
@@ -630,11 +760,11 @@ export class Conntrack {
     const out: NfConn[] = [];
     for (const [h, ct] of this.hash) {
       if (ct.status & IPS_NAT_CLASH) continue;
-      if (h === tupleHash(ct.orig, ct.zone)) out.push(ct);
+      if (h === ct.hashOf(IP_CT_DIR_ORIGINAL)) out.push(ct);
     }
     for (const [key, ct] of this.overflow) {
       if (ct.status & IPS_NAT_CLASH) continue;
-      if (key === tupleKey(ct.orig, ct.zone)) out.push(ct);
+      if (key === ct.keyOf(IP_CT_DIR_ORIGINAL)) out.push(ct);
     }
     return out;
   }
@@ -674,17 +804,15 @@ export class Conntrack {
         reason: { fn: "__nf_conntrack_confirm", text: "[silent] entry died before confirm" },
       };
     }
-    const { orig, reply } = ct;
     // An expired entry still in the table would clash in the kernel until GC reaps it; it is reaped here first.
     const h =
-      this.live(this.find(orig.src, orig.dst, orig.protonum, orig.srcU, orig.dstU, ct.zone), now) ??
-      this.live(this.find(reply.src, reply.dst, reply.protonum, reply.srcU, reply.dstU, ct.zone), now);
+      this.live(this.findOf(ct, IP_CT_DIR_ORIGINAL), now) ?? this.live(this.findOf(ct, IP_CT_DIR_REPLY), now);
     if (h) return this.resolveClash(ct, h, now);
     // The timer starts at confirmation.
     ct.timeout += now - ct.created;
     ct.status |= IPS_CONFIRMED;
-    this.put(orig, ct);
-    this.put(reply, ct);
+    this.put(ct, IP_CT_DIR_ORIGINAL);
+    this.put(ct, IP_CT_DIR_REPLY);
     this.confirmedCount++;
     this.stats.insert++;
     if (ct.timeout < this.earliest) this.earliest = ct.timeout;
@@ -709,12 +837,11 @@ export class Conntrack {
     if (!ALLOW_CLASH.has(h.orig.protonum)) return drop();
     if (this.canMerge(h, loser)) return this.merge(h, loser);
     // nf_ct_resolve_clash_harder(): the reply direction must be unique.
-    const lr = loser.reply;
-    const r = this.find(lr.src, lr.dst, lr.protonum, lr.srcU, lr.dstU, loser.zone);
+    const r = this.findOf(loser, IP_CT_DIR_REPLY);
     if (r) return this.canMerge(r, loser) ? this.merge(r, loser) : drop();
     loser.timeout = now + 1;
     loser.status |= IPS_FIXED_TIMEOUT | IPS_NAT_CLASH | IPS_CONFIRMED;
-    this.put(lr, loser);
+    this.put(loser, IP_CT_DIR_REPLY);
     this.confirmedCount++;
     this.stats.clash_resolve++;
     if (loser.timeout < this.earliest) this.earliest = loser.timeout;
@@ -724,9 +851,7 @@ export class Conntrack {
   /** nf_ct_match() || nf_ct_match_reverse(). */
   private canMerge(a: NfConn, b: NfConn): boolean {
     if (a.zone !== b.zone) return false;
-    const { orig: ao, reply: ar } = a;
-    const { orig: bo, reply: br } = b;
-    return (tupleEqual(ao, bo) && tupleEqual(ar, br)) || (tupleEqual(ao, br) && tupleEqual(ar, bo));
+    return a.sameTuples(b, false) || a.sameTuples(b, true);
   }
 
   /** __nf_ct_resolve_clash() success: the packet moves to the winner, its bytes merged (nf_ct_acct_merge). */
@@ -755,8 +880,8 @@ export class Conntrack {
     ct.status |= IPS_DYING;
     if (!ct.confirmed) return true;
     if (this.eventsOn()) this.emit(this.snapshot(ct, "DESTROY", 1 << IPCT_DESTROY, now));
-    if (!(ct.status & IPS_NAT_CLASH)) this.remove(ct.orig, ct);
-    this.remove(ct.reply, ct);
+    if (!(ct.status & IPS_NAT_CLASH)) this.remove(ct, IP_CT_DIR_ORIGINAL);
+    this.remove(ct, IP_CT_DIR_REPLY);
     this.confirmedCount--;
     return true;
   }

@@ -139,22 +139,46 @@ export function quoteTuple(quote: IcmpQuote): Tuple | undefined {
  * ports/ids, protocol, zone). Two keys per connection, so the key stays small.
  */
 export function tupleKey(t: Tuple, zone: number): string {
+  return tupleKeyOf(t.src, t.dst, t.protonum, t.srcU, t.dstU, zone);
+}
+
+/** tupleKey from the fields (addresses as u32 or int32: only their bits are used). */
+export function tupleKeyOf(
+  src: number,
+  dst: number,
+  protonum: number,
+  srcU: number,
+  dstU: number,
+  zone: number,
+): string {
   return String.fromCharCode(
-    t.src >>> 16,
-    t.src & 0xffff,
-    t.dst >>> 16,
-    t.dst & 0xffff,
-    t.srcU & 0xffff,
-    t.dstU & 0xffff,
-    t.protonum & 0xff,
+    (src >>> 16) & 0xffff,
+    src & 0xffff,
+    (dst >>> 16) & 0xffff,
+    dst & 0xffff,
+    srcU & 0xffff,
+    dstU & 0xffff,
+    protonum & 0xff,
     zone & 0xffff,
   );
+}
+
+/** One end of a tuple (address and its protocol word) mixed into 32 bits. */
+function mixEnd(addr: number, u: number): number {
+  let h = Math.imul(addr ^ 0x165667b1, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 15) ^ (u & 0xffff), 0xc2b2ae35);
+  return h ^ (h >>> 13);
 }
 
 /**
  * The table hash of a tuple's fields and zone (the role of hash_conntrack_raw's jhash2 over the tuple): a
  * non-negative small integer (30 bits) so that Map keys stay unboxed. Different tuples may share a hash; the table
- * compares the tuple itself. Takes the fields rather than a Tuple so lookups need not build one.
+ * compares the tuple itself. Takes the fields rather than a Tuple so lookups need not build one; addresses may be
+ * u32 or int32 (only their bits are used).
+ *
+ * Symmetric on purpose: swapping (src, srcU) with (dst, dstU) gives the same hash, so a TCP/UDP tuple and its
+ * inverse — the ORIGINAL and REPLY tuples of an entry without NAT — share one table slot (one Map entry per
+ * connection instead of two). The kernel's jhash is not symmetric; only the table's memory differs.
  */
 export function tupleHashOf(
   src: number,
@@ -164,11 +188,10 @@ export function tupleHashOf(
   dstU: number,
   zone: number,
 ): number {
-  let h = Math.imul(src ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 15) ^ dst, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 13) ^ ((srcU << 16) | (dstU & 0xffff)), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 16) ^ (protonum | (zone << 8)), 0xc2b2ae35);
-  h ^= h >>> 15;
+  let h = (mixEnd(src, srcU) + mixEnd(dst, dstU)) | 0;
+  h = Math.imul(h ^ (h >>> 16) ^ (protonum | (zone << 8)), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
   return h & 0x3fffffff;
 }
 
