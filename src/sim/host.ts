@@ -133,6 +133,8 @@ interface Flight {
   rt?: FibResult;
   /** Forwarded (ip_forward) rather than locally generated or delivered. */
   forwarded: boolean;
+  /** The ipt_do_table context of this packet (built once). */
+  ctx?: DoTableContext;
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
@@ -457,7 +459,7 @@ export class HostSim implements HostServices, NatTargetHost {
   }
 
   private doTableContext(st: Flight): DoTableContext {
-    return {
+    return (st.ctx ??= {
       now: this.now,
       host: this,
       ruleState: this.ruleState,
@@ -466,7 +468,7 @@ export class HostSim implements HostServices, NatTargetHost {
         log: (line: string) => st.journey.log.push(line),
       },
       trace: (point: TracePoint, skb: Skb, hook: Hook) => this.traceHit(point, skb, hook, st),
-    };
+    });
   }
 
   private traceHit(point: TracePoint, skb: Skb, hook: Hook, st: Flight): void {
@@ -627,7 +629,7 @@ export class HostSim implements HostServices, NatTargetHost {
         ...(tcp ? { tcp } : {}),
       };
     }
-    return { ...this.ctSummary(r.ct, r.ctinfo, r.reason, false), ...(tcp ? { tcp } : {}) };
+    return this.ctSummary(r.ct, r.ctinfo, r.reason, false, tcp);
   }
 
   private ctSummary(
@@ -635,15 +637,24 @@ export class HostSim implements HostServices, NatTargetHost {
     ctinfo: CtInfo,
     reason: CtLookupResult["reason"],
     attached: boolean,
+    tcp?: CtSummary["tcp"],
   ): CtSummary {
-    return {
+    const out: CtSummary = {
+      ...(tcp ? { tcp } : {}),
       state: ctinfoState(ctinfo),
       ctinfo: CTINFO_NAMES[ctinfo],
       dir: ctinfo >= IP_CT_IS_REPLY && ctinfo !== IP_CT_UNTRACKED ? "REPLY" : "ORIGINAL",
       ...(reason ? { reason } : {}),
       ...(attached ? { attached } : {}),
-      entry: formatConntrackEntry(ct, this.now),
     };
+    // `conntrack -L` text of the entry, formatted only when read (JSON output, tests): most runs never ask.
+    const now = this.now;
+    let entry: string | undefined;
+    Object.defineProperty(out, "entry", {
+      enumerable: true,
+      get: () => (entry ??= formatConntrackEntry(ct, now)),
+    });
+    return out;
   }
 
   private natHook(hook: Hook, st: Flight): boolean {
@@ -686,9 +697,9 @@ export class HostSim implements HostServices, NatTargetHost {
       this.now,
     );
     skb.pkt = res.pkt;
-    const from = flowText(before);
-    const to = flowText(res.pkt);
-    const changed = from !== to;
+    const changed = res.pkt !== before;
+    const from = ran || changed ? flowText(before) : undefined;
+    const to = ran || changed ? flowText(res.pkt) : undefined;
     const by = decided ? `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}` : undefined;
     let step: NatStep;
     if (res.verdict !== NF_ACCEPT) {
@@ -703,7 +714,7 @@ export class HostSim implements HostServices, NatTargetHost {
         from,
         to,
       };
-    } else step = { hook, manip, kind: changed ? "rewrite" : "none", from, to };
+    } else step = changed ? { hook, manip, kind: "rewrite", from, to } : { hook, manip, kind: "none" };
     st.journey.nat.push(step);
     if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
     if (hook === "OUTPUT" && before.ip.dst !== res.pkt.ip.dst) {

@@ -29,9 +29,11 @@ function packets(text: string, iface = "eth0"): Packet[] {
   return r.packets;
 }
 
-/** `table:chain:comment:num` of each TRACE line. */
-function labels(r: PacketReport): string[] {
-  return r.trace.map((h) => /^TRACE: (\S+) /.exec(h.line)![1]);
+/** `table:chain:comment:num` of each TRACE line (of one packet of the report when `id` is given). */
+function labels(r: PacketReport, id?: number): string[] {
+  return r.trace
+    .filter((h) => id === undefined || h.packetId === id)
+    .map((h) => /^TRACE: (\S+) /.exec(h.line)![1]);
 }
 
 function sim(opts: Partial<HostSimOptions> & Pick<HostSimOptions, "ruleset">): HostSim {
@@ -105,12 +107,19 @@ describe("datapath without TRACE rules (every packet traced)", () => {
   it("SYN: null DNAT binding, filter policy, MASQUERADE; TTL 63 from FORWARD on", () => {
     const s = sim({ ruleset: rules(SEED_RULES_NO_TRACE) });
     const r = s.receive(packets(SYN)[0]);
-    expect(labels(r)).toEqual([
+    expect(labels(r, 0)).toEqual([
       "raw:PREROUTING:policy:1",
       "nat:PREROUTING:policy:1",
       "filter:FORWARD:policy:1",
       "nat:POSTROUTING:rule:1",
     ]);
+    // Out the interface it came in on, to a source on that link: an ICMP redirect, which carries the SYN's
+    // unconfirmed conntrack and is dropped by NAT (nf_nat_icmp_reply_translation: redirect, NAT not done).
+    const redirect = r.packets[1];
+    expect(redirect.cause).toContain("ICMP redirect");
+    expect(redirect.ct?.attached).toBe(true);
+    expect(redirect.fate?.kind).toBe("dropped");
+    expect(labels(r, 1)).toEqual(["raw:OUTPUT:policy:1"]);
     expect(r.trace[0].line).toContain(" TTL=64 ");
     expect(r.trace[2].line).toContain(" TTL=63 ");
     const j = r.packets[0];
@@ -133,12 +142,15 @@ describe("datapath without TRACE rules (every packet traced)", () => {
   it("FIN without conntrack: INVALID, the nat table is not consulted, leaves un-NATed", () => {
     const s = sim({ ruleset: rules(SEED_RULES_NO_TRACE) });
     const r = s.receive(packets(FIN)[0]);
-    expect(labels(r)).toEqual(["raw:PREROUTING:policy:1", "filter:FORWARD:policy:1"]);
+    expect(labels(r, 0)).toEqual(["raw:PREROUTING:policy:1", "filter:FORWARD:policy:1"]);
+    // The FIN's redirect has no conntrack to inherit: INVALID, no nat, filter OUTPUT, and it leaves.
+    expect(labels(r, 1)).toEqual(["raw:OUTPUT:policy:1", "filter:OUTPUT:policy:1"]);
     const j = r.packets[0];
     expect(j.ct?.state).toBe("INVALID");
     expect(j.nat.every((n) => n.kind === "skipped")).toBe(true);
     expect(formatSummary(j)).toContain("nat: no conntrack (INVALID): nat table not consulted; left on eth0");
-    expect(formatIpv4(r.egress[0].packet.ip.src)).toBe("192.168.100.105");
+    expect(r.egress.map((e) => formatIpv4(e.packet.ip.src))).toEqual(["192.168.100.104", "192.168.100.105"]);
+    expect(r.egress[0].packet.l4.kind).toBe("icmp");
     expect(s.conntrackLines()).toEqual([]);
   });
 
@@ -184,13 +196,20 @@ describe("datapath without TRACE rules (every packet traced)", () => {
 192.168.100.105.1836 > 192.168.100.104.22: Flags [S], seq 1, win 512, length 0
 `)[0],
     );
-    expect(labels(r)).toEqual([
+    expect(labels(r, 0)).toEqual([
       "raw:PREROUTING:policy:1",
       "nat:PREROUTING:policy:1",
       "filter:INPUT:policy:1",
       "nat:INPUT:policy:1",
     ]);
     expect(r.packets[0].fate).toEqual({ kind: "delivered", to: "tcp_v4_rcv: no socket" });
+    // tcp_v4_send_reset: RST|ACK with ack = ISN + 1, tracked as the reply of the SYN's connection.
+    const rst = r.packets[1];
+    expect(rst.cause).toBe("tcp_v4_send_reset: no socket");
+    expect(rst.ct?.ctinfo).toBe("IP_CT_ESTABLISHED_REPLY");
+    expect(r.egress).toHaveLength(1);
+    const l4 = r.egress[0].packet.l4;
+    expect(l4.kind === "tcp" ? [l4.flags, l4.ack] : [], "got flags/ack").toEqual([0x14, 2]);
   });
 
   it("DNAT in PREROUTING re-routes the packet to the new destination", () => {
@@ -225,5 +244,35 @@ COMMIT
       "203.0.113.2:8080",
     );
     expect(r.packets[0].nat[0]).toMatchObject({ hook: "PREROUTING", manip: "DST", kind: "binding" });
+  });
+});
+
+describe("kube-proxy: ClusterIP -> KUBE-SVC -> KUBE-SEP DNAT -> KUBE-MARK-MASQ -> MASQUERADE", () => {
+  it("traces the path a kube-proxy user expects (examples/kube-proxy)", () => {
+    const dir = join(__dirname, "../../examples/kube-proxy");
+    const host = parseHostFile(readFileSync(join(dir, "host.yaml"), "utf8"), "host.yaml");
+    const s = new HostSim({ host, ruleset: rules(readFileSync(join(dir, "rules.v4"), "utf8")) });
+    expect(s.problems).toEqual([]);
+    const r = s.receive(packets(readFileSync(join(dir, "packets.txt"), "utf8"))[0]);
+    expect(labels(r, 0)).toEqual([
+      "nat:PREROUTING:rule:1",
+      "nat:KUBE-SERVICES:rule:1",
+      "nat:KUBE-SVC-XPGD46QRK7WJZT7O:rule:1",
+      "nat:KUBE-MARK-MASQ:rule:1",
+      "nat:KUBE-MARK-MASQ:return:2",
+      "nat:KUBE-SVC-XPGD46QRK7WJZT7O:rule:2",
+      "nat:KUBE-SEP-SXIVWICOYRO3J4NJ:rule:2",
+      "filter:FORWARD:policy:1",
+      "nat:POSTROUTING:rule:1",
+      "nat:KUBE-POSTROUTING:rule:2",
+      "nat:KUBE-POSTROUTING:rule:3",
+    ]);
+    expect(r.egress).toHaveLength(1);
+    const out = r.egress[0];
+    expect(out.iface).toBe("cni0");
+    const l4 = out.packet.l4;
+    expect(
+      `${formatIpv4(out.packet.ip.src)} > ${formatIpv4(out.packet.ip.dst)}:${l4.kind === "tcp" ? l4.dstPort : 0}`,
+    ).toBe("10.180.0.254 > 10.180.0.1:80");
   });
 });
