@@ -157,56 +157,65 @@ export class IpCtTcp {
 
   /** [seen[0], seen[1]] as views onto this entry (reads and writes go through to the flat fields). */
   get seen(): [IpCtTcpState, IpCtTcpState] {
-    return [new IpCtTcpStateView(this, 0), new IpCtTcpStateView(this, 1)];
+    return [tcpStateView(this, 0), tcpStateView(this, 1)];
   }
 }
 
-/** A view of one direction of an IpCtTcp, with the kernel's field names and u32 values. */
-class IpCtTcpStateView implements IpCtTcpState {
-  constructor(
-    private readonly tcp: IpCtTcp,
-    private readonly dir: CtDir,
-  ) {}
-  get td_end(): number {
-    return (this.dir === 0 ? this.tcp.e0 : this.tcp.e1) >>> 0;
-  }
-  set td_end(v: number) {
-    if (this.dir === 0) this.tcp.e0 = v | 0;
-    else this.tcp.e1 = v | 0;
-  }
-  get td_maxend(): number {
-    return (this.dir === 0 ? this.tcp.me0 : this.tcp.me1) >>> 0;
-  }
-  set td_maxend(v: number) {
-    if (this.dir === 0) this.tcp.me0 = v | 0;
-    else this.tcp.me1 = v | 0;
-  }
-  get td_maxwin(): number {
-    return (this.dir === 0 ? this.tcp.mw0 : this.tcp.mw1) >>> 0;
-  }
-  set td_maxwin(v: number) {
-    if (this.dir === 0) this.tcp.mw0 = v | 0;
-    else this.tcp.mw1 = v | 0;
-  }
-  get td_maxack(): number {
-    return (this.dir === 0 ? this.tcp.ma0 : this.tcp.ma1) >>> 0;
-  }
-  set td_maxack(v: number) {
-    if (this.dir === 0) this.tcp.ma0 = v | 0;
-    else this.tcp.ma1 = v | 0;
-  }
-  get td_scale(): number {
-    return this.tcp.scaleOf(this.dir);
-  }
-  set td_scale(v: number) {
-    this.tcp.setScale(this.dir, v);
-  }
-  get flags(): number {
-    return this.tcp.flagsOf(this.dir);
-  }
-  set flags(v: number) {
-    this.tcp.setFlags(this.dir, v);
-  }
+/** Where a view reads from: hidden (non-enumerable) on each view. */
+interface ViewTarget {
+  readonly tcp: IpCtTcp;
+  readonly dir: CtDir;
+}
+
+/** One u32 field of a direction: getter/setter pair over the entry's int32 fields. */
+function seqAccessor(f0: "e0" | "me0" | "mw0" | "ma0", f1: "e1" | "me1" | "mw1" | "ma1"): PropertyDescriptor {
+  return {
+    enumerable: true,
+    get(this: { _t: ViewTarget }): number {
+      const { tcp, dir } = this._t;
+      return (dir === 0 ? tcp[f0] : tcp[f1]) >>> 0;
+    },
+    set(this: { _t: ViewTarget }, v: number) {
+      const { tcp, dir } = this._t;
+      if (dir === 0) tcp[f0] = v | 0;
+      else tcp[f1] = v | 0;
+    },
+  };
+}
+
+/** Own enumerable accessors, so a view compares and prints like the plain struct (toEqual, JSON). */
+const VIEW_PROPERTIES: PropertyDescriptorMap = {
+  td_end: seqAccessor("e0", "e1"),
+  td_maxend: seqAccessor("me0", "me1"),
+  td_maxwin: seqAccessor("mw0", "mw1"),
+  td_maxack: seqAccessor("ma0", "ma1"),
+  td_scale: {
+    enumerable: true,
+    get(this: { _t: ViewTarget }): number {
+      return this._t.tcp.scaleOf(this._t.dir);
+    },
+    set(this: { _t: ViewTarget }, v: number) {
+      this._t.tcp.setScale(this._t.dir, v);
+    },
+  },
+  flags: {
+    enumerable: true,
+    get(this: { _t: ViewTarget }): number {
+      return this._t.tcp.flagsOf(this._t.dir);
+    },
+    set(this: { _t: ViewTarget }, v: number) {
+      this._t.tcp.setFlags(this._t.dir, v);
+    },
+  },
+};
+
+/**
+ * A view of one direction of an IpCtTcp with the kernel's field names and u32 values: reads and writes go
+ * through to the entry. For readers outside the per-packet path (NAT, tests, traces).
+ */
+function tcpStateView(tcp: IpCtTcp, dir: CtDir): IpCtTcpState {
+  const v = Object.defineProperty({}, "_t", { value: { tcp, dir } satisfies ViewTarget, enumerable: false });
+  return Object.defineProperties(v, VIEW_PROPERTIES) as IpCtTcpState;
 }
 
 /** memset(&ct->proto.tcp, 0, ...). */
