@@ -71,7 +71,7 @@ import {
 } from "../conntrack/types";
 import type { NfConntrackSysctls } from "../conntrack/sysctl";
 import { SYSCTL_PREFIX, setSysctl } from "../conntrack/sysctl";
-import { DEFAULT_KERNEL, findKernelProfile, KERNEL_PROFILES } from "../conntrack/profile";
+import { DEFAULT_KERNEL, findKernelProfile, kernelAtLeast, KERNEL_PROFILES } from "../conntrack/profile";
 import { formatConntrackEntry } from "../conntrack/show";
 import type { TcpL4Result } from "../conntrack/proto_tcp";
 import type { Hook, Ruleset, TableName } from "../netfilter/ruleset";
@@ -924,8 +924,15 @@ export class HostSim implements HostServices, NatTargetHost {
   }
 
   private postRouting(st: Flight, rt: FibResult): void {
-    if (!this.runHook("POSTROUTING", st)) return;
     const skb = st.skb;
+    // ip_output passes the input device to NF_INET_POST_ROUTING (`indev = skb->dev`) since the 4.4-era rework
+    // of its signature; older kernels passed NULL, so their POSTROUTING TRACE/LOG lines print `IN=` and no MAC
+    // (seed 001 was recorded on such a kernel).
+    const inIface = skb.inIface;
+    if (!kernelAtLeast(this.kernel, "4.4")) skb.inIface = undefined;
+    const survived = this.runHook("POSTROUTING", st);
+    skb.inIface = inIface;
+    if (!survived) return;
     const out = skb.outIface ?? rt.oif ?? "lo";
     if (out === "lo") {
       // dev_loopback_xmit -> netif_rx: the packet comes back in on lo with its conntrack attached.
