@@ -10,8 +10,12 @@
  *
  * Model choices (deliberate, deterministic):
  * - The hash table is a Map from a 30-bit hash of tuple + zone (./tuple tupleHashOf, the role of
- *   hash_conntrack_raw) to the entry; both directions are keys. A tuple whose slot holds another entry goes to a
- *   second Map keyed by the packed tuple (./tuple tupleKey) — the collision chain. Lookups compare the tuple.
+ *   hash_conntrack_raw) to the entry; both directions are keys. The hash is symmetric, so an entry whose REPLY
+ *   tuple is the inverse of its ORIGINAL (no NAT) takes one slot for both. A tuple whose slot holds another entry
+ *   goes to a second Map keyed by the packed tuple (./tuple tupleKey) — the collision chain. Lookups compare the
+ *   tuple. The early-drop cursor therefore meets each un-NATed entry once per pass, not twice.
+ * - Entries are flat objects of small integers (see NfConn): about 370 bytes per TCP connection with its
+ *   IpCtTcp and table slot (bench/conntrack.ts), no per-packet allocation beyond the result objects.
  * - Time is the caller's: `now` in seconds on every call. An entry is expired when timeout <= now
  *   (nf_ct_is_expired). Expiry is checked on lookup; `advance(now)` reaps every expired entry, in order of
  *   expiry time then id, emitting DESTROY events (the kernel's GC worker does this in bucket order, later).
@@ -447,7 +451,8 @@ export class Conntrack {
   in(pkt: Packet, hook: NfHook, now: Seconds, opts?: CtInOptions): CtLookupResult {
     if (opts?.untracked) return UNTRACKED;
     this.now = now;
-    const zone = opts?.template?.zone ?? opts?.zone ?? 0;
+    // Zones are u16 (CT --zone 0..65535); entries store them in 16 bits.
+    const zone = (opts?.template?.zone ?? opts?.zone ?? 0) & 0xffff;
     const ctx = this.ctx;
     ctx.hook = hook;
     ctx.now = now;
@@ -660,7 +665,7 @@ export class Conntrack {
 
   /** The entry holding this tuple in this zone, expired or not. */
   private find(t: Tuple, zone: number): NfConn | undefined {
-    return this.findFlat(t.src | 0, t.dst | 0, (t.srcU << 16) | (t.dstU & 0xffff), t.protonum, zone);
+    return this.findFlat(t.src | 0, t.dst | 0, (t.srcU << 16) | (t.dstU & 0xffff), t.protonum, zone & 0xffff);
   }
 
   /** `find` on the flat form: int32 addresses, `srcU << 16 | dstU`. */
