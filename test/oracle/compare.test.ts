@@ -1,10 +1,10 @@
-import { simulateConntrackOnly } from "./ctreplay_engine";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { decodeIpv4, isDecodeFailure } from "../../src/wire/ipv4";
 import type { Packet } from "../../src/wire/packet";
 import {
+  maskTraceId,
   CTPROBE_STATES,
   compareAll,
   compareRecording,
@@ -22,6 +22,7 @@ import {
   totals,
   type SimPacketResult,
 } from "./compare";
+import { simulateConntrackOnly } from "./ctreplay_engine";
 import {
   ORACLE_DIR,
   SCENARIO_ROOT,
@@ -315,5 +316,21 @@ describe("comparison", () => {
       t.agreement,
       `got ${t.agreement}%, want >= baseline ${baseline.conntrackAgreement}%`,
     ).toBeGreaterThanOrEqual(baseline.conntrackAgreement);
+  });
+});
+
+describe("maskTraceId", () => {
+  const routers = new Set([0xcb007101]); // 203.0.113.1
+  it("masks the outer id of a router-originated packet and keeps the quoted packet's", () => {
+    const line =
+      "TRACE: raw:OUTPUT:policy:1 IN= OUT=eth1 SRC=203.0.113.1 DST=203.0.113.2 LEN=56 TOS=0x00 PREC=0xC0 TTL=64 ID=51234 PROTO=ICMP TYPE=3 CODE=3 [SRC=203.0.113.2 DST=203.0.113.1 LEN=28 TOS=0x00 PREC=0x00 TTL=64 ID=7 PROTO=UDP SPT=1 DPT=2 LEN=8 ]";
+    const masked = maskTraceId(line, routers);
+    expect(masked).toContain(" TTL=64 ID=* PROTO=ICMP");
+    expect(masked).toContain(" TTL=64 ID=7 PROTO=UDP");
+  });
+  it("leaves forwarded packets alone", () => {
+    const line =
+      "TRACE: raw:PREROUTING:policy:2 IN=eth0 OUT= SRC=198.51.100.2 DST=203.0.113.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1009 DF PROTO=TCP SPT=1 DPT=2 SEQ=1 ACK=0 WINDOW=512 RES=0x00 FIN URGP=0";
+    expect(maskTraceId(line, routers)).toBe(line);
   });
 });
