@@ -125,15 +125,18 @@ const GENERIC: ReadonlyMap<string, readonly string[]> = new Map([
   ["c", ["set-counters"]],
 ]);
 
-function genericLetter(word: string): string | undefined {
+/** The short letter of `-x` or `--long-name` in an option table, or undefined. */
+function letterOf(table: ReadonlyMap<string, readonly string[]>, word: string): string | undefined {
   if (word.startsWith("--")) {
     const name = word.slice(2);
-    for (const [letter, longs] of GENERIC) if (longs.includes(name)) return letter;
+    for (const [letter, longs] of table) if (longs.includes(name)) return letter;
     return undefined;
   }
-  if (word.length === 2 && word[0] === "-" && GENERIC.has(word[1])) return word[1];
+  if (word.length === 2 && word[0] === "-" && table.has(word[1])) return word[1];
   return undefined;
 }
+
+const genericLetter = (word: string) => letterOf(GENERIC, word);
 
 /** Commands: letter -> long names. */
 const COMMANDS: ReadonlyMap<string, readonly string[]> = new Map([
@@ -152,15 +155,7 @@ const COMMANDS: ReadonlyMap<string, readonly string[]> = new Map([
   ["C", ["check"]],
 ]);
 
-function commandLetter(word: string): string | undefined {
-  if (word.startsWith("--")) {
-    const name = word.slice(2);
-    for (const [letter, longs] of COMMANDS) if (longs.includes(name)) return letter;
-    return undefined;
-  }
-  if (word.length === 2 && word[0] === "-" && COMMANDS.has(word[1])) return word[1];
-  return undefined;
-}
+const commandLetter = (word: string) => letterOf(COMMANDS, word);
 
 /** Options that change nothing in the rule set (`-w`, `-v`, `-n`, ...): dropped before parsing. */
 const IGNORED_FLAGS = new Set(["-v", "--verbose", "-n", "--numeric", "-x", "--exact", "--line-numbers"]);

@@ -10,15 +10,9 @@
  */
 
 import type { TargetDescriptor } from "../registry";
+import { isDiagnostic } from "../registry";
 import { collect } from "./util";
-import {
-  formatNatPorts,
-  natTargetConn,
-  natTargetHost,
-  natVerdict,
-  parseNatPorts,
-  portProtoError,
-} from "./xt_nat";
+import { formatNatPorts, natTargetConn, natTargetHost, natVerdict, parseToPorts } from "./xt_nat";
 import { nfNatMasqueradeIpv4 } from "../../nat/nf_nat_masquerade";
 import { natRangeFromOptions } from "../../nat/types";
 
@@ -44,15 +38,8 @@ export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
     const m = collect(opts, ctx);
     if (!(m instanceof Map)) return m;
     for (const o of opts) if (o.invert) return ctx.fail(`--${o.name} cannot be inverted`, o);
-    let ports: MasqueradeTargetOptions["ports"];
-    const tp = m.get("to-ports");
-    if (tp) {
-      const bad = portProtoError(ctx, tp);
-      if (bad) return bad;
-      const r = parseNatPorts(tp.args[0], false);
-      if (!r) return ctx.fail(`bad port or port range "${tp.args[0]}"`, tp);
-      ports = { min: r.min, max: r.max };
-    }
+    const ports = parseToPorts(m.get("to-ports"), ctx);
+    if (isDiagnostic(ports)) return ports;
     return { ...(ports ? { ports } : {}), random: m.has("random"), randomFully: m.has("random-fully") };
   },
   save(o) {

@@ -10,6 +10,7 @@
  */
 
 import type { TargetDescriptor } from "../registry";
+import { isDiagnostic } from "../registry";
 import { collect } from "./util";
 import {
   NAT_HOOKNUM,
@@ -17,8 +18,7 @@ import {
   natTargetConn,
   natTargetHost,
   natVerdict,
-  parseNatPorts,
-  portProtoError,
+  parseToPorts,
 } from "./xt_nat";
 import { nfNatRedirectIpv4 } from "../../nat/nf_nat_redirect";
 import { natRangeFromOptions } from "../../nat/types";
@@ -43,15 +43,8 @@ export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
     const m = collect(opts, ctx);
     if (!(m instanceof Map)) return m;
     for (const o of opts) if (o.invert) return ctx.fail(`--${o.name} cannot be inverted`, o);
-    let ports: RedirectTargetOptions["ports"];
-    const tp = m.get("to-ports");
-    if (tp) {
-      const bad = portProtoError(ctx, tp);
-      if (bad) return bad;
-      const r = parseNatPorts(tp.args[0], false);
-      if (!r) return ctx.fail(`bad port or port range "${tp.args[0]}"`, tp);
-      ports = { min: r.min, max: r.max };
-    }
+    const ports = parseToPorts(m.get("to-ports"), ctx);
+    if (isDiagnostic(ports)) return ports;
     return { ...(ports ? { ports } : {}), random: m.has("random") };
   },
   save(o) {

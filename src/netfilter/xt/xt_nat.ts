@@ -91,6 +91,19 @@ export function portProtoError(ctx: XtParseContext, o: XtOption): Diagnostic | u
   return undefined;
 }
 
+/** `--to-ports P[-Q]` of MASQUERADE and REDIRECT: needs a port protocol; no `/base`. */
+export function parseToPorts(
+  tp: XtOption | undefined,
+  ctx: XtParseContext,
+): { min: number; max: number } | undefined | Diagnostic {
+  if (!tp) return undefined;
+  const bad = portProtoError(ctx, tp);
+  if (bad) return bad;
+  const r = parseNatPorts(tp.args[0], false);
+  if (!r) return ctx.fail(`bad port or port range "${tp.args[0]}"`, tp);
+  return { min: r.min, max: r.max };
+}
+
 function parseTo(o: XtOption, ctx: XtParseContext): Partial<NatRange> | Diagnostic {
   const text = o.args[0];
   const colon = text.indexOf(":");
