@@ -119,6 +119,15 @@ export interface HostSimOptions {
   readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   /** ipsets by name (`-m set`). */
   readonly ipsets?: ReadonlyMap<string, IpSet>;
+  /**
+   * The host's socket layer for TCP (src/sim/net/tcp_endpoint.ts): called for every TCP segment delivered
+   * locally after INPUT; returns what it did and its replies (sent through OUTPUT), or undefined when no socket
+   * takes the segment (then tcp_v4_send_reset as without a socket layer).
+   */
+  readonly tcpRcv?: (
+    pkt: Packet,
+    now: number,
+  ) => { readonly to: string; readonly replies: readonly { packet: Packet; cause: string }[] } | undefined;
 }
 
 /** Per-packet state the datapath carries besides the Skb. */
@@ -193,6 +202,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly ruleState = new Map<object, unknown>();
   private readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   private readonly ipsets: ReadonlyMap<string, IpSet>;
+  private readonly tcpRcv?: HostSimOptions["tcpRcv"];
   private readonly sendRedirects: boolean;
   private readonly echoIgnoreAll: boolean;
   private readonly redirectPeers = new Map<number, { n: number; last: number }>();
@@ -215,6 +225,7 @@ export class HostSim implements HostServices, NatTargetHost {
     this.prng = new Prng(opts.seed ?? 0);
     this.neighbourMac = opts.neighbourMac;
     this.ipsets = opts.ipsets ?? new Map();
+    this.tcpRcv = opts.tcpRcv;
 
     const all: Record<string, string | number> = { ...opts.host.sysctl };
     for (const [k, v] of Object.entries(opts.sysctl ?? {}))
@@ -330,7 +341,14 @@ export class HostSim implements HostServices, NatTargetHost {
    * One input packet: received on `iface` (or `pkt.iface`), or, when the capture shows it leaving ("Out") from
    * one of the host's addresses, sent by the host itself. Time is in seconds.
    */
-  receive(pkt: Packet, opts: { iface?: string; time?: number } = {}): PacketReport {
+  receive(
+    pkt: Packet,
+    opts: {
+      iface?: string;
+      time?: number;
+      /** direction Out: sent by a local socket whatever its source (IP_TRANSPARENT) */ local?: string;
+    } = {},
+  ): PacketReport {
     const time = opts.time ?? pkt.tsSec + pkt.tsNsec / 1e9;
     if (time > this.now) this.now = time;
     this.conntrack.advance(this.now);
@@ -346,8 +364,8 @@ export class HostSim implements HostServices, NatTargetHost {
     this.report = report;
     this.depth = 0;
     if (pkt.direction === "Out") {
-      if (this.fib.isLocalAddress(pkt.ip.src)) {
-        this.localOut(pkt, "sent by the host (capture direction Out)");
+      if (opts.local !== undefined || this.fib.isLocalAddress(pkt.ip.src)) {
+        this.localOut(pkt, opts.local ?? "sent by the host (capture direction Out)");
       } else {
         const j = this.newJourney(pkt, pkt.iface, false);
         j.fate = {
@@ -838,6 +856,12 @@ export class HostSim implements HostServices, NatTargetHost {
     st.journey.out = pkt;
     const ownAddr = this.fib.addrType(pkt.ip.dst) === "LOCAL";
     if (l4.kind === "tcp") {
+      const rcv = this.tcpRcv?.(pkt, this.now);
+      if (rcv) {
+        st.journey.fate = { kind: "delivered", to: rcv.to };
+        for (const r of rcv.replies) this.localOut(r.packet, r.cause, st, false);
+        return;
+      }
       const sk = this.lookupSocket(
         { protocol: "tcp", saddr: pkt.ip.src, sport: l4.srcPort, daddr: pkt.ip.dst, dport: l4.dstPort },
         "listener",
