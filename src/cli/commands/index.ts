@@ -6,7 +6,8 @@ import { register as read } from "./read";
 import { register as rules } from "./rules";
 import { register as conntrack } from "./conntrack";
 import { register as trace } from "./trace";
+import { register as test } from "./test";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace];
+export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace, test];

@@ -1,0 +1,498 @@
+/**
+ * The `ctsim test` check-file format (YAML), parsed into validated values with the location of every key, so
+ * that an error or a failed expectation points at file:line:column (yaml's LineCounter).
+ *
+ *     host: hosts/natgw.yaml            # paths are relative to the check file
+ *     rules: rules/natgw.v4             # iptables-save output or a shell script of iptables commands
+ *     kernel: "6.18"                    # optional: kernel profile; sysctl: {name: value}; backend: legacy|nft;
+ *                                       #           seed: N; allow-unknown: true
+ *     cases:
+ *       - name: a FIN with no conntrack entry never leaves with a private source
+ *         packets: |                    # tcpdump text, one packet per line (or two with -v)
+ *           eth0 In IP 192.168.100.105.1914 > 2.2.2.2.80: Flags [F.], seq 1, ack 1, win 512, length 0
+ *         expect:
+ *           - packet: 1                 # 1-based; may be left out when the case has one packet
+ *             ctstate: INVALID          # NEW / ESTABLISHED / RELATED / INVALID / UNTRACKED
+ *             fate: dropped             # or: forwarded / local / rejected (also sent / stolen / ignored)
+ *             leaves: {iface: eth0, src: 192.168.100.104}
+ *
+ * A case may override `rules`, `sysctl`, `kernel` and give `in: IFACE` for packets that name no interface.
+ * Expectation keys (every one optional, each compared on its own):
+ *   ctstate, ctinfo      the conntrack state as `-m conntrack --ctstate` sees it, the ctinfo name
+ *   conntrack            the entry after the packet: `none`, a string (its words must all be in the
+ *                        `conntrack -L` line), or fields {proto, state, timeout, orig: {src, dst, sport, dport},
+ *                        reply: {...}, flags: [ASSURED], mark, zone}
+ *   fate                 dropped / forwarded / local / rejected / sent / stolen / ignored
+ *   rule                 the rule that decided: `filter:FORWARD:1`, `filter:FORWARD:rule:1`,
+ *                        `filter:FORWARD:policy`, or the rule's text (`-A FORWARD ... -j DROP`)
+ *   matched              rules (as for `rule`) that must all have matched
+ *   nat                  the NAT'd tuple {src, dst, sport, dport, kind, by}, or `none` (not translated)
+ *   leaves               `none` / [] (nothing leaves); a map: every packet that leaves has these fields; a
+ *                        list: exactly these packets leave, in order. Fields: iface, proto, src, dst, sport,
+ *                        dport, flags (tcpdump's `F.`), type, code, ttl, length
+ *   node                 which node of a network the expectation is about (single host: its hostname)
+ *
+ * Format: ctsim's own (issue 5). Leaves out on purpose: YAML anchors across files, per-expectation timing.
+ */
+import { LineCounter, isMap, isScalar, isSeq, parseDocument } from "yaml";
+import type { Node as YamlNode, Pair, Scalar, YAMLMap } from "yaml";
+import type { Diagnostic, SourceLocation } from "../errors";
+
+export type Loc = SourceLocation & { readonly line: number; readonly column: number };
+
+/** One claim about one field, with where it was written. */
+export interface FieldExpectation {
+  /** ctstate, ctinfo, conntrack, fate, rule, matched, nat, leaves. */
+  readonly key: ExpectKey;
+  readonly want: unknown;
+  readonly loc: Loc;
+}
+
+export const EXPECT_KEYS = [
+  "ctstate",
+  "ctinfo",
+  "conntrack",
+  "fate",
+  "rule",
+  "matched",
+  "nat",
+  "leaves",
+] as const;
+export type ExpectKey = (typeof EXPECT_KEYS)[number];
+
+export interface Expectation {
+  /** 1-based packet number in the case. */
+  readonly packet: number;
+  readonly node?: string;
+  readonly fields: readonly FieldExpectation[];
+  readonly loc: Loc;
+}
+
+export interface CheckCase {
+  readonly name: string;
+  readonly loc: Loc;
+  /** The packets as written. */
+  readonly packets: string;
+  /** Where the first packet line is in the check file, and its indentation (for error locations). */
+  readonly packetsLine: number;
+  readonly packetsIndent: number;
+  readonly in?: string;
+  readonly rules?: Located<string>;
+  readonly sysctl?: Readonly<Record<string, string>>;
+  readonly kernel?: string;
+  readonly expect: readonly Expectation[];
+}
+
+export interface Located<T> {
+  readonly value: T;
+  readonly loc: Loc;
+}
+
+/** The system-under-test keys of a check file (single host today; topology files later). */
+export interface SubjectSpec {
+  /** Top-level keys that are not `cases`, by name, with their locations (a SubjectKind reads them). */
+  readonly keys: ReadonlyMap<string, Located<unknown>>;
+}
+
+export interface CheckFile {
+  readonly file: string;
+  readonly subject: SubjectSpec;
+  readonly cases: readonly CheckCase[];
+}
+
+export interface CheckParseResult {
+  readonly check?: CheckFile;
+  readonly errors: readonly Diagnostic[];
+}
+
+export const CTSTATES = ["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"] as const;
+export const FATES = ["dropped", "forwarded", "local", "rejected", "sent", "stolen", "ignored"] as const;
+export const LEAVE_FIELDS = [
+  "iface",
+  "proto",
+  "src",
+  "dst",
+  "sport",
+  "dport",
+  "flags",
+  "type",
+  "code",
+  "ttl",
+  "length",
+] as const;
+export const NAT_FIELDS = ["kind", "src", "dst", "sport", "dport", "by"] as const;
+export const CONNTRACK_FIELDS = [
+  "proto",
+  "state",
+  "timeout",
+  "orig",
+  "reply",
+  "flags",
+  "mark",
+  "zone",
+] as const;
+const TUPLE_FIELDS = ["src", "dst", "sport", "dport", "type", "code", "id"] as const;
+const CASE_KEYS = ["name", "packets", "expect", "in", "rules", "sysctl", "kernel"] as const;
+/** Top-level keys a single-host check file may have (SubjectKinds add theirs). */
+export const TOP_KEYS = [
+  "host",
+  "rules",
+  "kernel",
+  "sysctl",
+  "backend",
+  "seed",
+  "allow-unknown",
+  "cases",
+] as const;
+
+class Ctx {
+  readonly errors: Diagnostic[] = [];
+  readonly lc = new LineCounter();
+  lines: string[] = [];
+  constructor(readonly file: string) {}
+
+  loc(node: YamlNode | null | undefined, fallback?: Loc): Loc {
+    const off = node?.range?.[0];
+    if (off === undefined) return fallback ?? { file: this.file, line: 1, column: 1 };
+    const p = this.lc.linePos(off);
+    return { file: this.file, line: p.line, column: p.col };
+  }
+
+  error(code: string, message: string, loc: Loc): void {
+    const excerpt = this.lines[loc.line - 1];
+    this.errors.push({ ...loc, code, message, ...(excerpt !== undefined ? { excerpt } : {}) });
+  }
+}
+
+/** The pairs of a map, with string keys. */
+function pairs(ctx: Ctx, map: YAMLMap): { key: string; keyNode: YamlNode; value: YamlNode | null }[] {
+  const out: { key: string; keyNode: YamlNode; value: YamlNode | null }[] = [];
+  for (const p of map.items as Pair<YamlNode, YamlNode | null>[]) {
+    const k = p.key;
+    if (!isScalar(k)) {
+      ctx.error("CHECK_BAD_KEY", "keys must be plain words", ctx.loc(k ?? map));
+      continue;
+    }
+    out.push({ key: String(k.value), keyNode: k, value: p.value ?? null });
+  }
+  return out;
+}
+
+function unknownKey(ctx: Ctx, key: string, known: readonly string[], loc: Loc, where: string): void {
+  const near = known.find((k) => editDistance(k, key) <= 2);
+  ctx.error(
+    "CHECK_UNKNOWN_KEY",
+    `unknown key "${key}" in ${where}${near ? ` (did you mean "${near}"?)` : ""}; known: ${known.join(", ")}`,
+    loc,
+  );
+}
+
+function editDistance(a: string, b: string): number {
+  const d: number[][] = [];
+  for (let i = 0; i <= a.length; i++) d.push([i]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+function scalarString(ctx: Ctx, node: YamlNode | null, what: string, fallback: Loc): string | undefined {
+  if (node && isScalar(node) && node.value !== null && typeof node.value !== "object")
+    return String(node.value);
+  ctx.error("CHECK_EXPECTED_SCALAR", `${what}: expected a single value`, ctx.loc(node, fallback));
+  return undefined;
+}
+
+function sysctlMap(ctx: Ctx, node: YamlNode | null, fallback: Loc): Record<string, string> | undefined {
+  if (!node || !isMap(node)) {
+    ctx.error("CHECK_EXPECTED_MAP", "sysctl: expected a map of name: value", ctx.loc(node, fallback));
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const p of pairs(ctx, node)) {
+    const v = scalarString(ctx, p.value, `sysctl ${p.key}`, ctx.loc(p.keyNode));
+    if (v !== undefined) out[p.key] = v;
+  }
+  return out;
+}
+
+/**
+ * Converts an expectation value to plain data, checking its shape; maps of fields are checked against the
+ * allowed field names (so a typo is an error rather than a silently ignored claim).
+ */
+function fieldMap(
+  ctx: Ctx,
+  node: YAMLMap,
+  allowed: readonly string[],
+  where: string,
+  nested: Readonly<Record<string, readonly string[]>> = {},
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pairs(ctx, node)) {
+    if (!allowed.includes(p.key)) {
+      unknownKey(ctx, p.key, allowed, ctx.loc(p.keyNode), where);
+      continue;
+    }
+    const sub = nested[p.key];
+    if (sub && p.value && isMap(p.value)) out[p.key] = fieldMap(ctx, p.value, sub, `${where}.${p.key}`);
+    else if (p.value && isSeq(p.value))
+      out[p.key] = p.value.items.map((i) => (isScalar(i) ? String(i.value) : ""));
+    else if (p.value && isScalar(p.value)) out[p.key] = p.value.value === null ? null : p.value.value;
+    else if (!p.value) out[p.key] = null;
+    else ctx.error("CHECK_BAD_VALUE", `${where}.${p.key}: unexpected value`, ctx.loc(p.value));
+  }
+  return out;
+}
+
+function isNoneWord(node: YamlNode | null): boolean {
+  if (!node) return true;
+  if (isScalar(node) && (node.value === null || node.value === "none" || node.value === false)) return true;
+  return isSeq(node) && node.items.length === 0;
+}
+
+function parseField(ctx: Ctx, key: ExpectKey, node: YamlNode | null, keyLoc: Loc): unknown {
+  const loc = ctx.loc(node, keyLoc);
+  switch (key) {
+    case "ctstate": {
+      const v = scalarString(ctx, node, key, keyLoc)?.toUpperCase();
+      if (v !== undefined && !(CTSTATES as readonly string[]).includes(v))
+        ctx.error("CHECK_BAD_VALUE", `ctstate: expected one of ${CTSTATES.join(", ")}, got "${v}"`, loc);
+      return v;
+    }
+    case "ctinfo":
+      return scalarString(ctx, node, key, keyLoc);
+    case "fate": {
+      const v = scalarString(ctx, node, key, keyLoc)?.toLowerCase();
+      if (v !== undefined && !(FATES as readonly string[]).includes(v))
+        ctx.error("CHECK_BAD_VALUE", `fate: expected one of ${FATES.join(", ")}, got "${v}"`, loc);
+      return v;
+    }
+    case "rule":
+      return scalarString(ctx, node, key, keyLoc);
+    case "matched": {
+      if (node && isSeq(node)) return node.items.map((i) => scalarString(ctx, i as YamlNode, key, loc));
+      const v = scalarString(ctx, node, key, keyLoc);
+      return v === undefined ? [] : [v];
+    }
+    case "conntrack":
+      if (isNoneWord(node)) return "none";
+      if (node && isMap(node))
+        return fieldMap(ctx, node, CONNTRACK_FIELDS, "conntrack", {
+          orig: TUPLE_FIELDS,
+          reply: TUPLE_FIELDS,
+        });
+      return scalarString(ctx, node, key, keyLoc);
+    case "nat":
+      if (isNoneWord(node)) return "none";
+      if (node && isMap(node)) return fieldMap(ctx, node, NAT_FIELDS, "nat");
+      ctx.error("CHECK_BAD_VALUE", "nat: expected none or a map of src, dst, sport, dport, kind, by", loc);
+      return undefined;
+    case "leaves":
+      if (isNoneWord(node)) return [];
+      if (node && isMap(node)) return { every: fieldMap(ctx, node, LEAVE_FIELDS, "leaves") };
+      if (node && isSeq(node)) {
+        return node.items.map((item, i) => {
+          if (isMap(item)) return fieldMap(ctx, item, LEAVE_FIELDS, `leaves[${i}]`);
+          ctx.error(
+            "CHECK_EXPECTED_MAP",
+            `leaves[${i}]: expected a map of fields`,
+            ctx.loc(item as YamlNode),
+          );
+          return {};
+        });
+      }
+      ctx.error("CHECK_BAD_VALUE", "leaves: expected none, a map of fields or a list of maps", loc);
+      return undefined;
+  }
+}
+
+function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Loc): Expectation | undefined {
+  const loc = ctx.loc(node, caseLoc);
+  if (!isMap(node)) {
+    ctx.error("CHECK_EXPECTED_MAP", "an expectation is a map (packet:, ctstate:, fate: ...)", loc);
+    return undefined;
+  }
+  let packet: number | undefined;
+  let node_: string | undefined;
+  const fields: FieldExpectation[] = [];
+  const known = ["packet", "node", ...EXPECT_KEYS];
+  for (const p of pairs(ctx, node)) {
+    const keyLoc = ctx.loc(p.keyNode);
+    if (p.key === "packet") {
+      const v = p.value && isScalar(p.value) ? p.value.value : undefined;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 1) {
+        ctx.error(
+          "CHECK_BAD_VALUE",
+          "packet: expected a packet number (1 is the first)",
+          ctx.loc(p.value, keyLoc),
+        );
+      } else if (packets > 0 && v > packets) {
+        ctx.error("CHECK_BAD_VALUE", `packet: the case has ${packets} packet(s), got ${v}`, ctx.loc(p.value));
+      } else packet = v;
+    } else if (p.key === "node") {
+      node_ = scalarString(ctx, p.value, "node", keyLoc);
+    } else if ((EXPECT_KEYS as readonly string[]).includes(p.key)) {
+      const key = p.key as ExpectKey;
+      fields.push({ key, want: parseField(ctx, key, p.value, keyLoc), loc: keyLoc });
+    } else unknownKey(ctx, p.key, known, keyLoc, "an expectation");
+  }
+  if (packet === undefined) {
+    if (packets === 1) packet = 1;
+    else if (!ctx.errors.some((e) => e.line === loc.line)) {
+      ctx.error("CHECK_NO_PACKET", "packet: which packet? (the case has several; 1 is the first)", loc);
+      return undefined;
+    }
+  }
+  if (fields.length === 0) ctx.error("CHECK_EMPTY_EXPECT", "the expectation checks nothing", loc);
+  return { packet: packet ?? 1, ...(node_ !== undefined ? { node: node_ } : {}), fields, loc };
+}
+
+/** Number of packet lines in a packets text (two-line `tcpdump -v` packets count once). */
+function countPackets(text: string): number {
+  let n = 0;
+  for (const raw of text.split(/\r?\n/)) {
+    const l = raw.trim();
+    if (l === "" || l.startsWith("#")) continue;
+    // A `tcpdump -v` header line ("... IP (tos ...") is followed by the address line.
+    if (/\bIP \(tos /.test(l) && !/ > /.test(l)) continue;
+    n++;
+  }
+  return n;
+}
+
+function parseCase(ctx: Ctx, node: YamlNode, i: number, fallback: Loc): CheckCase | undefined {
+  const loc = ctx.loc(node, fallback);
+  if (!isMap(node)) {
+    ctx.error("CHECK_EXPECTED_MAP", `cases[${i}]: expected a map with name, packets and expect`, loc);
+    return undefined;
+  }
+  let name: string | undefined;
+  let packets: string | undefined;
+  let packetsLine = loc.line;
+  let packetsIndent = 0;
+  let expectNode: YamlNode | null = null;
+  let expectLoc = loc;
+  let inIface: string | undefined;
+  let rules: Located<string> | undefined;
+  let sysctl: Record<string, string> | undefined;
+  let kernel: string | undefined;
+  for (const p of pairs(ctx, node)) {
+    const keyLoc = ctx.loc(p.keyNode);
+    switch (p.key) {
+      case "name":
+        name = scalarString(ctx, p.value, "name", keyLoc);
+        break;
+      case "packets": {
+        packets = scalarString(ctx, p.value, "packets", keyLoc);
+        const s = p.value as Scalar | null;
+        const vloc = ctx.loc(s, keyLoc);
+        const block = s && (s.type === "BLOCK_LITERAL" || s.type === "BLOCK_FOLDED");
+        packetsLine = block ? vloc.line + 1 : vloc.line;
+        const lineText = ctx.lines[packetsLine - 1] ?? "";
+        packetsIndent = block ? (/^ */.exec(lineText)?.[0].length ?? 0) : vloc.column - 1;
+        break;
+      }
+      case "expect":
+        expectNode = p.value;
+        expectLoc = keyLoc;
+        break;
+      case "in":
+        inIface = scalarString(ctx, p.value, "in", keyLoc);
+        break;
+      case "rules": {
+        const v = scalarString(ctx, p.value, "rules", keyLoc);
+        if (v !== undefined) rules = { value: v, loc: ctx.loc(p.value, keyLoc) };
+        break;
+      }
+      case "sysctl":
+        sysctl = sysctlMap(ctx, p.value, keyLoc);
+        break;
+      case "kernel":
+        kernel = scalarString(ctx, p.value, "kernel", keyLoc);
+        break;
+      default:
+        unknownKey(ctx, p.key, CASE_KEYS, keyLoc, `cases[${i}]`);
+    }
+  }
+  if (name === undefined) ctx.error("CHECK_MISSING_KEY", `cases[${i}]: missing name`, loc);
+  if (packets === undefined) ctx.error("CHECK_MISSING_KEY", `cases[${i}]: missing packets`, loc);
+  const n = packets !== undefined ? countPackets(packets) : 0;
+  const expect: Expectation[] = [];
+  if (!expectNode || !isSeq(expectNode)) {
+    ctx.error("CHECK_MISSING_KEY", `cases[${i}]: expect: expected a list of expectations`, expectLoc);
+  } else {
+    for (const e of expectNode.items) {
+      const x = parseExpectation(ctx, e as YamlNode, n, loc);
+      if (x) expect.push(x);
+    }
+  }
+  if (name === undefined || packets === undefined) return undefined;
+  return {
+    name,
+    loc,
+    packets,
+    packetsLine,
+    packetsIndent,
+    ...(inIface !== undefined ? { in: inIface } : {}),
+    ...(rules ? { rules } : {}),
+    ...(sysctl ? { sysctl } : {}),
+    ...(kernel !== undefined ? { kernel } : {}),
+    expect,
+  };
+}
+
+/**
+ * Parses a check file. `extraTopKeys` are the keys other system-under-test kinds accept (e.g. `topology`).
+ * Errors are collected; `check` is undefined when there are any.
+ */
+export function parseCheckFile(
+  text: string,
+  file: string,
+  extraTopKeys: readonly string[] = [],
+): CheckParseResult {
+  const ctx = new Ctx(file);
+  ctx.lines = text.split(/\r?\n/);
+  const doc = parseDocument(text, { lineCounter: ctx.lc, prettyErrors: false, uniqueKeys: true });
+  for (const e of doc.errors) {
+    const p = e.linePos?.[0] ?? { line: 1, col: 1 };
+    ctx.error("CHECK_YAML", e.message.split("\n")[0], { file, line: p.line, column: p.col });
+  }
+  if (ctx.errors.length > 0) return { errors: ctx.errors };
+  const root = doc.contents as YamlNode | null;
+  if (!root || !isMap(root)) {
+    ctx.error("CHECK_EXPECTED_MAP", "a check file is a map with host, rules and cases", ctx.loc(root));
+    return { errors: ctx.errors };
+  }
+  const keys = new Map<string, Located<unknown>>();
+  const known = [...TOP_KEYS, ...extraTopKeys];
+  const cases: CheckCase[] = [];
+  let sawCases = false;
+  for (const p of pairs(ctx, root)) {
+    const keyLoc = ctx.loc(p.keyNode);
+    if (!known.includes(p.key)) {
+      unknownKey(ctx, p.key, known, keyLoc, "the check file");
+      continue;
+    }
+    if (p.key === "cases") {
+      sawCases = true;
+      if (!p.value || !isSeq(p.value)) {
+        ctx.error("CHECK_EXPECTED_LIST", "cases: expected a list of cases", keyLoc);
+        continue;
+      }
+      p.value.items.forEach((c, i) => {
+        const x = parseCase(ctx, c as YamlNode, i, keyLoc);
+        if (x) cases.push(x);
+      });
+      continue;
+    }
+    let value: unknown;
+    if (p.key === "sysctl") value = sysctlMap(ctx, p.value, keyLoc);
+    else if (p.value && isScalar(p.value)) value = p.value.value;
+    else value = p.value?.toJSON();
+    keys.set(p.key, { value, loc: ctx.loc(p.value, keyLoc) });
+  }
+  if (!sawCases) ctx.error("CHECK_MISSING_KEY", "missing cases", ctx.loc(root));
+  if (ctx.errors.length > 0) return { errors: ctx.errors };
+  return { check: { file, subject: { keys }, cases }, errors: [] };
+}
