@@ -45,3 +45,6 @@ export * from "./net/tcp_reset";
 export * from "./netfilter/host_services";
 export * from "./ipset/ipset";
 export * from "./ipset/parse_save";
+export * from "./lint/lint";
+export * from "./lint/types";
+export * from "./lint/registry";
