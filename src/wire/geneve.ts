@@ -38,6 +38,11 @@ import { formatIpv4 } from "./addr";
 import { formatAddressLine, formatIpHeader, formatTimestamp } from "./tcpdump_format";
 
 export const GENEVE_UDP_PORT = 6081;
+
+/** Narrows a GENEVE decoding result to its failure. */
+export function isGeneveFailure<T extends object>(x: T | DecodeFailure): x is DecodeFailure {
+  return "failure" in x;
+}
 /** Protocol Type values (ethertypes). */
 export const GENEVE_PROTO_IPV4 = 0x0800;
 export const GENEVE_PROTO_TEB = 0x6558;
@@ -266,7 +271,7 @@ export function geneveDecapsulate(outer: Packet): GeneveFrame | DecodeFailure {
       failure: `GENEVE payload not captured (${payload?.length ?? 0} of ${outer.payloadLength} bytes)`,
     };
   const d = decodeGeneve(payload, 0, outer.payloadLength);
-  if (isDecodeFailure(d)) return d;
+  if (isGeneveFailure(d)) return d;
   const innerBytes = payload.subarray(d.innerOffset, outer.payloadLength);
   if (d.header.protocolType !== GENEVE_PROTO_IPV4) return { header: d.header, innerBytes };
   const inner = decodeIpv4(innerBytes, 0, innerBytes.length, { tsSec: outer.tsSec, tsNsec: outer.tsNsec });
@@ -391,7 +396,7 @@ export function formatGenevePacket(outer: Packet, time: "none" | "abs" | "epoch"
   out += `IP ${formatIpHeader(outer.ip, outer.ipChecksum === "incorrect")}\n    `;
   const udpLine = formatAddressLine(outer, true, true);
   const frame = geneveDecapsulate(outer);
-  if (isDecodeFailure(frame)) return out + udpLine;
+  if (isGeneveFailure(frame)) return out + udpLine;
   out += udpLine.replace(/UDP, length \d+$/, formatGeneveHeader(frame.header));
   if (frame.inner) {
     out += `\n\tIP ${formatIpHeader(frame.inner.ip, frame.inner.ipChecksum === "incorrect")}\n    `;
@@ -408,7 +413,7 @@ export function geneveSummary(outer: Packet): string {
   const l4 = outer.l4;
   const ports = l4.kind === "udp" ? `:${l4.srcPort} > ${formatIpv4(outer.ip.dst)}:${l4.dstPort}` : "";
   const head = `geneve ${formatIpv4(outer.ip.src)}${ports}`;
-  if (isDecodeFailure(frame)) return `${head} (${frame.failure})`;
+  if (isGeneveFailure(frame)) return `${head} (${frame.failure})`;
   if (!frame.inner) return head;
   return `${head} [inner ${formatIpv4(frame.inner.ip.src)} > ${formatIpv4(frame.inner.ip.dst)}]`;
 }

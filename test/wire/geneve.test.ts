@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseTcpdumpText } from "../../src/wire/text";
 import { parseIpv4 } from "../../src/wire/addr";
-import { isDecodeFailure } from "../../src/wire/ipv4";
 import type { Packet } from "../../src/wire/packet";
 import {
   AWS_GWLB_OPT_CLASS,
@@ -14,6 +13,7 @@ import {
   geneveDecapsulate,
   geneveEncapsulate,
   geneveHeader,
+  isGeneveFailure,
   parseAwsGwlbOptions,
 } from "../../src/wire/geneve";
 
@@ -71,7 +71,7 @@ describe("GENEVE header codec (RFC 8926)", () => {
     });
     expect(h.critical, "critical bit follows a critical option").toBe(true);
     const d = decodeGeneve(encodeGeneve(h, new Uint8Array([9, 9])));
-    if (isDecodeFailure(d)) throw new Error(d.failure);
+    if (isGeneveFailure(d)) throw new Error(d.failure);
     expect(d.header).toEqual(h);
     expect(d.innerOffset).toBe(16);
     expect(formatGeneveHeader(d.header)).toBe(
@@ -81,12 +81,12 @@ describe("GENEVE header codec (RFC 8926)", () => {
 
   it("refuses version 1, truncated options and an option past Opt Len", () => {
     const d1 = decodeGeneve(new Uint8Array([0x40, 0, 8, 0, 0, 0, 0, 0]));
-    expect(isDecodeFailure(d1) && d1.failure).toBe("unknown GENEVE version 1");
+    expect(isGeneveFailure(d1) && d1.failure).toBe("unknown GENEVE version 1");
     const d2 = decodeGeneve(new Uint8Array([0x02, 0, 8, 0, 0, 0, 0, 0, 1, 8, 1, 2]));
-    expect(isDecodeFailure(d2) && d2.failure).toMatch(/truncated GENEVE options/);
+    expect(isGeneveFailure(d2) && d2.failure).toMatch(/truncated GENEVE options/);
     // opt len 1 word, but the option says 2 data words
     const d3 = decodeGeneve(new Uint8Array([0x01, 0, 8, 0, 0, 0, 0, 0, 1, 8, 1, 2]));
-    expect(isDecodeFailure(d3) && d3.failure).toMatch(/runs past the options/);
+    expect(isGeneveFailure(d3) && d3.failure).toMatch(/runs past the options/);
   });
 
   it("refuses option data that is not a multiple of 4 on encode", () => {
@@ -118,7 +118,7 @@ describe("encapsulation in UDP 6081", () => {
 
   it("decapsulates to the same inner packet", () => {
     const f = geneveDecapsulate(seedPacket());
-    if (isDecodeFailure(f)) throw new Error(f.failure);
+    if (isGeneveFailure(f)) throw new Error(f.failure);
     expect(f.inner?.ip.src).toBe(inner.ip.src);
     expect(f.inner?.ip.ttl).toBe(254);
     expect(f.inner?.l4).toMatchObject({ kind: "tcp", srcPort: 48354, dstPort: 443, seq: 2388, ack: 5780 });
