@@ -31,6 +31,11 @@ export interface HopRecord {
 export interface SentPacket {
   readonly iface: string;
   readonly packet: Packet;
+  /**
+   * Next-hop address on a shared segment, for nodes that do not fill the Ethernet header (device models): the
+   * engine hands the frame to the station owning this address. Optional; added by the engine's author.
+   */
+  readonly nexthop?: number;
 }
 
 export interface NodeOutput {
