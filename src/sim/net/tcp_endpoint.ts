@@ -602,6 +602,7 @@ export class TcpStack {
     this.disarm(sk);
     this.setState(sk, "ESTABLISHED");
     sk.sndUna = th.ack;
+    if (th.seq === sk.rcvNxt) for (const o of th.options) if (o.kind === "timestamp") sk.tsRecent = o.tsval;
     const l = (sk as { listener?: Listener }).listener;
     sk.app = l?.accept ? l.accept(sk, now) : closeOnPeerClose(this);
     sk.app?.onEstablished?.(sk, now);
