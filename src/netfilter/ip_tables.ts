@@ -13,6 +13,19 @@
  * The table is compiled once (`compileTable`) into arrays with the descriptors resolved, so a packet never looks
  * anything up by name.
  *
+ * Dispatch index (an emulator device, not a kernel one: the kernel walks every entry, and iptables-nft would use
+ * a set/verdict map for the same effect): a chain with many rules whose only discriminating selector is an exact
+ * destination (`-d a.b.c.d/32`, optionally with `-p tcp|udp` and one `--dport P`, the shape of kube-proxy's
+ * KUBE-SERVICES) gets a hash index from (destination[, protocol, port]) to the positions of the rules that can
+ * match. The walk then visits only those positions merged in order with the positions of the rules the index
+ * cannot place, so the first matching rule in chain order still wins and every rule the linear walk would have
+ * evaluated with an observable effect (counters, hotdrop, stateful matches such as statistic, recent or limit,
+ * TRACE) is still evaluated. A rule is left out of a packet's candidates only when the linear walk would have
+ * rejected it with no effect: `ip_packet_match` fails on the destination or protocol, or the tcp/udp match
+ * fails on the destination port of an unfragmented packet with a readable header, with only side-effect-free
+ * matches (comment, mark, conntrack, ...) before it. The candidate list is recomputed when a target rewrites the
+ * packet and continues, and when the walk comes back to a chain.
+ *
  * Leaves out: the jump-stack size limit (loops are refused at load), per-CPU counters, the IPT_F_GOTO
  * "next entry" optimisation (same result), the nft backend's different trace format (src/trace).
  */
@@ -46,6 +59,7 @@ type Step =
   | { readonly kind: "none" };
 
 interface CompiledMatch {
+  readonly name: string;
   readonly fn: MatchFn<unknown>;
   readonly options: unknown;
 }
@@ -67,6 +81,34 @@ export interface CompiledChain {
   rules: CompiledRule[];
   /** The tail entry: the policy of a built-in chain (ACCEPT/DROP) or the implicit RETURN of a user chain. */
   tail: { readonly step: Step; readonly trace: TracePoint; packets: number; bytes: number };
+  /** Dispatch index (see the header); undefined when the chain is walked linearly. */
+  index?: ChainIndex;
+}
+
+/** Positions (0-based, ascending) of the rules a packet can match, by its destination, protocol and port. */
+export interface ChainIndex {
+  /** Rules the index cannot place: candidates for every packet. */
+  readonly others: Int32Array;
+  /** By exact destination address (unsigned). */
+  readonly byDst: ReadonlyMap<number, DstBucket>;
+  /** Number of rules placed in byDst. */
+  readonly indexed: number;
+}
+
+export interface DstBucket {
+  /** Every rule of this destination (for fragments and unreadable headers, where port keys do not apply). */
+  readonly all: Int32Array;
+  /** Rules of this destination without a port key. */
+  readonly generic: Int32Array;
+  /** `proto * 65536 + dport` -> generic rules merged with that key's rules. */
+  readonly byPort: ReadonlyMap<number, Int32Array>;
+}
+
+export interface CompileOptions {
+  /** Build dispatch indexes (default true). */
+  readonly index?: boolean;
+  /** Smallest number of indexable rules for a chain to get an index (default 16). */
+  readonly indexMinRules?: number;
 }
 
 export interface CompiledTable {
@@ -85,6 +127,7 @@ export interface CompileProblem {
 export function compileTable(
   table: Table,
   registry: Registry,
+  opts: CompileOptions = {},
 ): { table: CompiledTable; problems: CompileProblem[] } {
   const problems: CompileProblem[] = [];
   const chains = new Map<string, CompiledChain>();
@@ -107,6 +150,7 @@ export function compileTable(
     compiled.rules = chain.rules.map((rule) =>
       compileRule(table, chain, compiled, rule, chains, registry, problems),
     );
+    if (opts.index ?? true) compiled.index = buildIndex(compiled.rules, opts.indexMinRules ?? 16);
   }
   return { table: { name: table.name, chains, source: table }, problems };
 }
@@ -128,7 +172,7 @@ function compileRule(
       problems.push({ rule, what: `match "${m.name}" has no packet evaluation yet` });
       continue;
     }
-    matches.push({ fn: d.match as MatchFn<unknown>, options: m.options });
+    matches.push({ name: m.name, fn: d.match as MatchFn<unknown>, options: m.options });
   }
   let step: Step = { kind: "none" };
   const t = rule.target;
@@ -163,6 +207,113 @@ function compileRule(
     packets: 0,
     bytes: 0,
   };
+}
+
+/**
+ * Matches that may sit before a tcp/udp port match of an indexed rule: they neither change state nor hotdrop, so
+ * skipping a rule whose port cannot match is invisible. (statistic, limit, recent, nfacct, multiport, icmp and
+ * unknown ones are not here.)
+ */
+const PURE_MATCHES: ReadonlySet<string> = new Set([
+  "comment",
+  "mark",
+  "connmark",
+  "conntrack",
+  "state",
+  "addrtype",
+  "iprange",
+  "mac",
+  "length",
+  "ttl",
+  "pkttype",
+  "physdev",
+  "owner",
+]);
+
+const EMPTY: Int32Array = new Int32Array(0);
+
+/** The (destination, protocol, port) key of a rule, or undefined when the index cannot place it. */
+function indexKey(cr: CompiledRule): { dst: number; port?: number } | undefined {
+  const rule = cr.rule;
+  const d = rule.dst;
+  if (!d || d.invert || d.mask >>> 0 !== 0xffffffff) return undefined;
+  const dst = d.addr >>> 0;
+  const p = rule.proto;
+  if (!p || p.invert || (p.proto !== 6 && p.proto !== 17)) return { dst };
+  const want = p.proto === 6 ? "tcp" : "udp";
+  for (const m of cr.matches) {
+    if (m.name === want) {
+      const o = m.options as { dport?: { range: readonly [number, number]; invert: boolean } };
+      const r = o.dport;
+      if (r && !r.invert && r.range[0] === r.range[1]) return { dst, port: p.proto * 65536 + r.range[0] };
+      return { dst };
+    }
+    if (!PURE_MATCHES.has(m.name)) return { dst };
+  }
+  return { dst };
+}
+
+function buildIndex(rules: readonly CompiledRule[], minRules: number): ChainIndex | undefined {
+  const others: number[] = [];
+  const buckets = new Map<number, { all: number[]; generic: number[]; ports: Map<number, number[]> }>();
+  let indexed = 0;
+  rules.forEach((cr, pos) => {
+    if (cr.rule.neverMatches) return; // never matches, never counts: no candidate anywhere
+    const k = indexKey(cr);
+    if (!k) {
+      others.push(pos);
+      return;
+    }
+    indexed++;
+    let b = buckets.get(k.dst);
+    if (!b) buckets.set(k.dst, (b = { all: [], generic: [], ports: new Map() }));
+    b.all.push(pos);
+    if (k.port === undefined) b.generic.push(pos);
+    else {
+      const l = b.ports.get(k.port);
+      if (l) l.push(pos);
+      else b.ports.set(k.port, [pos]);
+    }
+  });
+  if (indexed < minRules) return undefined;
+  const byDst = new Map<number, DstBucket>();
+  for (const [dst, b] of buckets) {
+    const byPort = new Map<number, Int32Array>();
+    for (const [key, l] of b.ports)
+      byPort.set(key, Int32Array.from([...b.generic, ...l].sort((x, y) => x - y)));
+    byDst.set(dst, { all: Int32Array.from(b.all), generic: Int32Array.from(b.generic), byPort });
+  }
+  return { others: Int32Array.from(others), byDst, indexed };
+}
+
+/** The index's candidate positions for the packet (besides `others`). */
+function candidates(ix: ChainIndex, pkt: Packet): Int32Array {
+  const ip = pkt.ip;
+  const b = ix.byDst.get(ip.dst >>> 0);
+  if (!b) return EMPTY;
+  const proto = ip.protocol;
+  if (proto !== 6 && proto !== 17) return b.generic;
+  const l4 = pkt.l4;
+  // A fragment or an unreadable header makes tcp/udp matches return false or hotdrop before looking at ports.
+  if (ip.fragOffset !== 0) return b.all;
+  if (l4.kind === "tcp") {
+    if (proto !== 6) return b.all;
+  } else if (l4.kind === "udp") {
+    if (proto !== 17) return b.all;
+  } else return b.all;
+  return b.byPort.get(proto * 65536 + l4.dstPort) ?? b.generic;
+}
+
+/** First index of `a` whose value is >= `v`. */
+function lowerBound(a: Int32Array, v: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < v) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** `ip_packet_match`: the fixed selectors of struct ipt_ip. */
@@ -224,8 +375,37 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
   const stack: { chain: CompiledChain; next: number }[] = [];
   let chain = start;
   let i = 0;
+  // Index state of the current chain: candidate positions `cand` (merged with `ix.others`), cursors, and the
+  // packet value the candidates were computed for.
+  let ix = chain.index;
+  let cand: Int32Array = EMPTY;
+  let ci = 0;
+  let oi = 0;
+  let candPkt = skb.pkt;
+  if (ix) cand = candidates(ix, candPkt);
   for (;;) {
-    if (i >= chain.rules.length) {
+    let cr: CompiledRule | undefined;
+    if (ix === undefined) {
+      if (i < chain.rules.length) cr = chain.rules[i];
+    } else {
+      if (skb.pkt !== candPkt) {
+        // A target rewrote the packet and continued: its new header decides the candidates from here on.
+        candPkt = skb.pkt;
+        cand = candidates(ix, candPkt);
+        ci = lowerBound(cand, i);
+      }
+      const others = ix.others;
+      while (ci < cand.length && cand[ci] < i) ci++;
+      while (oi < others.length && others[oi] < i) oi++;
+      const a = ci < cand.length ? cand[ci] : 0x7fffffff;
+      const b = oi < others.length ? others[oi] : 0x7fffffff;
+      const next = a < b ? a : b;
+      if (next !== 0x7fffffff) {
+        i = next;
+        cr = chain.rules[i];
+      }
+    }
+    if (cr === undefined) {
       // The chain's tail entry: unconditional, so it always "matches".
       const tail = chain.tail;
       tail.packets++;
@@ -237,9 +417,14 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
       if (!back) return policyOf(start, skb, ctx, hook, len);
       chain = back.chain;
       i = back.next;
+      if ((ix = chain.index)) {
+        candPkt = skb.pkt;
+        cand = candidates(ix, candPkt);
+        ci = lowerBound(cand, i);
+        oi = lowerBound(ix.others, i);
+      }
       continue;
     }
-    const cr = chain.rules[i];
     const rule = cr.rule;
     if (rule.neverMatches || !ipPacketMatch(rule, skb.pkt, inIface, outIface)) {
       i++;
@@ -248,11 +433,13 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
     let matched = true;
     (par as { chain: string }).chain = chain.name;
     for (const m of cr.matches) {
-      if (!m.fn(m.options, skb, par)) {
+      const ok = m.fn(m.options, skb, par);
+      // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
+      if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
+      if (!ok) {
         matched = false;
         break;
       }
-      if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
     }
     if (!matched) {
       i++;
@@ -273,12 +460,24 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
         if (!back) return policyOf(start, skb, ctx, hook, len);
         chain = back.chain;
         i = back.next;
+        if ((ix = chain.index)) {
+          candPkt = skb.pkt;
+          cand = candidates(ix, candPkt);
+          ci = lowerBound(cand, i);
+          oi = lowerBound(ix.others, i);
+        }
         continue;
       }
       case "jump":
         if (!step.goto) stack.push({ chain, next: i + 1 });
         chain = step.chain;
         i = 0;
+        if ((ix = chain.index)) {
+          candPkt = skb.pkt;
+          cand = candidates(ix, candPkt);
+          ci = 0;
+          oi = 0;
+        }
         continue;
       case "target": {
         const v: TargetVerdict = step.fn(step.options, skb, par);
@@ -292,6 +491,12 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
           if (!back) return policyOf(start, skb, ctx, hook, len);
           chain = back.chain;
           i = back.next;
+          if ((ix = chain.index)) {
+            candPkt = skb.pkt;
+            cand = candidates(ix, candPkt);
+            ci = lowerBound(cand, i);
+            oi = lowerBound(ix.others, i);
+          }
           continue;
         }
         return { verdict: v, decidedBy: cr.trace };

@@ -1,0 +1,463 @@
+/**
+ * Throughput benchmark for `ctsim trace` (issue 4): a kube-proxy-sized rule set with MASQUERADE and a capture
+ * of established flows plus new connections through one emulated Kubernetes node (src/sim/host.ts).
+ *
+ *   npx tsx bench/trace.ts [--rules 10000] [--packets 1000000] [--flows 1000] [--conn-packets 20]
+ *                          [--endpoints 2] [--runs 1] [--no-cli] [--no-inproc] [--keep]
+ *
+ * Rule set (iptables-save, the shape kube-proxy's iptables mode writes): nat KUBE-SERVICES with one
+ * `-d VIP/32 -p tcp -m comment -m tcp --dport P -j KUBE-SVC-x` rule per service and a last
+ * `-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`; per service a KUBE-SVC chain (the `! -s 10.0.0.0/8`
+ * KUBE-MARK-MASQ rule, then `-m statistic --mode random --probability 1/n` jumps to its KUBE-SEP chains) and per
+ * endpoint a KUBE-SEP chain (hairpin KUBE-MARK-MASQ, `-j DNAT --to-destination ep:8080`); KUBE-MARK-MASQ,
+ * KUBE-POSTROUTING (`MARK --xor-mark`, MASQUERADE); filter FORWARD -> KUBE-FORWARD (INVALID drop, mark accept,
+ * RELATED,ESTABLISHED accept). `--rules N` picks the number of services so the total is close to N
+ * (13 fixed rules + (2 + 3 x endpoints) per service).
+ *
+ * Capture: external clients (192.168.99.0/24 on eth0) open TCP connections to random services; `--flows`
+ * connections are in flight at once, interleaved packet by packet; each has `--conn-packets` packets: SYN,
+ * SYN/ACK, ACK, data both ways, FIN, FIN/ACK, ACK. The server side is the endpoint pod on cni0 answering the
+ * masqueraded address. Which endpoint `-m statistic` picked and which port MASQUERADE chose are only known by
+ * running the packets, so the capture is produced by a generation pass through a HostSim with the same seed;
+ * the simulator is deterministic, so every measured run repeats those decisions (checked: every packet must
+ * leave the host, none INVALID or dropped). Files go to os.tmpdir() and are deleted unless --keep.
+ *
+ * Measured:
+ *   - in-process: HostSim.receive for every packet, packets decoded from the pcapng beforehand in chunks (decode
+ *     not timed); "quiet" reads only the fate (what --quiet needs), "trace" also formats the text output
+ *     (TRACE lines and summaries, as `ctsim trace` prints them) into a discarded string;
+ *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
+ *     whole process (start-up, rule loading, decoding included).
+ */
+import { spawnSync } from "node:child_process";
+import { closeSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Chalk } from "chalk";
+import { CaptureReader } from "../src/wire/capture";
+import { PcapngWriter } from "../src/wire/pcapng_writer";
+import type { LinkHeader, Packet, TcpHeader } from "../src/wire/packet";
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../src/wire/packet";
+import { formatIpv4 } from "../src/wire/addr";
+import { parseHostFile } from "../src/host/hostfile";
+import { loadRuleset } from "../src/netfilter/parse_script";
+import { ruleCount } from "../src/netfilter/ruleset";
+import { HostSim } from "../src/sim/host";
+import { formatReportText } from "../src/cli/commands/trace";
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+}
+const flag = (name: string) => process.argv.includes(name);
+
+const RULES = arg("--rules", 10_000);
+const PACKETS = arg("--packets", 1_000_000);
+const FLOWS = arg("--flows", 1000);
+const CONN_PACKETS = Math.max(6, arg("--conn-packets", 20));
+const ENDPOINTS = Math.max(1, arg("--endpoints", 2));
+const RUNS = arg("--runs", 1);
+const SEED = 7;
+const CHUNK = 65536;
+
+const FIXED_RULES = 13;
+const SERVICES = Math.max(1, Math.round((RULES - FIXED_RULES) / (2 + 3 * ENDPOINTS)));
+
+const NODE_ETH0 = 0xc0a8630b; // 192.168.99.11
+const NODE_CNI0 = 0x0ab400fe; // 10.180.0.254
+const ETH0_MAC = "02:00:00:00:00:01";
+const CNI0_MAC = "02:00:00:00:0a:01";
+const TS0 = 1_700_000_000;
+const STEP_NS = 20_000;
+
+/** Deterministic generator for the bench's own choices (not the simulator's). */
+let lcg = 12345;
+function rand(n: number): number {
+  lcg = (Math.imul(lcg, 1103515245) + 12345) >>> 0;
+  return (lcg >>> 8) % n;
+}
+
+const vip = (s: number) => 0xac1e0000 + 1 + s; // 172.30.0.1 ...
+const svcPort = (s: number) => [80, 443, 8080][s % 3];
+const epAddr = (s: number, e: number) => 0x0ab40100 + s * ENDPOINTS + e; // 10.180.1.0 ...
+const chainId = (kind: string, s: number, e = -1) =>
+  `KUBE-${kind}-${String(s).padStart(6, "0")}${e >= 0 ? `E${e}` : ""}AAAAAAA`.slice(0, 26);
+
+function rulesText(): string {
+  const nat: string[] = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"];
+  nat.push(":POSTROUTING ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-NODEPORTS - [0:0]");
+  nat.push(":KUBE-MARK-MASQ - [0:0]", ":KUBE-POSTROUTING - [0:0]");
+  const body: string[] = [];
+  const svcRules: string[] = [];
+  for (let s = 0; s < SERVICES; s++) {
+    const v = formatIpv4(vip(s));
+    const p = svcPort(s);
+    const name = `ns${s % 50}/svc${s}:p${p}`;
+    const svc = chainId("SVC", s);
+    nat.push(`:${svc} - [0:0]`);
+    svcRules.push(
+      `-A KUBE-SERVICES -d ${v}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport ${p} -j ${svc}`,
+    );
+    body.push(
+      `-A ${svc} -d ${v}/32 ! -s 10.0.0.0/8 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport ${p} -j KUBE-MARK-MASQ`,
+    );
+    for (let e = 0; e < ENDPOINTS; e++) {
+      const sep = chainId("SEP", s, e);
+      const ep = formatIpv4(epAddr(s, e));
+      nat.push(`:${sep} - [0:0]`);
+      const left = ENDPOINTS - e;
+      body.push(
+        left > 1
+          ? `-A ${svc} -m comment --comment "${name} -> ${ep}:8080" -m statistic --mode random --probability ${(1 / left).toFixed(10)} -j ${sep}`
+          : `-A ${svc} -m comment --comment "${name} -> ${ep}:8080" -j ${sep}`,
+      );
+      body.push(`-A ${sep} -s ${ep}/32 -m comment --comment "${name}" -j KUBE-MARK-MASQ`);
+      body.push(`-A ${sep} -p tcp -m comment --comment "${name}" -m tcp -j DNAT --to-destination ${ep}:8080`);
+    }
+  }
+  nat.push(...svcRules);
+  nat.push(
+    `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`,
+  );
+  nat.push(...body);
+  nat.push("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000");
+  nat.push("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN");
+  nat.push("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000");
+  nat.push(
+    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`,
+  );
+  nat.push(`-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`);
+  nat.push(`-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`);
+  nat.push(`-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING`);
+  nat.push("COMMIT");
+  const filter = [
+    "*filter",
+    ":INPUT ACCEPT [0:0]",
+    ":FORWARD DROP [0:0]",
+    ":OUTPUT ACCEPT [0:0]",
+    ":KUBE-FORWARD - [0:0]",
+    `-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD`,
+    "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT`,
+    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    "COMMIT",
+  ];
+  return `${nat.join("\n")}\n${filter.join("\n")}\n`;
+}
+
+const HOST_YAML = `hostname: node1
+interfaces:
+  - { name: eth0, mac: "${ETH0_MAC}", addresses: ["192.168.99.11/24"] }
+  - { name: cni0, mac: "${CNI0_MAC}", addresses: ["10.180.0.254/16"] }
+routes:
+  - default via 192.168.99.1 dev eth0
+sysctl:
+  net.ipv4.ip_forward: 1
+`;
+
+const NO_OPTS: TcpHeader["options"] = [];
+const NO_IPOPTS = new Uint8Array(0);
+
+function tcp(
+  src: number,
+  dst: number,
+  sport: number,
+  dport: number,
+  flags: number,
+  seq: number,
+  ack: number,
+  len: number,
+  iface: string,
+  link: LinkHeader,
+  n: number,
+): Packet {
+  const ns = n * STEP_NS;
+  return {
+    ip: {
+      ihl: 20,
+      tos: 0,
+      totalLength: 40 + len,
+      id: n & 0xffff,
+      rf: false,
+      df: true,
+      mf: false,
+      fragOffset: 0,
+      ttl: 64,
+      protocol: 6,
+      checksum: 0,
+      src,
+      dst,
+      options: NO_IPOPTS,
+    },
+    l4: {
+      kind: "tcp",
+      srcPort: sport,
+      dstPort: dport,
+      seq: seq >>> 0,
+      ack: ack >>> 0,
+      dataOffset: 20,
+      reserved: 0,
+      flags,
+      window: 65535,
+      checksum: 0,
+      urgentPointer: 0,
+      options: NO_OPTS,
+    },
+    payloadLength: len,
+    iface,
+    direction: "In",
+    link,
+    tsSec: TS0 + Math.floor(ns / 1e9),
+    tsNsec: ns % 1e9,
+    ipChecksum: "unknown",
+    l4Checksum: "unknown",
+  };
+}
+
+interface Flow {
+  client: number;
+  cport: number;
+  svc: number;
+  step: number;
+  cseq: number;
+  sseq: number;
+  /** After the SYN: the endpoint and the masqueraded client address/port, from the generation pass. */
+  ep?: number;
+  mport?: number;
+  maddr?: number;
+  clientLink: LinkHeader;
+}
+
+const podLink: LinkHeader = { src: "02:00:00:00:0b:02", dst: CNI0_MAC, ethertype: 0x0800, vlans: [] };
+const portCounters = new Map<number, number>();
+
+function newFlow(): Flow {
+  const client = 0xc0a86300 + 20 + rand(200);
+  const next = portCounters.get(client) ?? 0;
+  portCounters.set(client, next + 1);
+  return {
+    client,
+    cport: 1024 + (next % 60000),
+    svc: rand(SERVICES),
+    step: 0,
+    cseq: rand(1 << 30),
+    sseq: rand(1 << 30),
+    clientLink: {
+      src: `02:00:00:99:00:${(client & 0xff).toString(16).padStart(2, "0")}`,
+      dst: ETH0_MAC,
+      ethertype: 0x0800,
+      vlans: [],
+    },
+  };
+}
+
+/** The flow's next packet (client side or server side), advancing its sequence numbers. */
+function nextPacket(f: Flow, n: number): { pkt: Packet; done: boolean } {
+  const k = f.step++;
+  const last = CONN_PACKETS - 1;
+  const v = vip(f.svc);
+  const p = svcPort(f.svc);
+  const cli = (flags: number, len: number) =>
+    tcp(f.client, v, f.cport, p, flags, f.cseq, f.sseq, len, "eth0", f.clientLink, n);
+  const srv = (flags: number, len: number) =>
+    tcp(f.ep!, f.maddr!, 8080, f.mport!, flags, f.sseq, f.cseq, len, "cni0", podLink, n);
+  let pkt: Packet;
+  if (k === 0) {
+    pkt = tcp(f.client, v, f.cport, p, TCP_SYN, f.cseq, 0, 0, "eth0", f.clientLink, n);
+    f.cseq++;
+  } else if (k === 1) {
+    pkt = srv(TCP_SYN | TCP_ACK, 0);
+    f.sseq++;
+  } else if (k === 2) pkt = cli(TCP_ACK, 0);
+  else if (k === last - 2) {
+    pkt = cli(TCP_FIN | TCP_ACK, 0);
+    f.cseq++;
+  } else if (k === last - 1) {
+    pkt = srv(TCP_FIN | TCP_ACK, 0);
+    f.sseq++;
+  } else if (k === last) pkt = cli(TCP_ACK, 0);
+  else if (k % 2 === 1) {
+    pkt = cli(TCP_PSH | TCP_ACK, 100);
+    f.cseq += 100;
+  } else {
+    pkt = srv(TCP_PSH | TCP_ACK, 200);
+    f.sseq += 200;
+  }
+  return { pkt, done: k === last };
+}
+
+function load(rulesPath: string, hostPath: string): HostSim {
+  const loaded = loadRuleset(readFileSync(rulesPath, "utf8"), { file: rulesPath });
+  if (loaded.errors.length) throw new Error(`rules: ${loaded.errors[0].message}`);
+  const host = parseHostFile(readFileSync(hostPath, "utf8"), hostPath);
+  return new HostSim({ host, ruleset: loaded.ruleset, seed: SEED });
+}
+
+/** Generation pass: builds the capture by running it, so replies answer the NAT the simulator chose. */
+function generate(rulesPath: string, hostPath: string, capPath: string): void {
+  const sim = load(rulesPath, hostPath);
+  const writer = new PcapngWriter({ linkType: "ethernet" });
+  const fd = openSync(capPath, "w");
+  const active: Flow[] = [];
+  for (let i = 0; i < FLOWS; i++) active.push(newFlow());
+  let slot = 0;
+  for (let n = 0; n < PACKETS; n++) {
+    const f = active[slot];
+    const { pkt, done } = nextPacket(f, n);
+    const r = sim.receive(pkt);
+    const fate = r.packets[0]?.fate;
+    if (fate?.kind !== "left")
+      throw new Error(
+        `generation: packet ${n} (${f.step - 1} of its flow) did not leave: ${JSON.stringify(fate)}`,
+      );
+    if (f.step === 1) {
+      const out = r.egress[0].packet;
+      if (out.l4.kind !== "tcp") throw new Error("generation: egress is not TCP");
+      f.ep = out.ip.dst;
+      f.maddr = out.ip.src;
+      f.mport = out.l4.srcPort;
+    }
+    writeSync(fd, writer.write(pkt));
+    if (done) active[slot] = newFlow();
+    slot = (slot + 1) % active.length;
+  }
+  writeSync(fd, writer.finish());
+  closeSync(fd);
+}
+
+function* chunks(capPath: string): Generator<Packet[]> {
+  const fd = openSync(capPath, "r");
+  const buf = Buffer.alloc(1 << 20);
+  const reader = new CaptureReader({ file: capPath });
+  let batch: Packet[] = [];
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      const frames = n === 0 ? reader.end() : reader.push(buf.subarray(0, n));
+      for (const f of frames) {
+        if (f.kind !== "packet") continue;
+        batch.push(f.packet);
+        if (batch.length === CHUNK) {
+          yield batch;
+          batch = [];
+        }
+      }
+      if (n === 0) break;
+    }
+    if (batch.length) yield batch;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function inProcess(
+  rulesPath: string,
+  hostPath: string,
+  capPath: string,
+  mode: "quiet" | "trace",
+): { packets: number; seconds: number; bytes: number; notLeft: number } {
+  const sim = load(rulesPath, hostPath);
+  const c = new Chalk({ level: 0 });
+  let packets = 0;
+  let notLeft = 0;
+  let bytes = 0;
+  let ns = 0n;
+  for (const batch of chunks(capPath)) {
+    const t0 = process.hrtime.bigint();
+    if (mode === "quiet") {
+      for (const p of batch) {
+        const r = sim.receive(p);
+        if (r.packets[0].fate?.kind !== "left") notLeft++;
+      }
+    } else {
+      for (const p of batch) {
+        const r = sim.receive(p);
+        if (r.packets[0].fate?.kind !== "left") notLeft++;
+        bytes += formatReportText(r, c, false).length;
+      }
+    }
+    ns += process.hrtime.bigint() - t0;
+    packets += batch.length;
+  }
+  return { packets, seconds: Number(ns) / 1e9, bytes, notLeft };
+}
+
+function cli(args: string[], stdoutPath: string): { seconds: number; out: string } {
+  const fd = openSync(stdoutPath, "w");
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, ["bin/ctsim.js", ...args], {
+    stdio: ["ignore", fd, "pipe"],
+    env: { ...process.env, CTSIM_NO_PROGRESS: "1", NO_COLOR: "1" },
+    maxBuffer: 1 << 26,
+  });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  closeSync(fd);
+  if (r.status !== 0) throw new Error(`ctsim ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
+  const out = stdoutPath === "/dev/null" ? "" : readFileSync(stdoutPath, "utf8");
+  return { seconds, out };
+}
+
+const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString("en-US")} packets/s`;
+
+const base = join(tmpdir(), `ctsim-bench-trace-${process.pid}`);
+const rulesPath = `${base}.rules.v4`;
+const hostPath = `${base}.host.yaml`;
+const capPath = `${base}.pcapng`;
+const quietOut = `${base}.quiet.txt`;
+const made = [rulesPath, hostPath, capPath, quietOut];
+try {
+  writeFileSync(rulesPath, rulesText());
+  writeFileSync(hostPath, HOST_YAML);
+  const sim0 = load(rulesPath, hostPath);
+  const nRules = ruleCount(loadRuleset(readFileSync(rulesPath, "utf8"), { file: rulesPath }).ruleset);
+  void sim0;
+  const g0 = process.hrtime.bigint();
+  generate(rulesPath, hostPath, capPath);
+  const gs = Number(process.hrtime.bigint() - g0) / 1e9;
+  console.log(
+    `${nRules} rules (${SERVICES} services x ${ENDPOINTS} endpoints), ${PACKETS} packets, ${FLOWS} flows in flight, ` +
+      `${CONN_PACKETS} packets/connection; generation pass ${gs.toFixed(1)} s (${rate(PACKETS, gs)})`,
+  );
+  for (let run = 1; run <= RUNS; run++) {
+    if (!flag("--no-inproc")) {
+      for (const mode of ["quiet", "trace"] as const) {
+        const r = inProcess(rulesPath, hostPath, capPath, mode);
+        if (r.notLeft) throw new Error(`${mode}: ${r.notLeft} packets did not leave the host`);
+        console.log(
+          `in-process ${mode.padEnd(5)}: ${r.packets} packets in ${r.seconds.toFixed(2)} s = ${rate(r.packets, r.seconds)}` +
+            (mode === "trace" ? ` (${(r.bytes / 1e6).toFixed(0)} MB of text)` : ""),
+        );
+      }
+    }
+    if (!flag("--no-cli")) {
+      const common = [
+        "trace",
+        "--host",
+        hostPath,
+        "--rules",
+        rulesPath,
+        "--packets",
+        capPath,
+        "--seed",
+        String(SEED),
+      ];
+      const q = cli([...common, "--quiet"], quietOut);
+      console.log(
+        `cli --quiet        : ${rate(PACKETS, q.seconds)} wall (${q.seconds.toFixed(2)} s); ${q.out.trim()}`,
+      );
+      const t = cli(common, "/dev/null");
+      console.log(`cli TRACE>/dev/null: ${rate(PACKETS, t.seconds)} wall (${t.seconds.toFixed(2)} s)`);
+    }
+  }
+  console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+} finally {
+  if (!flag("--keep"))
+    for (const p of made) {
+      try {
+        unlinkSync(p);
+      } catch {
+        /* not created */
+      }
+    }
+  else console.log(`kept ${base}.*`);
+}
