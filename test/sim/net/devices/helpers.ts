@@ -39,3 +39,34 @@ export function only(out: NodeOutput): { iface: string; packet: Packet } {
     );
   return out.sent[0];
 }
+
+import type { NetNode, SentPacket } from "../../../../src/sim/net/types";
+import { parseHostFile } from "../../../../src/host/hostfile";
+import { loadRuleset } from "../../../../src/netfilter/parse_script";
+import { LinuxNode } from "../../../../src/sim/net/linux_node";
+
+/** A node that records what it receives and answers with `reply` (nothing by default). */
+export class Probe implements NetNode {
+  readonly interfaces: readonly string[];
+  readonly got: { iface: string; packet: Packet; time: number }[] = [];
+  constructor(
+    readonly name: string,
+    ifaces: readonly string[] = ["eth0"],
+    private readonly reply?: (p: Packet, iface: string) => SentPacket[],
+  ) {
+    this.interfaces = ifaces;
+  }
+  receive(packet: Packet, iface: string, time: number): NodeOutput {
+    this.got.push({ iface, packet, time });
+    const sent = this.reply ? this.reply(packet, iface) : [];
+    return { sent, hops: [{ node: this.name, inIface: iface, summary: flow(packet), fate: "received" }] };
+  }
+}
+
+/** A LinuxNode from host-file YAML and iptables-save/script text. */
+export function linux(name: string, hostYaml: string, rules = "", seed = 1): LinuxNode {
+  const host = parseHostFile(hostYaml, `${name}.yaml`);
+  const rs = loadRuleset(rules, { file: `${name}.rules` });
+  if (rs.errors.length) throw new Error(`${name}: ${rs.errors.map((e) => e.message).join("; ")}`);
+  return new LinuxNode({ name, host, ruleset: rs.ruleset, seed });
+}
