@@ -43,6 +43,8 @@ export interface HostScenario {
   readonly sysctl?: Readonly<Record<string, string | number>>;
   readonly seed?: number | string;
   readonly allowUnknown?: boolean;
+  /** Appended table sections do not flush (iptables-restore --noflush); used to try rule changes. */
+  readonly noflush?: boolean;
 }
 
 export interface LoadedScenario {
@@ -57,6 +59,7 @@ export function loadScenarioRules(s: HostScenario): LoadedScenario {
     ...(s.rulesFile !== undefined ? { file: s.rulesFile } : {}),
     ...(s.rulesFormat ? { format: s.rulesFormat } : {}),
     allowUnknown: s.allowUnknown === true,
+    ...(s.noflush ? { noflush: true } : {}),
   });
   return { ruleset: r.ruleset, errors: r.errors, warnings: r.warnings };
 }
@@ -350,12 +353,14 @@ export function observeReport(node: string, r: PacketReport): Observation {
 /** The single-host system under test. */
 export class HostSubject implements SystemUnderTest {
   readonly sim: HostSim;
+  readonly ruleset: Ruleset;
   readonly nodes: readonly string[];
   constructor(
     readonly scenario: HostScenario,
     ruleset?: Ruleset,
   ) {
-    this.sim = hostSimOf(scenario, ruleset);
+    this.ruleset = ruleset ?? loadScenarioRules(scenario).ruleset;
+    this.sim = hostSimOf(scenario, this.ruleset);
     this.nodes = [scenario.host.hostname];
   }
   send(pkt: Packet): Observation[] {

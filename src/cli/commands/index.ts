@@ -7,8 +7,9 @@ import { register as rules } from "./rules";
 import { register as conntrack } from "./conntrack";
 import { register as trace } from "./trace";
 import { register as test } from "./test";
+import { register as explain } from "./explain";
 import { register as lint } from "./lint";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace, test, lint];
+export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace, test, explain, lint];
