@@ -16,6 +16,10 @@ import type { Prng } from "../../util/prng";
 import type { HostSim } from "../host";
 import type { NetNode } from "./types";
 import type { TcpStack } from "./tcp_endpoint";
+import { ROUTE_TABLE_KIND } from "./devices/route_table";
+import { NAT_GATEWAY_KIND } from "./devices/nat_gateway";
+import { NLB_NODE_KIND } from "./devices/nlb";
+import { GWLB_APPLIANCE_KIND, GWLB_ENDPOINT_KIND, GWLB_KIND } from "./devices/gwlb";
 
 /** A path of keys and list indexes inside a node's YAML mapping: `["targets", 0, "address"]`. */
 export type KeyPath = readonly (string | number)[];
@@ -85,7 +89,14 @@ export class KindRegistry<T extends { readonly kind: string }> {
 }
 
 // Device models: one line per kind (./devices/*.ts).
-export const DEVICE_KINDS: readonly DeviceKind[] = [];
+export const DEVICE_KINDS: readonly DeviceKind[] = [
+  ROUTE_TABLE_KIND,
+  NAT_GATEWAY_KIND,
+  NLB_NODE_KIND,
+  GWLB_ENDPOINT_KIND,
+  GWLB_KIND,
+  GWLB_APPLIANCE_KIND,
+];
 
 // Socket kinds besides listen/connect: one line per kind.
 export const SOCKET_KINDS: readonly SocketKind[] = [];
