@@ -31,6 +31,8 @@ export interface ScenarioInput {
 
 export interface ScenarioPacketResult {
   readonly trace: string[];
+  /** LOG target lines (`<prefix>IN=...`) of the packet and the packets it caused, in creation order. */
+  readonly log: string[];
   readonly egress: { readonly iface: string; readonly packet: Packet }[];
   readonly conntrack: string[];
   /** ctstate per pass through mangle PREROUTING/OUTPUT (what the oracle's CTPROBE chain reports). */
@@ -84,6 +86,8 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
     }
     out.push({
       trace: r.trace.map((h) => h.line),
+      // LOG target lines only (the journey log also holds NFLOG markers and "(...)" notes).
+      log: r.packets.flatMap((j) => j.log.filter((l) => !l.startsWith("(") && !l.startsWith("NFLOG "))),
       egress: r.egress.map((e) => ({ iface: e.iface, packet: e.packet })),
       conntrack: sim.conntrackLines(true),
       ctstate,

@@ -68,6 +68,21 @@ export function loadInputPackets(sc: Scenario): InputPacket[] {
   });
 }
 
+/**
+ * Sorts kernel log messages into TRACE lines (from `TRACE: ` on) and LOG target lines (`<prefix>IN=... OUT=...`,
+ * verbatim: the prefix is the rule's --log-prefix). Anything else (other kernel messages) is dropped.
+ */
+export function splitKmsg(messages: readonly string[]): { trace: string[]; log: string[] } {
+  const trace: string[] = [];
+  const log: string[] = [];
+  for (const m of messages) {
+    const at = m.indexOf("TRACE: ");
+    if (at >= 0) trace.push(m.slice(at));
+    else if (/IN=\S* OUT=\S* /.test(m)) log.push(m);
+  }
+  return { trace, log };
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Settle time after each injection before reading TRACE lines and conntrack. */
@@ -90,21 +105,15 @@ export async function recordScenario(sc: Scenario, tag: string, command: string)
     await sleep(100);
     kmsg.drain();
     const windows: number[] = []; // wall-clock start (µs) of each packet's window
-    const results: { trace: string[]; conntrack: string[] }[] = [];
+    const results: { trace: string[]; log: string[]; conntrack: string[] }[] = [];
     for (const inp of inputs) {
       const pcap = join(work, `in-${inp.index}.pcap`);
       writeFileSync(pcap, writePcap([{ tsSec: 0, tsUsec: 0, data: inp.frame }]));
       windows.push(Date.now() * 1000 - 2000);
       lab.inject(inp.iface, pcap);
       await sleep(SETTLE_MS);
-      const trace = kmsg
-        .drain()
-        .map((m) => {
-          const at = m.indexOf("TRACE: ");
-          return at < 0 ? undefined : m.slice(at);
-        })
-        .filter((m): m is string => m !== undefined);
-      results.push({ trace, conntrack: lab.conntrackList() });
+      const { trace, log } = splitKmsg(kmsg.drain());
+      results.push({ trace, log, conntrack: lab.conntrackList() });
       const next = inputs[inp.index + 1];
       if (next) {
         const tsGapMs =
@@ -146,6 +155,7 @@ export async function recordScenario(sc: Scenario, tag: string, command: string)
       index: inp.index,
       input: { text: inp.text, iface: inp.iface, hex: toHex(inp.frame) },
       trace: results[i].trace,
+      log: results[i].log,
       egress: egress[i],
       conntrack: results[i].conntrack,
     }));

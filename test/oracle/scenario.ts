@@ -144,6 +144,11 @@ export interface RecordedPacket {
   };
   /** Kernel TRACE lines this packet produced, verbatim from `TRACE:` on. */
   readonly trace: readonly string[];
+  /**
+   * LOG target lines this packet produced, verbatim (`<prefix>IN=...`). Absent in recordings made before the
+   * recorder collected them (01-38); then not compared.
+   */
+  readonly log?: readonly string[];
   readonly egress: readonly RecordedEgress[];
   /** `conntrack -L -o extended` after the packet, verbatim lines. */
   readonly conntrack: readonly string[];

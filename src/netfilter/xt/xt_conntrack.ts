@@ -239,8 +239,11 @@ export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionPar
     if (((mask & ct.status) !== 0) === o.ctstatus.invert) return false;
   }
   if (o.ctexpire) {
-    // nf_ct_expires(ct) / HZ: whole seconds left, never negative.
-    const left = Math.max(0, Math.floor(ct.timeout - par.now));
+    // nf_ct_expires(ct) / HZ: whole seconds left, never negative. An unconfirmed conntrack (the first packet,
+    // before POSTROUTING/INPUT confirms it) holds its timeout relative, not as a jiffies deadline, so
+    // `ct->timeout - nfct_time_stamp` is negative (once jiffies passed the timeout, i.e. any uptime beyond a few
+    // minutes and below ~24 days at HZ=1000) and the kernel reads 0 (oracle scenario 43-match-conntrack).
+    const left = ct.status & IPS_CONFIRMED ? Math.max(0, Math.floor(ct.timeout - par.now)) : 0;
     if ((left >= o.ctexpire.value[0] && left <= o.ctexpire.value[1]) === o.ctexpire.invert) return false;
   }
   return true;
