@@ -23,6 +23,7 @@ import {
   type SimPacketResult,
 } from "./compare";
 import { simulateConntrackOnly } from "./ctreplay_engine";
+import { splitKmsg } from "./record";
 import {
   ORACLE_DIR,
   SCENARIO_ROOT,
@@ -336,5 +337,39 @@ describe("maskTraceId", () => {
     const line =
       "TRACE: raw:PREROUTING:policy:2 IN=eth0 OUT= SRC=198.51.100.2 DST=203.0.113.2 LEN=40 TOS=0x00 PREC=0x00 TTL=64 ID=1009 DF PROTO=TCP SPT=1 DPT=2 SEQ=1 ACK=0 WINDOW=512 RES=0x00 FIN URGP=0";
     expect(maskTraceId(line, routers)).toBe(line);
+  });
+});
+
+describe("LOG lines (record.ts splitKmsg, compare.ts log)", () => {
+  it("sorts kernel messages into TRACE and LOG lines and drops the rest", () => {
+    const got = splitKmsg([
+      "TRACE: raw:PREROUTING:policy:2 IN=eth0 OUT= SRC=1.2.3.4",
+      "ctsim-tcp: IN=eth0 OUT=eth1 SRC=198.51.100.2 DST=203.0.113.2 ",
+      "IN=eth0 OUT=eth1 SRC=198.51.100.2 ",
+      "veth0: renamed from eth0",
+    ]);
+    expect(got.trace, "trace").toEqual(["TRACE: raw:PREROUTING:policy:2 IN=eth0 OUT= SRC=1.2.3.4"]);
+    expect(got.log, "log").toEqual([
+      "ctsim-tcp: IN=eth0 OUT=eth1 SRC=198.51.100.2 DST=203.0.113.2 ",
+      "IN=eth0 OUT=eth1 SRC=198.51.100.2 ",
+    ]);
+  });
+  it("compares a recording's log lines and counts a difference against the trace aspect", () => {
+    const rec = loadRecording("55-target-LOG");
+    const echo = rec.packets.map((p) => ({
+      trace: [...p.trace],
+      log: [...(p.log ?? [])],
+      egress: p.egress.map((e) => ({ iface: e.iface, bytes: recordedDatagram(e.hex) })),
+      conntrack: [...p.conntrack],
+    }));
+    expect(rec.packets[0].log?.length, "55 #0 log lines").toBeGreaterThan(0);
+    const ok = compareRecording(rec, echo);
+    expect(ok.packets.every((p) => p.trace)).toBe(true);
+    const bad = echo.map((e, i) => (i === 0 ? { ...e, log: e.log.slice(1) } : e));
+    const r = compareRecording(rec, bad);
+    expect(r.packets[0].trace, "dropped LOG line").toBe(false);
+    expect(r.packets[0].diffs[0]).toMatch(/^log line 1: got "/);
+    const none = echo.map((e) => ({ ...e, log: undefined }));
+    expect(compareRecording(rec, none).packets[0].trace, "no log from the engine").toBe(false);
   });
 });
