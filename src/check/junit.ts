@@ -48,7 +48,7 @@ function testcase(f: FileResult, c: CaseResult): string {
     return `${head}>\n      <error${attrs({ message: `${formatLocation(d)}: ${d.message}`, type: d.code })}>${xmlEscape(formatDiagnostic(d))}</error>\n    </testcase>\n`;
   }
   const first = c.diffs[0];
-  const message = `${c.diffs.length} field${c.diffs.length === 1 ? "" : "s"} differ: ${c.diffs
+  const message = `${c.diffs.length} ${c.diffs.length === 1 ? "field differs" : "fields differ"}: ${c.diffs
     .map((d) => `packet ${d.packet} ${d.field}`)
     .join(", ")}${first ? ` (${formatLocation(first.loc)})` : ""}`;
   return `${head}>\n      <failure${attrs({ message, type: "ExpectationFailed" })}>${xmlEscape(formatCase(c, PLAIN))}</failure>\n    </testcase>\n`;

@@ -89,9 +89,14 @@ export function resolveFrom(checkFile: string, p: string): string {
   return posix.isAbsolute(p) ? p : posix.join(posix.dirname(checkFile), p);
 }
 
-function diagOf(err: unknown, fallback: Loc, code = "CHECK_INPUT"): Diagnostic {
+function diagOf(err: unknown, fallback: Loc): Diagnostic {
   if (err instanceof InputError) return err.diagnostic;
-  return { ...fallback, code, message: (err as Error)?.message ?? String(err) };
+  // Not the check file's fault: an emulator bug. Still reported per case so the other cases run.
+  return {
+    ...fallback,
+    code: "CHECK_INTERNAL",
+    message: `internal error: ${(err as Error)?.message ?? String(err)}`,
+  };
 }
 
 function readAt(

@@ -390,7 +390,8 @@ function parseCase(ctx: Ctx, node: YamlNode, i: number, fallback: Loc): CheckCas
         const block = s && (s.type === "BLOCK_LITERAL" || s.type === "BLOCK_FOLDED");
         packetsLine = block ? vloc.line + 1 : vloc.line;
         const lineText = ctx.lines[packetsLine - 1] ?? "";
-        packetsIndent = block ? (/^ */.exec(lineText)?.[0].length ?? 0) : vloc.column - 1;
+        const quoted = s?.type === "QUOTE_DOUBLE" || s?.type === "QUOTE_SINGLE";
+        packetsIndent = block ? (/^ */.exec(lineText)?.[0].length ?? 0) : vloc.column - (quoted ? 0 : 1);
         break;
       }
       case "expect":
@@ -455,7 +456,7 @@ export function parseCheckFile(
   ctx.lines = text.split(/\r?\n/);
   const doc = parseDocument(text, { lineCounter: ctx.lc, prettyErrors: false, uniqueKeys: true });
   for (const e of doc.errors) {
-    const p = e.linePos?.[0] ?? { line: 1, col: 1 };
+    const p = e.linePos?.[0] ?? ctx.lc.linePos(e.pos[0]);
     ctx.error("CHECK_YAML", e.message.split("\n")[0], { file, line: p.line, column: p.col });
   }
   if (ctx.errors.length > 0) return { errors: ctx.errors };
