@@ -263,6 +263,18 @@ export interface Located {
   readonly rule: Rule;
 }
 
+/** Message and fix of an INVALID-drop finding: none at all, or one that ACCEPT rules may bypass. */
+export function invalidDropAdvice(search: InvalidDropSearch): { problem: string; fix: string } {
+  const fix = "iptables -t filter -I FORWARD 1 -m conntrack --ctstate INVALID -j DROP";
+  if (!search.drop)
+    return { problem: 'no "-m conntrack --ctstate INVALID -j DROP" on the forwarding path', fix };
+  const lines = [...new Set(search.bypass.map((b) => b.rule.source.line))];
+  return {
+    problem: `the INVALID drop at line ${search.drop.rule.source.line} comes after ACCEPT rules that may take INVALID packets first (line${lines.length === 1 ? "" : "s"} ${lines.join(", ")})`,
+    fix: `${fix}   (before line ${lines[0]})`,
+  };
+}
+
 /** Every rule of the rule set with its table and chain. */
 export function* allRules(ruleset: Ruleset): Generator<Located> {
   for (const t of ruleset.tables.values())
@@ -281,51 +293,72 @@ export function targetRules(ruleset: Ruleset, table: TableName, names: string[],
   return out;
 }
 
+/** What a walk of the forwarding path found about INVALID packets. */
+export interface InvalidDropSearch {
+  /** The first rule that drops INVALID packets, if any. */
+  readonly drop?: Located;
+  /** ACCEPT rules before it that may accept INVALID packets first (conditional ones; empty when none). */
+  readonly bypass: readonly Located[];
+}
+
 /**
- * The first rule on the way through `hook` (mangle, then filter, following jumps) that drops packets conntrack
- * marks INVALID, as long as no earlier unconditional ACCEPT ends the chain first. Rules that also restrict
- * addresses or interfaces count too (the dynamic demonstration is the judge of those).
+ * The first rule on the way through `hooks` (mangle, then filter, following jumps) that drops packets conntrack
+ * marks INVALID, and the ACCEPT rules met before it that may take an INVALID packet first. An unconditional
+ * ACCEPT (or an ACCEPT of every state) before any drop ends the walk of that chain with no drop.
  */
-export function findInvalidDrop(ruleset: Ruleset, hooks: readonly Hook[]): Located | undefined {
+export function findInvalidDrop(ruleset: Ruleset, hooks: readonly Hook[]): InvalidDropSearch {
+  const bypass: Located[] = [];
   for (const hook of hooks) {
     for (const tableName of ["mangle", "filter"] as const) {
       const table = ruleset.tables.get(tableName);
       const chain = table?.chains.get(hook);
       if (!table || !chain) continue;
-      const found = searchChain(table, chain, new Set());
-      if (found === "accepted") continue;
-      if (found) return found;
+      const found = searchChain(table, chain, new Set(), bypass);
+      if (found === "accepted") return { bypass };
+      if (found) return { drop: found, bypass };
     }
   }
-  return undefined;
+  return { bypass };
 }
 
-function searchChain(table: Table, chain: Chain, seen: Set<string>): Located | "accepted" | undefined {
+function acceptsInvalid(rule: Rule): boolean {
+  const states = ruleCtStates(rule);
+  return (
+    rule.target?.kind === "verdict" && rule.target.verdict === "ACCEPT" && (!states || states.has("INVALID"))
+  );
+}
+
+function searchChain(
+  table: Table,
+  chain: Chain,
+  seen: Set<string>,
+  bypass: Located[],
+): Located | "accepted" | undefined {
   if (seen.has(chain.name)) return undefined;
   seen.add(chain.name);
   for (const rule of chain.rules) {
     if (rule.neverMatches) continue;
     const states = ruleCtStates(rule);
-    if (isDropLike(rule) && states?.has("INVALID")) return { table: table.name, chain, rule };
+    if (isDropLike(rule) && (!states || states.has("INVALID")) && states && states.size < CT_STATES.length)
+      return { table: table.name, chain, rule };
     if (rule.target?.kind === "jump") {
       const to = table.chains.get(rule.target.chain);
       if (to && (!states || states.has("INVALID"))) {
-        const inner = searchChain(table, to, seen);
-        if (inner && inner !== "accepted") return inner;
+        const inner = searchChain(table, to, seen, bypass);
+        if (inner === "accepted") {
+          if (unconditional(rule) && states?.size === CT_STATES.length) return "accepted";
+          bypass.push({ table: table.name, chain, rule });
+        } else if (inner) return inner;
       }
       if (rule.target.goto && unconditional(rule)) return "accepted";
       continue;
     }
-    if (rule.target?.kind === "verdict" && rule.target.verdict === "ACCEPT" && unconditional(rule))
-      return "accepted";
-    // An ACCEPT of every state but... ACCEPT rules restricted by state that include INVALID also end it.
-    if (
-      rule.target?.kind === "verdict" &&
-      rule.target.verdict === "ACCEPT" &&
-      onlyCtState(rule) &&
-      states?.has("INVALID")
-    )
-      return "accepted";
+    if (acceptsInvalid(rule)) {
+      if (unconditional(rule) || onlyCtState(rule)) return "accepted";
+      // Forwarded packets never come in on the loopback device (ip_route_input_slow: martian).
+      if (rule.inIface && !rule.inIface.invert && rule.inIface.name === "lo") continue;
+      bypass.push({ table: table.name, chain, rule });
+    }
   }
   return undefined;
 }

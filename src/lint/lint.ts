@@ -66,7 +66,19 @@ export function lintLoaded(load: LoadResult, opts: LintOptions = {}): LintReport
   if (opts.host && opts.demo !== false && runnable) {
     for (const f of findings) {
       if (!f.plan) continue;
-      const demo = runDemo(opts.host, load, f.plan, opts);
+      let demo: DemoResult;
+      try {
+        demo = runDemo(opts.host, load, f.plan, opts);
+      } catch (err) {
+        // An emulator failure must not hide the static finding.
+        f.demo = {
+          packets: [],
+          summaries: [],
+          confirmed: false,
+          outcome: `the emulator could not run the demonstration: ${(err as Error).message}`,
+        };
+        continue;
+      }
       f.demo = demo;
       if (!demo.confirmed) {
         (f as { severity: Severity }).severity = "info";

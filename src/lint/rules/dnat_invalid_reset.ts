@@ -15,7 +15,14 @@
 import type { Finding, LintContext, LintRule } from "../types";
 import { ruleLocation } from "../types";
 import type { Located } from "../analysis";
-import { dportRange, effectiveSelectors, findInvalidDrop, jumpPath, targetRules } from "../analysis";
+import {
+  dportRange,
+  effectiveSelectors,
+  findInvalidDrop,
+  invalidDropAdvice,
+  jumpPath,
+  targetRules,
+} from "../analysis";
 import { ctReasonText, ifaceTowards, insidePrefix, outsideAddress, tcpLine } from "../demo";
 import { Fib } from "../../host/route";
 import type { Host } from "../../host/types";
@@ -23,7 +30,7 @@ import type { Table } from "../../netfilter/ruleset";
 import type { PacketReport } from "../../trace/events";
 import type { NatRange } from "../../netfilter/xt/xt_nat";
 import { formatIpv4 } from "../../wire/addr";
-import { formatSummary } from "../../trace/summary";
+import { formatFate, formatSummary } from "../../trace/summary";
 
 export const dnatInvalidReset: LintRule = {
   id: "dnat-invalid-reset",
@@ -38,7 +45,9 @@ export const dnatInvalidReset: LintRule = {
       ),
     ];
     if (rules.length === 0) return [];
-    if (findInvalidDrop(ctx.ruleset, ["PREROUTING", "FORWARD"])) return [];
+    const search = findInvalidDrop(ctx.ruleset, ["PREROUTING", "FORWARD"]);
+    if (search.drop && search.bypass.length === 0) return [];
+    const advice = invalidDropAdvice(search);
     const out: Finding[] = [];
     for (const { table, chain, rule } of rules) {
       const range = rule.target?.kind === "extension" ? (rule.target.options as NatRange) : undefined;
@@ -48,12 +57,12 @@ export const dnatInvalidReset: LintRule = {
         id: dnatInvalidReset.id,
         severity: dnatInvalidReset.severity,
         ...ruleLocation(table, chain, rule),
-        message: 'DNAT with no "-m conntrack --ctstate INVALID -j DROP" on the forwarding path',
+        message: `DNAT, but ${advice.problem}`,
         explanation:
           "A backend's reply that conntrack marks INVALID (out of window, e.g. after a burst of loss) carries no " +
           "conntrack, so NAT does not reverse the DNAT: it reaches the client with the backend's address as " +
           'source, the client answers with a RST and the backend\'s connection dies ("connection reset by peer").',
-        fix: "iptables -t filter -I FORWARD 1 -m conntrack --ctstate INVALID -j DROP",
+        fix: advice.fix,
       };
       if (ctx.host && range?.addrs && (rule.proto?.proto ?? 6) === 6) {
         const natTable = ctx.ruleset.tables.get("nat");
@@ -181,7 +190,7 @@ function dnatDemo(host: Host, nat: Table, located: Located, range: NatRange): Fi
           outcome: `${why}: addressed to the masquerading node itself, it was delivered to the node's stack${rst ? ", which answered the backend with a RST" : ""}`,
         };
       }
-      return { confirmed: false, outcome: formatSummary(j) };
+      return { confirmed: false, outcome: `the segment did not leak: ${formatFate(j.fate)}` };
     },
   };
 }

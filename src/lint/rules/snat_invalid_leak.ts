@@ -16,10 +16,17 @@
  */
 import type { Finding, LintContext, LintRule } from "../types";
 import { ruleLocation } from "../types";
-import { dportRange, findInvalidDrop, targetRules } from "../analysis";
+import {
+  dportRange,
+  effectiveSelectors,
+  jumpPath,
+  findInvalidDrop,
+  invalidDropAdvice,
+  targetRules,
+} from "../analysis";
 import { ctReasonText, fixedPackets, snatFlow, tcpLine } from "../demo";
 import { formatIpv4 } from "../../wire/addr";
-import { formatSummary } from "../../trace/summary";
+import { formatFate, formatSummary } from "../../trace/summary";
 
 export const snatInvalidLeak: LintRule = {
   id: "snat-invalid-leak",
@@ -29,26 +36,42 @@ export const snatInvalidLeak: LintRule = {
   check(ctx: LintContext): Finding[] {
     const rules = targetRules(ctx.ruleset, "nat", ["SNAT", "MASQUERADE"], "POSTROUTING");
     if (rules.length === 0) return [];
-    if (findInvalidDrop(ctx.ruleset, ["PREROUTING", "FORWARD"])) return [];
+    const search = findInvalidDrop(ctx.ruleset, ["PREROUTING", "FORWARD"]);
+    if (search.drop && search.bypass.length === 0) return [];
+    const advice = invalidDropAdvice(search);
     return rules.map(({ table, chain, rule }) => {
       const target = rule.target?.kind === "extension" ? rule.target.name : "SNAT";
       const f: Finding = {
         id: snatInvalidLeak.id,
         severity: snatInvalidLeak.severity,
         ...ruleLocation(table, chain, rule),
-        message: `${target} with no "-m conntrack --ctstate INVALID -j DROP" on the forwarding path`,
+        message: `${target}, but ${advice.problem}`,
         explanation:
           "Packets conntrack marks INVALID (a late FIN or RST after the entry expired, an out-of-window segment) " +
           "carry no conntrack, so nf_nat_inet_fn never consults the nat table: they are forwarded with the " +
           "original private source address instead of being " +
           (target === "MASQUERADE" ? "masqueraded" : "SNATed") +
           ".",
-        fix: "iptables -t filter -I FORWARD 1 -m conntrack --ctstate INVALID -j DROP",
+        fix: advice.fix,
       };
       if (ctx.host && (rule.proto === undefined || rule.proto.proto === 0 || rule.proto.proto === 6)) {
-        const flow = snatFlow(ctx.host, rule, dportRange(rule)?.[0] ?? 80);
+        const nat = ctx.ruleset.tables.get("nat");
+        const path = nat ? jumpPath(nat, "POSTROUTING", chain) : undefined;
+        const eff = effectiveSelectors(path ?? [], rule);
+        const flow = snatFlow(ctx.host, eff, dportRange(eff)?.[0] ?? 80);
         if (flow) {
-          const line = tcpLine(
+          // First a SYN of the same flow (another port) to show the rule does NAT tracked traffic, then the
+          // FIN|ACK with no entry.
+          const syn = tcpLine(
+            flow.inIface,
+            flow.src,
+            flow.sport + 1,
+            flow.dst,
+            flow.dport,
+            "S",
+            "seq 1, win 512, length 0",
+          );
+          const fin = tcpLine(
             flow.inIface,
             flow.src,
             flow.sport,
@@ -57,19 +80,29 @@ export const snatInvalidLeak: LintRule = {
             "F.",
             "seq 1, ack 1, win 512, length 0",
           );
+          const what = target === "MASQUERADE" ? "masqueraded" : "SNATed";
           f.plan = {
-            next: fixedPackets([line]),
+            next: fixedPackets([syn, fin]),
             sysctl: { "net.ipv4.ip_forward": 1 },
             judge(reports) {
-              const j = reports[0]?.packets[0];
-              const left = reports[0]?.egress.find((e) => e.packetId === 0);
+              const synOut = reports[0]?.egress.find((e) => e.packetId === 0);
+              if (!synOut || synOut.packet.ip.src === flow.src)
+                return {
+                  confirmed: false,
+                  outcome: `a SYN of this flow is not ${what} here (${reports[0] ? formatSummary(reports[0].packets[0]) : "no report"}), so the rule does not apply to it`,
+                };
+              const j = reports[1]?.packets[0];
+              const left = reports[1]?.egress.find((e) => e.packetId === 0);
               if (j && left && j.ct?.state === "INVALID" && left.packet.ip.src === flow.src) {
                 return {
                   confirmed: true,
-                  outcome: `a FIN|ACK with no conntrack entry is INVALID (${ctReasonText(j.ct)}); the nat table is not consulted; it left on ${left.iface} with source ${formatIpv4(flow.src)} (not ${target === "MASQUERADE" ? "masqueraded" : "SNATed"})`,
+                  outcome: `the SYN left ${what} to ${formatIpv4(synOut.packet.ip.src)}; a FIN|ACK with no conntrack entry is INVALID (${ctReasonText(j.ct)}), the nat table is not consulted, and it left on ${left.iface} with source ${formatIpv4(flow.src)} (not ${what})`,
                 };
               }
-              return { confirmed: false, outcome: j ? formatSummary(j) : "no report" };
+              return {
+                confirmed: false,
+                outcome: j ? `the FIN|ACK did not leak: ${formatFate(j.fate)}` : "no report",
+              };
             },
           };
         }
