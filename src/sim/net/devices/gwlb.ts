@@ -1,5 +1,5 @@
 /**
- * Model: AWS Gateway Load Balancer (kind `gwlb`), its endpoint (kind `gwlb-endpoint`) and a Linux appliance
+ * Model: AWS Gateway Load Balancer (kind `aws-gwlb`), its endpoint (kind `aws-gwlb-endpoint`) and a Linux appliance
  * behind it (kind `gwlb-appliance`), for seed 002 (a GWLB endpoint service inspecting an application subnet's
  * traffic with geneve-proxy on the appliance).
  *
@@ -22,7 +22,7 @@
  * drops a returned packet whose flow cookie it does not know.
  *
  * The appliance decapsulates, hands the inner packet to its own HostSim (a Linux datapath with iptables and
- * conntrack) as arriving on its tunnel interface (`tunnelIface`, default `gwlb0`; give the host a route that
+ * conntrack) as arriving on its tunnel interface (`tunnel_iface`, default `gwlb0`; give the host a route that
  * sends everything back out of it and ip_forward=1), and re-encapsulates what HostSim sends out of that interface
  * with the received options, outer addresses swapped. So the appliance's conntrack sees the inner flows and its
  * FORWARD rules decide what passes.
@@ -394,9 +394,9 @@ export class GwlbAppliance implements NetNode {
 // Kinds
 
 export const GWLB_ENDPOINT_KIND: DeviceKind = {
-  kind: "gwlb-endpoint",
+  kind: "aws-gwlb-endpoint",
   summary: "AWS GWLB endpoint: hands traffic to its GWLB and routes what comes back",
-  keys: ["address", "gwlb", "endpointId", "routes"],
+  keys: ["address", "gwlb", "endpoint_id", "routes"],
   create(spec, ctx) {
     const c = spec.config;
     return new GwlbEndpoint({
@@ -404,16 +404,16 @@ export const GWLB_ENDPOINT_KIND: DeviceKind = {
       interfaces: spec.interfaces,
       address: cfgAddr(ctx, c, ["address"], primaryAddress(spec.interfaces)),
       gwlb: cfgAddr(ctx, c, ["gwlb"]),
-      endpointId: parseHexId(ctx, c, "endpointId"),
+      endpointId: parseHexId(ctx, c, "endpoint_id"),
       routes: cfgRoutes(ctx, c, ["routes"], spec.interfaces),
     });
   },
 };
 
 export const GWLB_KIND: DeviceKind = {
-  kind: "gwlb",
+  kind: "aws-gwlb",
   summary: "AWS Gateway Load Balancer: GENEVE (UDP 6081) to appliances with the AWS TLVs, 5-tuple stickiness",
-  keys: ["address", "appliances", "routes", "hashSeed"],
+  keys: ["address", "appliances", "routes", "hash_seed"],
   create(spec, ctx) {
     const c = spec.config;
     const appliances = cfgList(ctx, c, ["appliances"], true).map((_, i) =>
@@ -434,7 +434,7 @@ export const GWLB_KIND: DeviceKind = {
 export const GWLB_APPLIANCE_KIND: DeviceKind = {
   kind: "gwlb-appliance",
   summary: "Linux appliance behind a GWLB: decapsulates GENEVE, runs the inner packet through its netfilter",
-  keys: ["linux", "tunnelIface", "eni"],
+  keys: ["linux", "tunnel_iface", "eni"],
   create(spec, ctx) {
     const c = spec.config;
     const sim = ctx.hostSim(["linux"]);
@@ -442,7 +442,7 @@ export const GWLB_APPLIANCE_KIND: DeviceKind = {
       name: spec.name,
       sim,
       iface: c.eni === undefined ? undefined : cfgString(ctx, c, ["eni"]),
-      tunnelIface: cfgString(ctx, c, ["tunnelIface"], "gwlb0"),
+      tunnelIface: cfgString(ctx, c, ["tunnel_iface"], "gwlb0"),
     });
   },
 };

@@ -1,5 +1,5 @@
 /**
- * Model: an AWS-style managed NAT gateway (kind `nat-gateway`). It source-NATs packets from private sources to
+ * Model: an AWS-style managed NAT gateway (kind `aws-nat-gateway`). It source-NATs packets from private sources to
  * its own address and reverses the mapping for replies; it is not a Linux host and has no iptables.
  *
  * Known about the real service (AWS VPC documentation, "NAT gateway basics" and "Troubleshoot NAT gateways"):
@@ -16,15 +16,15 @@
  * echo request from the inside; a TCP segment from the inside with no entry (a SYN-ACK, ACK, FIN...) is answered
  * with an RST built like Linux `nf_send_reset` (source = the segment's destination, so it seems to come from the
  * remote peer; that is what seed 000's node captured); an RST with no entry is dropped. Unsolicited packets from
- * the outside are dropped silently (`rstOutside: true` answers TCP ones with an RST instead). Port allocation:
- * `sequential` (default: each destination has its own counter starting at the bottom of the range, which makes
+ * the outside are dropped silently (`rst_outside: true` answers TCP ones with an RST instead). Port allocation
+ * (`port_allocation`): `sequential` (default: each destination has its own counter starting at the bottom of the range, which makes
  * the seed 004 reuse deterministic) or `random` (seeded draw, retried until free for that destination). The
  * source port is never preserved. An RST seen in either direction removes the entry; FIN does not (the entry
  * idles out). The NAT gateway's TTL handling is unknown: by default the TTL is left alone.
  *
  * Keys: `address` (SNAT address; default the first address of the outside interface), `inside`/`outside`
  * (interface names; a packet is "from outside" when it arrives on `outside` and is addressed to `address`),
- * `routes`, `idleTimeout` (350), `portRange` ([1024, 56023]: 55,000 ports), `portAllocation`, `rstOutside`.
+ * `routes`, `idle_timeout` (350), `port_range` ([1024, 56023]: 55,000 ports), `port_allocation`, `rst_outside`.
  * Leaves out on purpose: the Elastic IP mapping (do it on the IGW side or give `address` the public address),
  * bandwidth and packet-rate limits, ICMP errors translation (only echo is mapped), fragments, TCP state beyond
  * SYN/RST, private NAT gateways' differences.
@@ -310,7 +310,7 @@ function proto(p: number): string {
 }
 
 export const NAT_GATEWAY_KIND: DeviceKind = {
-  kind: "nat-gateway",
+  kind: "aws-nat-gateway",
   summary:
     "AWS-style NAT gateway: SNAT with per-destination port reuse, 350 s idle timeout, RST for unknown flows",
   keys: [
@@ -318,10 +318,10 @@ export const NAT_GATEWAY_KIND: DeviceKind = {
     "inside",
     "outside",
     "routes",
-    "idleTimeout",
-    "portRange",
-    "portAllocation",
-    "rstOutside",
+    "idle_timeout",
+    "port_range",
+    "port_allocation",
+    "rst_outside",
   ],
   create(spec, ctx) {
     const c = spec.config;
@@ -334,19 +334,19 @@ export const NAT_GATEWAY_KIND: DeviceKind = {
     ] as const)
       if (!names.includes(v))
         ctx.fail([k], "DEVICE_CONFIG", `no interface "${v}" (have ${names.join(", ")})`);
-    const range = cfgList(ctx, c, ["portRange"]);
+    const range = cfgList(ctx, c, ["port_range"]);
     let portRange: [number, number] | undefined;
     if (range.length) {
-      if (range.length !== 2) ctx.fail(["portRange"], "DEVICE_CONFIG", "expected [low, high]");
+      if (range.length !== 2) ctx.fail(["port_range"], "DEVICE_CONFIG", "expected [low, high]");
       portRange = [
-        cfgInt(ctx, c, ["portRange", 0], 0, 1, 65535),
-        cfgInt(ctx, c, ["portRange", 1], 0, 1, 65535),
+        cfgInt(ctx, c, ["port_range", 0], 0, 1, 65535),
+        cfgInt(ctx, c, ["port_range", 1], 0, 1, 65535),
       ];
-      if (portRange[0] > portRange[1]) ctx.fail(["portRange"], "DEVICE_CONFIG", "low port above high port");
+      if (portRange[0] > portRange[1]) ctx.fail(["port_range"], "DEVICE_CONFIG", "low port above high port");
     }
-    const alloc = cfgString(ctx, c, ["portAllocation"], "sequential");
+    const alloc = cfgString(ctx, c, ["port_allocation"], "sequential");
     if (alloc !== "sequential" && alloc !== "random")
-      ctx.fail(["portAllocation"], "DEVICE_CONFIG", `expected sequential or random, got "${alloc}"`);
+      ctx.fail(["port_allocation"], "DEVICE_CONFIG", `expected sequential or random, got "${alloc}"`);
     const def = primaryAddress(spec.interfaces, outside);
     return new NatGateway({
       name: spec.name,
@@ -355,10 +355,10 @@ export const NAT_GATEWAY_KIND: DeviceKind = {
       outside,
       address: cfgAddr(ctx, c, ["address"], def),
       routes: cfgRoutes(ctx, c, ["routes"], spec.interfaces),
-      idleTimeout: cfgNumber(ctx, c, ["idleTimeout"], NATGW_IDLE_TIMEOUT),
+      idleTimeout: cfgNumber(ctx, c, ["idle_timeout"], NATGW_IDLE_TIMEOUT),
       portRange,
       portAllocation: alloc as "sequential" | "random",
-      rstOutside: cfgBool(ctx, c, ["rstOutside"], false),
+      rstOutside: cfgBool(ctx, c, ["rst_outside"], false),
       prng: ctx.prng,
     });
   },

@@ -1,5 +1,5 @@
 /**
- * Model: one node of an AWS Network Load Balancer (kind `nlb-node`; an NLB has one node per enabled availability
+ * Model: one node of an AWS Network Load Balancer (kind `aws-nlb-node`; an NLB has one node per enabled availability
  * zone, each with its own address and its own flow table). Layer 4 only: it rewrites headers, it does not
  * terminate TCP.
  *
@@ -19,9 +19,9 @@
  * through the NLB path" of seed 000's fix); ports for IP targets are allocated sequentially per target from
  * 1024 (not documented); a TCP RST in either direction ends the flow.
  *
- * Keys: `address` (the node's address: listeners and, for IP targets, the source), `zone`, `crossZone`,
- * `listeners: [{port, protocol: TCP|UDP|TCP_UDP, targetGroup}]`, `targetGroups: {NAME: {type: instance|ip,
- * port, targets: [{address, zone, port?}]}}`, `routes`, `idleTimeout` ({tcp: 350, udp: 120}), `hashSeed`.
+ * Keys: `address` (the node's address: listeners and, for IP targets, the source), `zone`, `cross_zone`,
+ * `listeners: [{port, protocol: TCP|UDP|TCP_UDP, target_group}]`, `target_groups: {NAME: {type: instance|ip,
+ * port, targets: [{address, zone, port?}]}}`, `routes`, `idle_timeout` ({tcp: 350, udp: 120}), `hash_seed`.
  * Leaves out on purpose: health checks, TLS listeners, proxy protocol, client IP preservation switched off for
  * instance targets, connection draining, deregistration delay, DNS-level zone selection (which node a client
  * reaches is decided by the topology's routes), per-node limits.
@@ -271,11 +271,11 @@ function proto(p: Packet): string {
 }
 
 function readGroups(ctx: DeviceContext, c: Readonly<Record<string, unknown>>): NlbTargetGroup[] {
-  const raw = at(c, ["targetGroups"]);
+  const raw = at(c, ["target_groups"]);
   if (raw === null || typeof raw !== "object" || Array.isArray(raw))
-    ctx.fail(["targetGroups"], "DEVICE_CONFIG", "expected a mapping of target group names");
+    ctx.fail(["target_groups"], "DEVICE_CONFIG", "expected a mapping of target group names");
   return Object.keys(raw as object).map((name) => {
-    const p = ["targetGroups", name];
+    const p = ["target_groups", name];
     const type = cfgString(ctx, c, [...p, "type"], "instance");
     if (type !== "instance" && type !== "ip")
       ctx.fail([...p, "type"], "DEVICE_CONFIG", `expected instance or ip, got "${type}"`);
@@ -294,10 +294,19 @@ function readGroups(ctx: DeviceContext, c: Readonly<Record<string, unknown>>): N
 }
 
 export const NLB_NODE_KIND: DeviceKind = {
-  kind: "nlb-node",
+  kind: "aws-nlb-node",
   summary:
     "one zone's node of an AWS Network Load Balancer (TCP/UDP/TCP_UDP listeners, instance or IP targets)",
-  keys: ["address", "zone", "crossZone", "listeners", "targetGroups", "routes", "idleTimeout", "hashSeed"],
+  keys: [
+    "address",
+    "zone",
+    "cross_zone",
+    "listeners",
+    "target_groups",
+    "routes",
+    "idle_timeout",
+    "hash_seed",
+  ],
   create(spec, ctx) {
     const c = spec.config;
     const groups = readGroups(ctx, c);
@@ -306,9 +315,9 @@ export const NLB_NODE_KIND: DeviceKind = {
       const protocol = cfgString(ctx, c, [...p, "protocol"], "TCP");
       if (protocol !== "TCP" && protocol !== "UDP" && protocol !== "TCP_UDP")
         ctx.fail([...p, "protocol"], "DEVICE_CONFIG", `expected TCP, UDP or TCP_UDP, got "${protocol}"`);
-      const targetGroup = cfgString(ctx, c, [...p, "targetGroup"]);
+      const targetGroup = cfgString(ctx, c, [...p, "target_group"]);
       if (!groups.some((g) => g.name === targetGroup))
-        ctx.fail([...p, "targetGroup"], "DEVICE_CONFIG", `no target group "${targetGroup}"`);
+        ctx.fail([...p, "target_group"], "DEVICE_CONFIG", `no target group "${targetGroup}"`);
       return {
         port: cfgInt(ctx, c, [...p, "port"], 0, 1, 65535),
         protocol: protocol as NlbProtocol,
@@ -320,14 +329,14 @@ export const NLB_NODE_KIND: DeviceKind = {
       interfaces: spec.interfaces,
       address: cfgAddr(ctx, c, ["address"], primaryAddress(spec.interfaces)),
       zone: cfgString(ctx, c, ["zone"], "a"),
-      crossZone: cfgBool(ctx, c, ["crossZone"], false),
+      crossZone: cfgBool(ctx, c, ["cross_zone"], false),
       listeners,
       targetGroups: groups,
       routes: cfgRoutes(ctx, c, ["routes"], spec.interfaces),
-      hashSeed: cfgInt(ctx, c, ["hashSeed"], ctx.prng.seed, 0, 0xffffffff),
+      hashSeed: cfgInt(ctx, c, ["hash_seed"], ctx.prng.seed, 0, 0xffffffff),
       idleTimeout: {
-        tcp: cfgNumber(ctx, c, ["idleTimeout", "tcp"], 350),
-        udp: cfgNumber(ctx, c, ["idleTimeout", "udp"], 120),
+        tcp: cfgNumber(ctx, c, ["idle_timeout", "tcp"], 350),
+        udp: cfgNumber(ctx, c, ["idle_timeout", "udp"], 120),
       },
     });
   },

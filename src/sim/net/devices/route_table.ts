@@ -9,12 +9,12 @@
  * NAT host and the VPC gateway (TTL 64 -> 63 -> 62 at the NAT host's PREROUTING), i.e. one decrement per pass
  * through the NAT host's FORWARD and one per pass through the VPC router.
  *
- * Assumed: the VPC router decrements the TTL (`decrementTtl`, default true; seed 001 is consistent with it),
- * drops a packet whose TTL would reach 0 without sending ICMP time exceeded (`icmpTimeExceeded`, default false;
+ * Assumed: the VPC router decrements the TTL (`decrement_ttl`, default true; seed 001 is consistent with it),
+ * drops a packet whose TTL would reach 0 without sending ICMP time exceeded (`icmp_time_exceeded`, default false;
  * AWS does not document it), and sends a packet back out of the interface it came in on when the route says so
  * (no redirects).
  *
- * Keys: `routes: ["0.0.0.0/0 dev eth0", "10.0.0.0/16 via 10.0.0.1 dev eth1"]`, `decrementTtl`, `icmpTimeExceeded`.
+ * Keys: `routes: ["0.0.0.0/0 dev eth0", "10.0.0.0/16 via 10.0.0.1 dev eth1"]`, `decrement_ttl`, `icmp_time_exceeded`.
  * Leaves out on purpose: per-subnet route table association (one table per router node: use one node per table),
  * ICMP errors other than time exceeded, prefix lists, blackhole routes.
  */
@@ -94,14 +94,14 @@ export class RouteTableRouter implements NetNode {
 export const ROUTE_TABLE_KIND: DeviceKind = {
   kind: "route-table",
   summary: "static longest-prefix router without conntrack (a VPC router)",
-  keys: ["routes", "decrementTtl", "icmpTimeExceeded"],
+  keys: ["routes", "decrement_ttl", "icmp_time_exceeded"],
   create(spec, ctx) {
     return new RouteTableRouter({
       name: spec.name,
       interfaces: spec.interfaces,
       routes: cfgRoutes(ctx, spec.config, ["routes"], spec.interfaces),
-      decrementTtl: cfgBool(ctx, spec.config, ["decrementTtl"], true),
-      icmpTimeExceeded: cfgBool(ctx, spec.config, ["icmpTimeExceeded"], false),
+      decrementTtl: cfgBool(ctx, spec.config, ["decrement_ttl"], true),
+      icmpTimeExceeded: cfgBool(ctx, spec.config, ["icmp_time_exceeded"], false),
     });
   },
 };

@@ -125,11 +125,11 @@ describe("NAT gateway: no entry", () => {
 describe("NAT gateway: topology keys", () => {
   it("defaults the address to the outside interface's and rejects an unknown allocation", () => {
     const ctx = plainDeviceContext("natgw", new Prng(1));
-    const spec = { name: "natgw", kind: "nat-gateway", interfaces: [iface("eth0", "10.0.0.7/24")] };
+    const spec = { name: "natgw", kind: "aws-nat-gateway", interfaces: [iface("eth0", "10.0.0.7/24")] };
     const g = NAT_GATEWAY_KIND.create({ ...spec, config: {} }, ctx) as NatGateway;
     expect(g.address).toBe(ip("10.0.0.7"));
-    expect(() => NAT_GATEWAY_KIND.create({ ...spec, config: { portAllocation: "lru" } }, ctx)).toThrow(
-      /portAllocation/,
+    expect(() => NAT_GATEWAY_KIND.create({ ...spec, config: { port_allocation: "lru" } }, ctx)).toThrow(
+      /port_allocation/,
     );
   });
 });

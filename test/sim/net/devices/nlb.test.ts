@@ -130,16 +130,16 @@ describe("NLB node: cross-zone and stickiness", () => {
 describe("NLB node: topology keys", () => {
   it("rejects a listener naming an unknown target group", () => {
     const ctx = plainDeviceContext("nlb", new Prng(1));
-    const spec = { name: "nlb", kind: "nlb-node", interfaces: [iface("eth0", "10.10.1.10/16")] };
+    const spec = { name: "nlb", kind: "aws-nlb-node", interfaces: [iface("eth0", "10.10.1.10/16")] };
     const config = {
-      listeners: [{ port: 80, protocol: "TCP", targetGroup: "web" }],
-      targetGroups: { api: { type: "instance", port: 80, targets: [{ address: "10.10.12.1", zone: "a" }] } },
+      listeners: [{ port: 80, protocol: "TCP", target_group: "web" }],
+      target_groups: { api: { type: "instance", port: 80, targets: [{ address: "10.10.12.1", zone: "a" }] } },
     };
     expect(() => NLB_NODE_KIND.create({ ...spec, config }, ctx)).toThrow(
-      /listeners\.0\.targetGroup: no target group "web"/,
+      /listeners\.0\.target_group: no target group "web"/,
     );
     const ok = NLB_NODE_KIND.create(
-      { ...spec, config: { ...config, listeners: [{ port: 80, protocol: "TCP", targetGroup: "api" }] } },
+      { ...spec, config: { ...config, listeners: [{ port: 80, protocol: "TCP", target_group: "api" }] } },
       ctx,
     );
     expect(

@@ -9,9 +9,9 @@ describe("device registry", () => {
       .map((f) => f.replace(/\.ts$/, ""));
     const want: Record<string, readonly string[]> = {
       route_table: ["route-table"],
-      nat_gateway: ["nat-gateway"],
-      nlb: ["nlb-node"],
-      gwlb: ["gwlb-endpoint", "gwlb", "gwlb-appliance"],
+      nat_gateway: ["aws-nat-gateway"],
+      nlb: ["aws-nlb-node"],
+      gwlb: ["aws-gwlb-endpoint", "aws-gwlb", "gwlb-appliance"],
     };
     expect(files.sort(), "a new device file needs its kinds registered and listed here").toEqual(
       Object.keys(want).sort(),
