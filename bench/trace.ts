@@ -3,7 +3,7 @@
  * of established flows plus new connections through one emulated Kubernetes node (src/sim/host.ts).
  *
  *   npx tsx bench/trace.ts [--rules 10000] [--packets 1000000] [--flows 1000] [--conn-packets 20]
- *                          [--endpoints 2] [--runs 1] [--no-cli] [--no-inproc] [--keep]
+ *                          [--endpoints 2] [--runs 1] [--mode quiet|trace] [--no-cli] [--no-inproc] [--keep]
  *
  * Rule set (iptables-save, the shape kube-proxy's iptables mode writes): nat KUBE-SERVICES with one
  * `-d VIP/32 -p tcp -m comment -m tcp --dport P -j KUBE-SVC-x` rule per service and a last
@@ -58,6 +58,9 @@ const CONN_PACKETS = Math.max(6, arg("--conn-packets", 20));
 const ENDPOINTS = Math.max(1, arg("--endpoints", 2));
 const RUNS = arg("--runs", 1);
 const SEED = 7;
+const MODES = (["quiet", "trace"] as const).filter(
+  (m) => !process.argv.includes("--mode") || process.argv[process.argv.indexOf("--mode") + 1] === m,
+);
 const CHUNK = 65536;
 
 const FIXED_RULES = 13;
@@ -420,7 +423,7 @@ try {
   );
   for (let run = 1; run <= RUNS; run++) {
     if (!flag("--no-inproc")) {
-      for (const mode of ["quiet", "trace"] as const) {
+      for (const mode of MODES) {
         const r = inProcess(rulesPath, hostPath, capPath, mode);
         if (r.notLeft) throw new Error(`${mode}: ${r.notLeft} packets did not leave the host`);
         console.log(
