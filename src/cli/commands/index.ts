@@ -9,7 +9,8 @@ import { register as trace } from "./trace";
 import { register as test } from "./test";
 import { register as explain } from "./explain";
 import { register as lint } from "./lint";
+import { register as run } from "./run";
 
 export type RegisterCommand = (program: Command, io: CliIo) => void;
 
-export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace, test, explain, lint];
+export const commands: RegisterCommand[] = [table, read, rules, conntrack, trace, test, explain, lint, run];

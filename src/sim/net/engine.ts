@@ -8,8 +8,9 @@
  *
  * Not a kernel file: this is the "wire" between emulated hosts. TTL handling is the nodes' job (Linux hosts
  * decrement it in ip_forward and send ICMP time exceeded). The engine only watches for forwarding loops: the same
- * packet (IPv4 identity: addresses, protocol, IP id, ports, TCP seq/ack/flags — not TTL or checksum) crossing a
- * link it crossed before with a lower TTL is reported once with its hop list; and a packet identity that crosses
+ * packet (IPv4 identity: addresses, protocol, IP id, ports, TCP seq/ack/flags — not TTL or checksum) sent again
+ * onto a link by a node that sent it there before, with a lower TTL, is reported once with its hop list (a
+ * router that hairpins a packet back out of the interface it came in on is not a loop); and a packet identity that crosses
  * links more than `hopLimit` times (a loop through devices that do not decrement the TTL) is dropped there and
  * reported, so a run always ends.
  *
@@ -407,8 +408,9 @@ export class NetEngine {
     s.count++;
     const crossing: LoopCrossing = { time: now, link, from, to, ttl: p.ip.ttl };
     if (s.hops.length < 300 && (this.record || s.loop)) s.hops.push(crossing);
-    const prev = s.ttlByLink.get(link);
-    s.ttlByLink.set(link, p.ip.ttl);
+    const where = `${link}\u0000${from}`;
+    const prev = s.ttlByLink.get(where);
+    s.ttlByLink.set(where, p.ip.ttl);
     if (s.loop) s.loop.count = s.count;
     else if (prev !== undefined && p.ip.ttl < prev) {
       s.loop = { packet: identityText(p), reason: "ttl-decreasing", hops: s.hops, count: s.count };
