@@ -147,6 +147,7 @@ export class NatGateway implements NetNode {
     const [sport, dport] = packetPorts(pkt);
     const key = tupleKey(pkt.ip.protocol, pkt.ip.src, sport, pkt.ip.dst, dport);
     let e = this.byPrivate.get(key);
+    const created = !e;
     const hops: HopRecord[] = [];
     const isTcp = pkt.l4.kind === "tcp";
     const flags = pkt.l4.kind === "tcp" ? pkt.l4.flags : 0;
@@ -200,16 +201,10 @@ export class NatGateway implements NetNode {
       };
     const nat = `SNAT ${formatIpv4(pkt.ip.src)}:${sport} -> ${formatIpv4(this.address)}:${e.publicPort}`;
     hops.push(
-      hop(
-        this.name,
-        iface,
-        `${what}; ${e.created === now ? "new entry" : "entry"}; ${nat}`,
-        `left ${rt.iface}`,
-        {
-          nat,
-          details: { publicPort: e.publicPort },
-        },
-      ),
+      hop(this.name, iface, `${what}; ${created ? "new entry" : "entry"}; ${nat}`, `left ${rt.iface}`, {
+        nat,
+        details: { publicPort: e.publicPort },
+      }),
     );
     return { sent: [{ iface: rt.iface, packet: out }], hops };
   }
