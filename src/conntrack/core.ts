@@ -759,6 +759,19 @@ export class Conntrack {
     }
   }
 
+  /**
+   * nf_ct_set_closing(): the tracker's set_closing (TCP: CLOSE with the CLOSE timeout), an IPCT_PROTOINFO event
+   * cached for the next confirm. Used by REJECT --reject-with tcp-reset (nf_send_reset, Linux 6.3 and later).
+   */
+  setClosing(ct: NfConn, now: Seconds): void {
+    const l4 = this.trackers[ct.orig.protonum];
+    if (!l4?.setClosing) return;
+    const ctx = this.ctx;
+    ctx.now = now;
+    if (l4.setClosing(ct, ctx)) ct.ecache |= 1 << IPCT_PROTOINFO;
+    if (ct.confirmed && ct.timeout < this.earliest) this.earliest = ct.timeout;
+  }
+
   /** Confirmed, visible entries in table order (as `conntrack -L` would list them; NAT-clash entries hidden). */
   list(now?: Seconds): NfConn[] {
     if (now !== undefined) this.advance(now);

@@ -209,6 +209,20 @@ export function showState(ct: NfConnL4View): string {
   return `${tcp_conntrack_names[tcp?.state ?? 0]} `;
 }
 
+/**
+ * nf_conntrack_tcp_set_closing() (6.3+; nf_send_reset calls it through nf_ct_set_closing): a confirmed entry
+ * goes to CLOSE; unless it already was CLOSE or has a fixed timeout, the timer becomes the CLOSE timeout.
+ */
+export function tcpSetClosing(ct: NfConnL4View, ctx: L4Context): boolean {
+  const tcp = ct.proto as IpCtTcp | undefined;
+  if (!ct.confirmed || !tcp) return false;
+  const old = tcp.state;
+  tcp.state = TCP_CONNTRACK_CLOSE;
+  if (old === TCP_CONNTRACK_CLOSE || ct.status & IPS_FIXED_TIMEOUT) return old !== TCP_CONNTRACK_CLOSE;
+  ct.timeout = ctx.now + tcpTimeout(ctx.sysctl, TCP_CONNTRACK_CLOSE);
+  return true;
+}
+
 /** nf_conntrack_tcp_established(). */
 function established(ct: NfConnL4View, tcp: IpCtTcp): boolean {
   return tcp.state === TCP_CONNTRACK_ESTABLISHED && (ct.status & IPS_ASSURED) !== 0;
@@ -574,6 +588,7 @@ export function nfConntrackTcpPacket(
 
 /** struct nf_conntrack_l4proto nf_conntrack_l4proto_tcp, as the core sees it. */
 export const tcpTracker: L4Tracker = {
+  setClosing: tcpSetClosing,
   l4proto: IPPROTO_TCP,
   name: "tcp",
   pktToTuple(pkt: Packet) {

@@ -180,6 +180,11 @@ export interface L4Tracker {
   ): L4Result;
   /** Text for the protocol-specific part of a `conntrack -L` line ("SYN_SENT " for TCP, "" for UDP). */
   showState?(ct: NfConnL4View): string;
+  /**
+   * nf_conntrack_l4proto.set_closing (nf_ct_set_closing, called by nf_send_reset when REJECT answers with a
+   * RST): move a confirmed entry to its closing state. Returns true when the state changed.
+   */
+  setClosing?(ct: NfConnL4View, ctx: L4Context): boolean;
   /** Whether this entry may be evicted by early_drop beyond the non-ASSURED rule (tcp_can_early_drop). */
   canEarlyDrop?(ct: NfConnL4View): boolean;
 }

@@ -46,6 +46,8 @@ export interface HostServices {
   routeMtu(dst: number): number | undefined;
   sourceAddressFor(dst: number): number | undefined;
   setCtMark(ct: NfConn, mark: number): void;
+  /** nf_ct_set_closing() on the entry of a packet REJECT answered with a RST (a no-op before Linux 6.3). */
+  setCtClosing(ct: NfConn): void;
   /** nfacct object counters (packets, bytes), by name; optional. */
   nfacctAdd?(name: string, bytes: number): void;
   readonly ipDefaultTtl: number;

@@ -165,6 +165,10 @@ export class FakeHost implements HostServices {
     this.marks.push([ct, mark]);
     ct.mark = mark;
   }
+  readonly closing: NfConn[] = [];
+  setCtClosing(ct: NfConn): void {
+    this.closing.push(ct);
+  }
   nfacctAdd(name: string, bytes: number): void {
     this.acct.set(name, (this.acct.get(name) ?? 0) + bytes);
   }

@@ -97,7 +97,8 @@ function verifiesChecksum(pkt: Packet): boolean {
  * reject_tg: nf_send_unreach (ICMP) or nf_send_reset (RST), then NF_DROP. The answer goes out through
  * effects.emitLocal (it traverses OUTPUT like any locally generated packet). The builders refuse what the
  * kernel refuses (fragments, RST for RST, ICMP errors about ICMP errors, broadcasts); nf_send_unreach also
- * sends nothing for a packet with a bad checksum outside LOCAL_OUT. The RST's mark (IP4_REPLY_MARK) is not
+ * sends nothing for a packet with a bad checksum outside LOCAL_OUT. After a RST, the rejected packet's entry
+ * goes to CLOSE (nf_ct_set_closing, Linux 6.3+). The RST's mark (IP4_REPLY_MARK) is not
  * carried: emitLocal takes a packet only.
  */
 export function rejectTg(o: RejectTargetOptions, skb: Skb, par: XtActionParam): TargetVerdict {
@@ -106,7 +107,11 @@ export function rejectTg(o: RejectTargetOptions, skb: Skb, par: XtActionParam): 
   const dstType = host.addrType(pkt.ip.dst);
   if (o.with === "tcp-reset") {
     const r = nfSendReset(pkt, { dstType, ttl: host.ipDefaultTtl, hook: par.hook });
-    if ("packet" in r) par.effects.emitLocal(r.packet, "REJECT --reject-with tcp-reset");
+    if ("packet" in r) {
+      par.effects.emitLocal(r.packet, "REJECT --reject-with tcp-reset");
+      // nf_send_reset: nf_ct_set_closing(skb_nfct(oldskb)) once the RST is on its way.
+      if (skb.ct) host.setCtClosing(skb.ct);
+    }
     return "DROP";
   }
   const csumBad = par.hook !== "OUTPUT" && verifiesChecksum(pkt) && pkt.l4Checksum === "incorrect";
