@@ -27,7 +27,9 @@ export function linuxNode(h: TestHost, neighbours: Map<string, string>, seed = 1
     ...h.ifaces.map((i) => `  - {name: ${i.name}, mac: "${i.mac}", addresses: ["${i.addr}"]}`),
     ...(h.routes?.length ? ["routes:", ...h.routes.map((r) => `  - ${r}`)] : []),
     ...(h.forward ? ["sysctl: {net.ipv4.ip_forward: 1}"] : []),
-    ...(h.sockets?.length ? ["sockets:", ...h.sockets.map((s) => `  - {port: ${s.port}, protocol: tcp}`)] : []),
+    ...(h.sockets?.length
+      ? ["sockets:", ...h.sockets.map((s) => `  - {port: ${s.port}, protocol: tcp}`)]
+      : []),
   ].join("\n");
   const host = parseHostFile(yaml, `${h.name}.yaml`);
   const loaded = loadRuleset(h.rules ?? "", { file: `${h.name}.rules` });
@@ -42,7 +44,10 @@ export function linuxNode(h: TestHost, neighbours: Map<string, string>, seed = 1
 }
 
 /** Links and the neighbour table (address -> MAC) for a set of test hosts. */
-export function wire(hosts: TestHost[], links: [string, string, string, string][]): {
+export function wire(
+  hosts: TestHost[],
+  links: [string, string, string, string][],
+): {
   links: LinkSpec[];
   neighbours: Map<string, string>;
 } {
