@@ -399,13 +399,17 @@ export const GWLB_ENDPOINT_KIND: DeviceKind = {
   keys: ["address", "gwlb", "endpoint_id", "routes"],
   create(spec, ctx) {
     const c = spec.config;
+    const gwlb = cfgAddr(ctx, c, ["gwlb"]);
+    const routes = cfgRoutes(ctx, c, ["routes"], spec.interfaces);
+    // Default source: the address of the interface that leads to the GWLB.
+    const towards = new StaticRoutes(spec.interfaces, routes).lookup(gwlb)?.iface;
     return new GwlbEndpoint({
       name: spec.name,
       interfaces: spec.interfaces,
-      address: cfgAddr(ctx, c, ["address"], primaryAddress(spec.interfaces)),
-      gwlb: cfgAddr(ctx, c, ["gwlb"]),
+      address: cfgAddr(ctx, c, ["address"], primaryAddress(spec.interfaces, towards)),
+      gwlb,
       endpointId: parseHexId(ctx, c, "endpoint_id"),
-      routes: cfgRoutes(ctx, c, ["routes"], spec.interfaces),
+      routes,
     });
   },
 };

@@ -92,12 +92,16 @@ function network(forwardRules: string) {
   return { engine, app, appliance, gwlb };
 }
 
+// A stateful appliance (a conntrack rule makes the kernel register its conntrack hooks, 4.10+).
+const STATEFUL =
+  "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n";
+
 const ping = pkt("10.2.101.47 > 52.94.212.197: ICMP echo request, id 7, seq 1, length 64");
 const syn = pkt("10.2.101.47.48354 > 52.94.212.197.443: Flags [S], seq 1000, win 64240, length 0");
 
 describe("GWLB endpoint service (seed 002)", () => {
   it("carries a ping through the appliance and back; the appliance's conntrack sees the inner flow", () => {
-    const { engine, app, appliance } = network("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+    const { engine, app, appliance } = network(STATEFUL);
     engine.inject(0, "gwlbe", "eth0", ping);
     const res = engine.run();
     if (process.env.DBG)
@@ -113,7 +117,7 @@ describe("GWLB endpoint service (seed 002)", () => {
   });
 
   it("puts the AWS options on the wire to the appliance, and the appliance echoes them", () => {
-    const { engine } = network("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+    const { engine } = network(STATEFUL);
     engine.inject(0, "gwlbe", "eth0", ping);
     const res = engine.run();
     const onWire = res.wire.filter((w) => w.link === "geneve").map((w) => geneveDecapsulate(w.packet));
@@ -124,7 +128,7 @@ describe("GWLB endpoint service (seed 002)", () => {
   });
 
   it("completes a TCP handshake through the appliance (SYN, SYN-ACK seen as one ESTABLISHED flow)", () => {
-    const { engine, app, appliance } = network("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+    const { engine, app, appliance } = network(STATEFUL);
     engine.inject(0, "gwlbe", "eth0", syn);
     engine.run();
     const synack = app.got.find((g) => g.packet.l4.kind === "tcp" && g.packet.l4.flags === 0x12);
