@@ -75,6 +75,7 @@ import { DEFAULT_KERNEL, findKernelProfile, kernelAtLeast, KERNEL_PROFILES } fro
 import { formatConntrackEntry } from "../conntrack/show";
 import type { TcpL4Result } from "../conntrack/proto_tcp";
 import type { Hook, Ruleset, TableName } from "../netfilter/ruleset";
+import { HOOKS, TABLE_NAMES } from "../netfilter/ruleset";
 import type { Registry } from "../netfilter/registry";
 import { defaultRegistry } from "../netfilter/xt/index";
 import type {
@@ -94,8 +95,8 @@ import { NatState, nfNatIpv4Fn } from "../nat/nf_nat_core";
 import type { NatIface } from "../nat/nf_nat_masquerade";
 import { csumReplace2 } from "../nat/nf_nat_proto";
 import { Prng } from "../util/prng";
-import { nfLogTrace } from "../trace/nf_log";
-import type { CtSummary, NatStep, PacketJourney, PacketReport, TraceHit } from "../trace/events";
+import type { CtSummary, PacketJourney, PacketReport } from "../trace/events";
+import { CtSummaryRecord, NatStepRecord, TraceHitRecord } from "../trace/records";
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_NUM, HOOK_ORDER } from "./hooks";
@@ -142,11 +143,37 @@ interface Flight {
   rt?: FibResult;
   /** Forwarded (ip_forward) rather than locally generated or delivered. */
   forwarded: boolean;
-  /** The ipt_do_table context of this packet (built once). */
-  ctx?: DoTableContext;
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
+
+/** State of one nat hook call (HostSim.natHook). */
+interface NatCall {
+  readonly st: Flight;
+  readonly hook: Hook;
+  readonly table: CompiledTable;
+  ran: boolean;
+  decided: TracePoint | undefined;
+}
+
+/** PacketJourney.hooks labels (`raw:PREROUTING ACCEPT`, `conntrack PREROUTING`), built once, not per packet. */
+const HOOK_LABELS = Object.fromEntries(
+  TABLE_NAMES.map((t) => [
+    t,
+    Object.fromEntries(
+      HOOKS.map((h) => [
+        h,
+        {
+          ACCEPT: `${t}:${h} ACCEPT`,
+          DROP: `${t}:${h} DROP`,
+          STOLEN: `${t}:${h} STOLEN`,
+          QUEUE: `${t}:${h} QUEUE`,
+        },
+      ]),
+    ),
+  ]),
+) as Record<TableName, Record<Hook, Record<DoTableResult["verdict"], string>>>;
+const CT_LABELS = Object.fromEntries(HOOKS.map((h) => [h, `conntrack ${h}`])) as Record<Hook, string>;
 const MAX_DEPTH = 6;
 /** net/ipv4/route.c: ip_rt_redirect_number, ip_rt_redirect_load (HZ/50), ip_rt_redirect_silence. */
 const REDIRECT_NUMBER = 9;
@@ -200,6 +227,31 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly tables = new Map<TableName, CompiledTable>();
   private readonly traceByDefault: boolean;
   private readonly ruleState = new Map<object, unknown>();
+  /** The nat hook being run (see natHook). */
+  private natCall?: NatCall;
+  private readonly natRunChains = (pkt: Packet): number => {
+    const c = this.natCall!;
+    c.ran = true;
+    c.st.skb.pkt = pkt;
+    if (!this.chainRuns(c.table, c.hook)) return NF_ACCEPT;
+    const r = this.doTable(c.table, c.hook, c.st);
+    c.st.journey.hooks.push(HOOK_LABELS.nat[c.hook][r.verdict]);
+    c.decided = r.decidedBy;
+    return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
+  };
+  /** The packet whose tables are being traversed (nested for packets a target emits mid-traversal). */
+  private curFlight?: Flight;
+  /** One ipt_do_table context for every traversal (no per-packet closures); effects go to `curFlight`. */
+  private readonly tableCtx: DoTableContext & { now: number } = {
+    now: 0,
+    host: this,
+    ruleState: this.ruleState,
+    effects: {
+      emitLocal: (pkt: Packet, why: string) => this.emitLocal(pkt, why, this.curFlight!, true),
+      log: (line: string) => this.curFlight!.journey.log.push(line),
+    },
+    trace: (point: TracePoint, skb: Skb, hook: Hook) => this.traceHit(point, skb, hook, this.curFlight!),
+  };
   private readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   private readonly ipsets: ReadonlyMap<string, IpSet>;
   private readonly tcpRcv?: HostSimOptions["tcpRcv"];
@@ -476,62 +528,33 @@ export class HostSim implements HostServices, NatTargetHost {
     return c.rules.length > 0 || (model?.policy ?? "ACCEPT") !== "ACCEPT";
   }
 
-  private doTableContext(st: Flight): DoTableContext {
-    return (st.ctx ??= {
-      now: this.now,
-      host: this,
-      ruleState: this.ruleState,
-      effects: {
-        emitLocal: (pkt: Packet, why: string) => this.emitLocal(pkt, why, st, true),
-        log: (line: string) => st.journey.log.push(line),
-      },
-      trace: (point: TracePoint, skb: Skb, hook: Hook) => this.traceHit(point, skb, hook, st),
-    });
+  /** ipt_do_table for the packet in flight `st`. */
+  private doTable(t: CompiledTable, hook: Hook, st: Flight): DoTableResult {
+    const prev = this.curFlight;
+    this.curFlight = st;
+    this.tableCtx.now = this.now;
+    try {
+      return iptDoTable(t, hook, st.skb, this.tableCtx);
+    } finally {
+      this.curFlight = prev;
+    }
   }
 
   private traceHit(point: TracePoint, skb: Skb, hook: Hook, st: Flight): void {
-    const line = nfLogTrace(point.table, point.chain, point.comment, point.num, {
-      pkt: skb.pkt,
-      mark: skb.mark,
-      inIface: skb.inIface,
-      outIface: skb.outIface,
-      link: skb.inIface !== undefined ? st.link : undefined,
-    });
-    const t = this.tables.get(point.table);
-    const chain = t?.source.chains.get(point.chain);
-    const rule = point.comment === "rule" ? chain?.rules[point.num - 1] : undefined;
-    let verdict: string;
-    if (point.comment === "policy" && (!rule || point.num > (chain?.rules.length ?? 0)))
-      verdict = chain?.policy ?? "ACCEPT";
-    else if (point.comment === "return" && point.num > (chain?.rules.length ?? 0)) verdict = "RETURN";
-    else {
-      const r = rule ?? chain?.rules[point.num - 1];
-      const tg = r?.target;
-      verdict = !tg
-        ? "CONTINUE"
-        : tg.kind === "verdict"
-          ? tg.verdict
-          : tg.kind === "jump"
-            ? `${tg.goto ? "GOTO" : "JUMP"}:${tg.chain}`
-            : tg.name;
-    }
-    const hit: TraceHit = {
-      packetId: st.journey.id,
-      table: point.table,
-      chain: point.chain,
-      comment: point.comment,
-      num: point.num,
-      hook,
-      line,
-      ...(rule ? { rule } : {}),
-      verdict,
-      pkt: skb.pkt,
-      inIface: skb.inIface,
-      outIface: skb.outIface,
-      mark: skb.mark,
-      ...(skb.inIface !== undefined && st.link ? { link: st.link } : {}),
-    };
-    this.report!.trace.push(hit);
+    // The line and verdict are formatted only when read (src/trace/records.ts).
+    this.report!.trace.push(
+      new TraceHitRecord(
+        st.journey.id,
+        point,
+        hook,
+        skb.pkt,
+        skb.mark,
+        skb.inIface,
+        skb.outIface,
+        st.link,
+        this.tables.get(point.table)?.source.chains.get(point.chain),
+      ),
+    );
   }
 
   /** Runs every function registered at `hook`; false when the packet did not survive (its fate is set). */
@@ -542,17 +565,18 @@ export class HostSim implements HostServices, NatTargetHost {
         case "table": {
           const t = this.tables.get(e.table);
           if (!t || !this.chainRuns(t, hook)) break;
-          const before = { mark: skb.mark, src: skb.pkt.ip.src, dst: skb.pkt.ip.dst, tos: skb.pkt.ip.tos };
-          const r = iptDoTable(t, hook, skb, this.doTableContext(st));
-          st.journey.hooks.push(`${e.table}:${hook} ${r.verdict}`);
+          const mark0 = skb.mark;
+          const ip0 = skb.pkt.ip;
+          const r = this.doTable(t, hook, st);
+          st.journey.hooks.push(HOOK_LABELS[e.table][hook][r.verdict]);
           if (r.verdict !== "ACCEPT") return this.tableVerdict(st, r, `${e.table}:${hook}`);
           if (
             hook === "OUTPUT" &&
             e.table === "mangle" &&
-            (skb.mark !== before.mark ||
-              skb.pkt.ip.src !== before.src ||
-              skb.pkt.ip.dst !== before.dst ||
-              skb.pkt.ip.tos !== before.tos)
+            (skb.mark !== mark0 ||
+              skb.pkt.ip.src !== ip0.src ||
+              skb.pkt.ip.dst !== ip0.dst ||
+              skb.pkt.ip.tos !== ip0.tos)
           ) {
             if (!this.routeLocal(st, "ip_route_me_harder after mangle OUTPUT")) return false;
           }
@@ -610,7 +634,7 @@ export class HostSim implements HostServices, NatTargetHost {
 
   private ctIn(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    st.journey.hooks.push(`conntrack ${hook}`);
+    st.journey.hooks.push(CT_LABELS[hook]);
     if (skb.ct) {
       st.journey.ct ??= this.ctSummary(skb.ct, skb.ctinfo!, undefined, true);
       return true;
@@ -657,22 +681,17 @@ export class HostSim implements HostServices, NatTargetHost {
     attached: boolean,
     tcp?: CtSummary["tcp"],
   ): CtSummary {
-    const out: CtSummary = {
-      ...(tcp ? { tcp } : {}),
-      state: ctinfoState(ctinfo),
-      ctinfo: CTINFO_NAMES[ctinfo],
-      dir: ctinfo >= IP_CT_IS_REPLY && ctinfo !== IP_CT_UNTRACKED ? "REPLY" : "ORIGINAL",
-      ...(reason ? { reason } : {}),
-      ...(attached ? { attached } : {}),
-    };
-    // `conntrack -L` text of the entry, formatted only when read (JSON output, tests): most runs never ask.
-    const now = this.now;
-    let entry: string | undefined;
-    Object.defineProperty(out, "entry", {
-      enumerable: true,
-      get: () => (entry ??= formatConntrackEntry(ct, now)),
-    });
-    return out;
+    // The `conntrack -L` text of the entry is formatted only when read (JSON output, tests): most runs never ask.
+    return new CtSummaryRecord(
+      ctinfoState(ctinfo),
+      CTINFO_NAMES[ctinfo],
+      ctinfo >= IP_CT_IS_REPLY && ctinfo !== IP_CT_UNTRACKED ? "REPLY" : "ORIGINAL",
+      reason,
+      tcp,
+      attached || undefined,
+      ct,
+      this.now,
+    );
   }
 
   private natHook(hook: Hook, st: Flight): boolean {
@@ -692,47 +711,47 @@ export class HostSim implements HostServices, NatTargetHost {
       });
       return true;
     }
-    let ran = false;
-    let decided: TracePoint | undefined;
-    const res = nfNatIpv4Fn(
-      this.nat,
-      skb.ct,
-      skb.ctinfo,
-      skb.pkt,
-      {
-        hook: HOOK_NUM[hook],
-        out: skb.outIface,
-        runChains: (pkt) => {
-          ran = true;
-          skb.pkt = pkt;
-          if (!this.chainRuns(natTable, hook)) return NF_ACCEPT;
-          const r = iptDoTable(natTable, hook, skb, this.doTableContext(st));
-          st.journey.hooks.push(`nat:${hook} ${r.verdict}`);
-          decided = r.decidedBy;
-          return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
-        },
-      },
-      this.now,
-    );
+    // The nat table runs through one runner (no per-packet closure); `natCall` is this call's state, saved and
+    // restored because a target may emit a packet that goes through a nat hook of its own.
+    const saved = this.natCall;
+    const call: NatCall = (this.natCall = { st, hook, table: natTable, ran: false, decided: undefined });
+    let res;
+    try {
+      res = nfNatIpv4Fn(
+        this.nat,
+        skb.ct,
+        skb.ctinfo,
+        skb.pkt,
+        { hook: HOOK_NUM[hook], out: skb.outIface, runChains: this.natRunChains },
+        this.now,
+      );
+    } finally {
+      this.natCall = saved;
+    }
+    const { ran, decided } = call;
     skb.pkt = res.pkt;
     const changed = res.pkt !== before;
-    const from = ran || changed ? flowText(before) : undefined;
-    const to = ran || changed ? flowText(res.pkt) : undefined;
+    // from/to texts are formatted only when read (src/trace/records.ts).
+    const from = ran || changed ? before : undefined;
+    const to = ran || changed ? res.pkt : undefined;
     const by = decided ? `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}` : undefined;
-    let step: NatStep;
+    let step: NatStepRecord;
     if (res.verdict !== NF_ACCEPT) {
-      step = { hook, manip, kind: "drop", ...(by ? { by } : {}), why: res.reason ?? "NF_DROP" };
+      step = new NatStepRecord(hook, manip, "drop", by, undefined, undefined, res.reason ?? "NF_DROP");
     } else if (ran) {
       const bound = decided?.comment === "rule";
-      step = {
+      step = new NatStepRecord(
         hook,
         manip,
-        kind: bound ? "binding" : "null-binding",
-        ...(bound && by ? { by } : {}),
+        bound ? "binding" : "null-binding",
+        bound ? by : undefined,
         from,
         to,
-      };
-    } else step = changed ? { hook, manip, kind: "rewrite", from, to } : { hook, manip, kind: "none" };
+      );
+    } else
+      step = changed
+        ? new NatStepRecord(hook, manip, "rewrite", undefined, from, to)
+        : new NatStepRecord(hook, manip, "none", undefined, undefined, undefined);
     st.journey.nat.push(step);
     if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
     if (hook === "OUTPUT" && before.ip.dst !== res.pkt.ip.dst) {

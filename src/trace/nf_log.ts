@@ -289,11 +289,22 @@ function dumpIpv4(
  * nf_log_ip_packet without the syslog level: `<prefix>IN=.. OUT=.. [MAC=..] SRC=... ` with the trailing space.
  */
 export function nfLogPacket(prefix: string, subject: NfLogSubject, info: NfLogInfo): string {
-  const out: string[] = [`${prefix}IN=${subject.inIface ?? ""} OUT=${subject.outIface ?? ""} `];
+  return prefix + nfLogBody(subject, info);
+}
+
+/** What nf_log_ip_packet prints after the prefix: `IN=.. OUT=.. [MAC=..] SRC=... `. */
+export function nfLogBody(subject: NfLogSubject, info: NfLogInfo): string {
+  const out: string[] = [`IN=${subject.inIface ?? ""} OUT=${subject.outIface ?? ""} `];
   if (subject.inIface !== undefined) dumpMacHeader(out, info.logflags, subject.link);
   dumpIpv4(out, encodeIpv4(subject.pkt), 0, info.logflags, subject);
   return out.join("");
 }
+
+/**
+ * The last TRACE body formatted, by the identity of what it was formatted from (Packet and LinkHeader values
+ * are never mutated): consecutive TRACE entries of one packet at one hook print the same body.
+ */
+let lastTrace: (NfLogSubject & { readonly body: string }) | undefined;
 
 /** One TRACE line as /dev/kmsg shows it: `TRACE: raw:PREROUTING:policy:2 IN=eth0 ...`. */
 export function nfLogTrace(
@@ -303,5 +314,21 @@ export function nfLogTrace(
   rulenum: number,
   subject: NfLogSubject,
 ): string {
-  return nfLogPacket(`TRACE: ${table}:${chain}:${comment}:${rulenum} `, subject, TRACE_LOGINFO);
+  const m = lastTrace;
+  let body: string;
+  if (
+    m !== undefined &&
+    m.pkt === subject.pkt &&
+    m.mark === subject.mark &&
+    m.inIface === subject.inIface &&
+    m.outIface === subject.outIface &&
+    m.link === subject.link &&
+    m.owner === subject.owner
+  )
+    body = m.body;
+  else {
+    body = nfLogBody(subject, TRACE_LOGINFO);
+    lastTrace = { ...subject, body };
+  }
+  return `TRACE: ${table}:${chain}:${comment}:${rulenum} ${body}`;
 }

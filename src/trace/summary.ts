@@ -54,29 +54,37 @@ export function formatCt(ct: CtSummary | undefined): string {
 }
 
 function hostPort(flow: string | undefined, side: 0 | 1): string {
-  return (flow ?? "").split(" > ")[side] ?? "";
+  if (flow === undefined) return "";
+  const i = flow.indexOf(" > ");
+  if (i < 0) return side === 0 ? flow : "";
+  return side === 0 ? flow.slice(0, i) : flow.slice(i + 3);
 }
 
 export function formatNat(steps: readonly NatStep[]): string {
-  const made = steps.filter((s) => s.kind === "binding" || s.kind === "rewrite" || s.kind === "drop");
-  const changed = made.filter((s) => s.kind === "drop" || s.from !== s.to);
-  if (changed.length === 0) {
-    const skipped = steps.find((s) => s.kind === "skipped");
-    if (skipped) return `nat: ${skipped.why}`;
-    if (steps.length === 0) return "nat: no nat table";
-    const nulls = steps.filter((s) => s.kind === "null-binding");
-    return nulls.length ? `nat: none (null binding at ${nulls.map((s) => s.hook).join(", ")})` : "nat: none";
-  }
-  return changed
-    .map((s) => {
-      if (s.kind === "drop")
-        return `nat ${s.manip} dropped (${s.why ?? "NF_DROP"}${s.by ? `, ${s.by}` : ""})`;
+  // Plain loops: this runs once per packet of a trace.
+  let out = "";
+  let skipped: NatStep | undefined;
+  let nulls = "";
+  for (const s of steps) {
+    if (s.kind === "skipped") skipped ??= s;
+    else if (s.kind === "null-binding") nulls += nulls ? `, ${s.hook}` : s.hook;
+    let text: string;
+    if (s.kind === "drop") text = `nat ${s.manip} dropped (${s.why ?? "NF_DROP"}${s.by ? `, ${s.by}` : ""})`;
+    else if (s.kind === "binding" || s.kind === "rewrite") {
+      const from = s.from;
+      const to = s.to;
+      if (from === to) continue;
       const side = s.manip === "SRC" ? 0 : 1;
-      const what = `${hostPort(s.from, side)} -> ${hostPort(s.to, side)}`;
+      const what = `${hostPort(from, side)} -> ${hostPort(to, side)}`;
       const how = s.kind === "binding" ? (s.by ? ` (${s.by})` : "") : " (existing binding)";
-      return `nat ${s.manip} ${what}${how}`;
-    })
-    .join(", ");
+      text = `nat ${s.manip} ${what}${how}`;
+    } else continue;
+    out += out ? `, ${text}` : text;
+  }
+  if (out) return out;
+  if (skipped) return `nat: ${skipped.why}`;
+  if (steps.length === 0) return "nat: no nat table";
+  return nulls ? `nat: none (null binding at ${nulls})` : "nat: none";
 }
 
 export function formatFate(f: Fate | undefined): string {
