@@ -45,7 +45,12 @@ function squash(s: string): string {
 export function ruleMatches(want: string, label: string | undefined, text: string | undefined): boolean {
   const w = want.trim();
   let m = RULE_NUM.exec(w);
-  if (m) return label === `${m[1]}:${m[2]}:rule:${m[3]}`;
+  // `table:chain:N` names the chain's N-th rule whatever its TRACE label: the kernel labels an unconditional
+  // verdict rule `policy` (built-in chain) or `return` (user chain), like the chain's tail.
+  if (m) {
+    const [, table, chain, num] = m;
+    return ["rule", "return", "policy"].some((c) => label === `${table}:${chain}:${c}:${num}`);
+  }
   if (RULE_LABEL.test(w)) return label === w;
   m = RULE_POLICY.exec(w);
   if (m) return label?.startsWith(`${m[1]}:${m[2]}:policy:`) === true;

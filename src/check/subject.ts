@@ -341,7 +341,7 @@ export function observeReport(node: string, r: PacketReport): Observation {
     ...(decided ? { rule: hitLabel(decided) } : {}),
     ...(decided?.rule ? { ruleText: decided.rule.source.text } : {}),
     matched: r.trace
-      .filter((h) => h.packetId === 0 && h.comment === "rule")
+      .filter((h) => h.packetId === 0 && h.rule !== undefined)
       .map((h) => ({ label: hitLabel(h), text: h.rule?.source.text ?? "", verdict: h.verdict })),
     nat: j ? natTupleOf(j) : { kind: "none", src: "", dst: "" },
     leaves: r.egress.map((e) => leftPacket(e.iface, e.packet)),

@@ -26,12 +26,11 @@ import type { CtSummary, NatStep, TraceHit } from "./events";
 
 /** What a TRACE entry does, as xtables-monitor and nft monitor print it (see TraceHit.verdict). */
 export function entryVerdict(point: TracePoint, chain: Chain | undefined): string {
-  const n = chain?.rules.length ?? 0;
-  // A `policy` entry (the tail, or an unconditional standard-verdict rule of a built-in chain) reports the
-  // chain's policy.
-  if (point.comment === "policy") return chain?.policy ?? "ACCEPT";
-  if (point.comment === "return" && point.num > n) return "RETURN";
-  const tg = chain?.rules[point.num - 1]?.target;
+  // The kernel labels an unconditional standard-verdict rule `policy` (built-in chain) or `return` (user chain)
+  // like the chain's tail (ip_tables.c get_chainname_rulenum): the number, not the label, tells them apart.
+  const rule = chain?.rules[point.num - 1];
+  if (!rule) return point.comment === "policy" ? (chain?.policy ?? "ACCEPT") : "RETURN";
+  const tg = rule.target;
   if (!tg) return "CONTINUE";
   if (tg.kind === "verdict") return tg.verdict;
   if (tg.kind === "jump") return `${tg.goto ? "GOTO" : "JUMP"}:${tg.chain}`;
@@ -64,7 +63,7 @@ export class TraceHitRecord implements TraceHit {
     this.chain = point.chain;
     this.comment = point.comment;
     this.num = point.num;
-    this.rule = point.comment === "rule" ? model?.rules[point.num - 1] : undefined;
+    this.rule = model?.rules[point.num - 1];
     // The MAC= field is printed only for packets with an input device.
     this.link = inIface !== undefined ? link : undefined;
   }
