@@ -56,7 +56,13 @@ function addrs(line: string): [string, string] {
 }
 
 describe("TRACE lines of the 6.18.44 recordings", () => {
-  const files = readdirSync(REC_DIR).filter((f) => f.endsWith(".json"));
+  // Scenarios whose rules rewrite headers between hooks (TTL, DSCP, TCPMSS) cannot be rebuilt from the input
+  // and egress packets alone; the engine comparison (test/oracle/compare.test.ts) checks those lines.
+  const mangles = (f: string) =>
+    /-j (TTL|DSCP|TCPMSS)\b/.test(
+      readFileSync(join(REC_DIR, "../scenarios", f.replace(/\.json$/, ""), "rules.v4"), "utf8"),
+    );
+  const files = readdirSync(REC_DIR).filter((f) => f.endsWith(".json") && !mangles(f));
   let total = 0;
   let checked = 0;
   const failures: string[] = [];
@@ -86,19 +92,26 @@ describe("TRACE lines of the 6.18.44 recordings", () => {
           candidates.push({ ...input, ip: { ...input.ip, ttl: input.ip.ttl - 1 } });
           for (const e of egress) if (e.iface === outIf) candidates.push(e.pkt);
         }
-        const pkt = candidates.find((c) => formatIpv4(c.ip.src) === src && formatIpv4(c.ip.dst) === dst);
-        if (!pkt) continue; // locally generated packet that never left (not captured)
+        // Mangling targets (TTL, DSCP, TCPMSS) change the packet between hooks: the line must equal the one
+        // formatted from one of the real packets at that point (the input, or what left on that interface).
+        const fitting = candidates.filter(
+          (c) => formatIpv4(c.ip.src) === src && formatIpv4(c.ip.dst) === dst,
+        );
+        if (fitting.length === 0) continue; // locally generated packet that never left (not captured)
         checked++;
         // skb->mark is datapath state (MARK/CONNMARK rules set it), not a packet field: take it from the line;
         // its formatting (`MARK=0x5` last, omitted when 0) is still under test.
         const markText = / MARK=0x([0-9a-f]+) ?$/.exec(line)?.[1];
-        const got = nfLogTrace(table, chain, comment as TraceComment, Number(num), {
-          pkt,
-          mark: markText ? parseInt(markText, 16) : 0,
-          inIface: inIf || undefined,
-          outIface: outIf || undefined,
-          link: inIf ? input.link : undefined,
-        });
+        const lines = fitting.map((pkt) =>
+          nfLogTrace(table, chain, comment as TraceComment, Number(num), {
+            pkt,
+            mark: markText ? parseInt(markText, 16) : 0,
+            inIface: inIf || undefined,
+            outIface: outIf || undefined,
+            link: inIf ? input.link : undefined,
+          }),
+        );
+        const got = lines.find((l) => l === line) ?? lines[0];
         if (got !== line) failures.push(`${f}#${p.index}:\n  got  ${got}\n  want ${line}`);
       }
     }
