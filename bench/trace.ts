@@ -30,7 +30,16 @@
  *     whole process (start-up, rule loading, decoding included).
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, openSync, readFileSync, readSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Chalk } from "chalk";
@@ -358,14 +367,16 @@ function inProcess(
   hostPath: string,
   capPath: string,
   mode: "quiet" | "trace",
-): { packets: number; seconds: number; bytes: number; notLeft: number } {
+): { packets: number; seconds: number; cpu: number; bytes: number; notLeft: number } {
   const sim = load(rulesPath, hostPath);
   const c = new Chalk({ level: 0 });
   let packets = 0;
   let notLeft = 0;
   let bytes = 0;
   let ns = 0n;
+  let cpu = 0;
   for (const batch of chunks(capPath)) {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     if (mode === "quiet") {
       for (const p of batch) {
@@ -380,26 +391,38 @@ function inProcess(
       }
     }
     ns += process.hrtime.bigint() - t0;
+    const c1 = process.cpuUsage(c0);
+    cpu += (c1.user + c1.system) / 1e6;
     packets += batch.length;
   }
-  return { packets, seconds: Number(ns) / 1e9, bytes, notLeft };
+  return { packets, seconds: Number(ns) / 1e9, cpu, bytes, notLeft };
 }
 
-function cli(args: string[], stdoutPath: string): { seconds: number; out: string } {
+/** Runs the CLI under /usr/bin/time when present, for its CPU time (the machine is shared: wall time is noisy). */
+function cli(args: string[], stdoutPath: string): { seconds: number; cpu?: number; out: string } {
   const fd = openSync(stdoutPath, "w");
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ["bin/ctsim.js", ...args], {
-    stdio: ["ignore", fd, "pipe"],
-    env: { ...process.env, CTSIM_NO_PROGRESS: "1", NO_COLOR: "1" },
-    maxBuffer: 1 << 26,
-  });
+  const timed = existsSync("/usr/bin/time");
+  const argv = ["bin/ctsim.js", ...args];
+  const r = spawnSync(
+    timed ? "/usr/bin/time" : process.execPath,
+    timed ? ["-f", "CPU %U %S", process.execPath, ...argv] : argv,
+    {
+      stdio: ["ignore", fd, "pipe"],
+      env: { ...process.env, CTSIM_NO_PROGRESS: "1", NO_COLOR: "1" },
+      maxBuffer: 1 << 26,
+    },
+  );
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   closeSync(fd);
   if (r.status !== 0) throw new Error(`ctsim ${args.join(" ")} exited ${r.status}: ${r.stderr}`);
   const out = stdoutPath === "/dev/null" ? "" : readFileSync(stdoutPath, "utf8");
-  return { seconds, out };
+  const m = /CPU ([\d.]+) ([\d.]+)\s*$/.exec(String(r.stderr));
+  return { seconds, ...(m ? { cpu: Number(m[1]) + Number(m[2]) } : {}), out };
 }
 
+const cpuText = (cpu: number | undefined) =>
+  cpu === undefined ? "" : `, ${rate(PACKETS, cpu)} of CPU time (${cpu.toFixed(2)} s, start-up included)`;
 const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString("en-US")} packets/s`;
 
 const base = join(tmpdir(), `ctsim-bench-trace-${process.pid}`);
@@ -428,6 +451,7 @@ try {
         if (r.notLeft) throw new Error(`${mode}: ${r.notLeft} packets did not leave the host`);
         console.log(
           `in-process ${mode.padEnd(5)}: ${r.packets} packets in ${r.seconds.toFixed(2)} s = ${rate(r.packets, r.seconds)}` +
+            ` (${rate(r.packets, r.cpu)} of CPU time)` +
             (mode === "trace" ? ` (${(r.bytes / 1e6).toFixed(0)} MB of text)` : ""),
         );
       }
@@ -446,10 +470,12 @@ try {
       ];
       const q = cli([...common, "--quiet"], quietOut);
       console.log(
-        `cli --quiet        : ${rate(PACKETS, q.seconds)} wall (${q.seconds.toFixed(2)} s); ${q.out.trim()}`,
+        `cli --quiet        : ${rate(PACKETS, q.seconds)} wall (${q.seconds.toFixed(2)} s)${cpuText(q.cpu)}; ${q.out.trim()}`,
       );
       const t = cli(common, "/dev/null");
-      console.log(`cli TRACE>/dev/null: ${rate(PACKETS, t.seconds)} wall (${t.seconds.toFixed(2)} s)`);
+      console.log(
+        `cli TRACE>/dev/null: ${rate(PACKETS, t.seconds)} wall (${t.seconds.toFixed(2)} s)${cpuText(t.cpu)}`,
+      );
     }
   }
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

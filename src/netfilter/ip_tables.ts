@@ -73,6 +73,8 @@ export interface CompiledRule {
   /** Packet/byte counters as numbers (the model's bigint counters are synced by `syncCounters`). */
   packets: number;
   bytes: number;
+  /** The result of a standard-verdict rule, built once (results are never mutated). */
+  result?: DoTableResult;
 }
 
 export interface CompiledChain {
@@ -80,7 +82,13 @@ export interface CompiledChain {
   readonly builtin?: Hook;
   rules: CompiledRule[];
   /** The tail entry: the policy of a built-in chain (ACCEPT/DROP) or the implicit RETURN of a user chain. */
-  tail: { readonly step: Step; readonly trace: TracePoint; packets: number; bytes: number };
+  tail: {
+    readonly step: Step;
+    readonly trace: TracePoint;
+    packets: number;
+    bytes: number;
+    result?: DoTableResult;
+  };
   /** Dispatch index (see the header); undefined when the chain is walked linearly. */
   index?: ChainIndex;
 }
@@ -411,7 +419,8 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
       tail.packets++;
       tail.bytes += len;
       if (skb.nfTrace && ctx.trace) ctx.trace(tail.trace, skb, hook);
-      if (tail.step.kind === "verdict") return { verdict: tail.step.verdict, decidedBy: tail.trace };
+      if (tail.step.kind === "verdict")
+        return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
       // Implicit RETURN of a user chain.
       const back = stack.pop();
       if (!back) return policyOf(start, skb, ctx, hook, len);
@@ -454,7 +463,7 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
         i++;
         continue;
       case "verdict":
-        return { verdict: step.verdict, decidedBy: cr.trace };
+        return (cr.result ??= { verdict: step.verdict, decidedBy: cr.trace });
       case "return": {
         const back = stack.pop();
         if (!back) return policyOf(start, skb, ctx, hook, len);
@@ -518,7 +527,7 @@ function policyOf(
   tail.bytes += len;
   if (skb.nfTrace && ctx.trace) ctx.trace(tail.trace, skb, hook);
   const verdict = tail.step.kind === "verdict" ? tail.step.verdict : "ACCEPT";
-  return { verdict, decidedBy: tail.trace };
+  return verdict === tail.result?.verdict ? tail.result : { verdict, decidedBy: tail.trace };
 }
 
 /** Copies the compiled counters back into the rule-set model (for `iptables-save -c` style output). */

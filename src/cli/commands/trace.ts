@@ -138,16 +138,40 @@ function bad(option: string, message: string): never {
 
 /** Text output of one report. */
 export function formatReportText(r: PacketReport, c: ChalkInstance, events: boolean): string {
+  const plain = c.level === 0;
   let out = "";
   for (const h of r.trace) out += `${h.line.trimEnd()}\n`;
-  for (const j of r.packets) for (const l of j.log) out += `${c.dim(l.trimEnd())}\n`;
+  for (const j of r.packets) for (const l of j.log) out += `${plain ? l.trimEnd() : c.dim(l.trimEnd())}\n`;
   for (const j of r.packets) {
     const s = formatSummary(j);
     const f = j.fate?.kind;
-    out += `${f === "dropped" ? c.red(s) : f === "left" || f === "delivered" ? c.green(s) : c.yellow(s)}\n`;
+    if (plain) out += `${s}\n`;
+    else
+      out += `${f === "dropped" ? c.red(s) : f === "left" || f === "delivered" ? c.green(s) : c.yellow(s)}\n`;
   }
-  if (events) for (const e of r.events) out += `${c.cyan(formatConntrackEvent(e))}\n`;
+  if (events)
+    for (const e of r.events) out += `${plain ? formatConntrackEvent(e) : c.cyan(formatConntrackEvent(e))}\n`;
   return out;
+}
+
+/** Output text batched into large writes: one write per packet costs more than formatting the packet. */
+class OutputBuffer {
+  private buf = "";
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly limit = 1 << 16,
+  ) {}
+  push(text: string): void {
+    this.buf += text;
+    if (this.buf.length >= this.limit) this.flush();
+  }
+  flush(): void {
+    if (this.buf) {
+      const t = this.buf;
+      this.buf = "";
+      this.write(t);
+    }
+  }
 }
 
 async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
@@ -198,6 +222,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   let packets = 0;
   let traced = 0;
   const started = performance.now();
+  const stdout = new OutputBuffer(io.stdout);
 
   try {
     await readPacketInput(
@@ -217,25 +242,27 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
           if (opts.quiet) return;
           switch (format) {
             case "json":
-              io.stdout(`${JSON.stringify(reportJson(r))}\n`);
+              stdout.push(`${JSON.stringify(reportJson(r))}\n`);
               break;
             case "xtables-monitor":
-              for (const l of formatXtablesMonitor(r)) io.stdout(`${l}\n`);
+              for (const l of formatXtablesMonitor(r)) stdout.push(`${l}\n`);
               break;
             case "nft":
-              for (const l of formatNftMonitor(r)) io.stdout(`${l}\n`);
+              for (const l of formatNftMonitor(r)) stdout.push(`${l}\n`);
               break;
             default:
-              io.stdout(formatReportText(r, c, opts.events === true));
+              stdout.push(formatReportText(r, c, opts.events === true));
           }
         },
         skipped(note) {
-          if (format === "text" && !opts.quiet) io.stdout(`${note}\n`);
+          if (format === "text" && !opts.quiet) stdout.push(`${note}\n`);
         },
       },
     );
     if (writer && out !== undefined) writeSync(out, writer.finish());
   } finally {
+    // Everything produced before an error is printed before the error message.
+    stdout.flush();
     if (out !== undefined) closeSync(out);
     if (progress && packets >= 10000) io.stderr("\n");
   }
