@@ -40,6 +40,7 @@ export * from "./sim/host";
 export * from "./sim/scenario";
 export * from "./trace/events";
 export * from "./trace/nf_log";
+export * from "./trace/records";
 export * from "./net/icmp_send";
 export * from "./net/tcp_reset";
 export * from "./netfilter/host_services";

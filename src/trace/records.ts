@@ -136,7 +136,7 @@ export class CtSummaryRecord implements CtSummary {
 }
 
 /** `a.b.c.d:port > e.f.g.h:port` (ports for TCP/UDP only). */
-export function flowText(p: Packet): string {
+function flowText(p: Packet): string {
   const l4 = p.l4;
   if (l4.kind === "tcp" || l4.kind === "udp")
     return `${formatIpv4(p.ip.src)}:${l4.srcPort} > ${formatIpv4(p.ip.dst)}:${l4.dstPort}`;
