@@ -20,7 +20,7 @@ export interface FieldDiff {
   readonly loc: Loc;
 }
 
-function show(v: unknown): string {
+export function show(v: unknown): string {
   if (v === undefined) return "(nothing)";
   if (v === null) return "none";
   if (Array.isArray(v)) return `[${v.map(show).join(", ")}]`;
@@ -80,7 +80,7 @@ function natShow(o: Observation): string {
   return `${n.kind} ${tuple}${n.by ? ` (${n.by})` : ""}`;
 }
 
-function compareFields(
+export function compareFields(
   want: Readonly<Record<string, unknown>>,
   got: Readonly<Record<string, unknown>>,
   prefix: string,
@@ -172,54 +172,77 @@ function compareOne(
       );
       return;
     }
-    case "leaves": {
-      const got = o.leaves;
-      if (Array.isArray(w)) {
-        if (w.length === 0) {
-          if (got.length > 0) emit("leaves", "none", got.map(leftShow).join(" | "));
-          return;
-        }
-        if (got.length !== w.length)
-          emit(
-            "leaves",
-            `${w.length} packet(s)`,
-            got.length ? `${got.length}: ${got.map(leftShow).join(" | ")}` : "nothing left",
-          );
-        // Pair each expected packet with the unused packet that differs in the fewest fields (order-free: a
-        // host may send an ICMP redirect before the packet it forwards).
-        const used = new Set<number>();
-        w.forEach((x, i) => {
-          let best = -1;
-          let bestDiffs: [string, string, string][] = [];
-          got.forEach((p, k) => {
-            if (used.has(k)) return;
-            const d: [string, string, string][] = [];
-            compareFields(
-              x as Record<string, unknown>,
-              p as unknown as Record<string, unknown>,
-              `leaves[${i}]`,
-              (fl, ww, gg) => d.push([fl, ww, `${gg} (${leftShow(p)})`]),
-            );
-            if (best < 0 || d.length < bestDiffs.length) {
-              best = k;
-              bestDiffs = d;
-            }
-          });
-          if (best < 0) return;
-          used.add(best);
-          for (const [fl, ww, gg] of bestDiffs) emit(fl, ww, gg);
-        });
-        return;
-      }
-      const every = (w as { every: Record<string, unknown> }).every;
-      got.forEach((p, i) =>
-        compareFields(every, p as unknown as Record<string, unknown>, `leaves[${i}]`, (fl, ww, gg) =>
-          emit(fl, ww, `${gg} (${leftShow(p)})`),
-        ),
-      );
+    case "leaves":
+      comparePacketList(w, o.leaves, "leaves", emit);
+      return;
+    default:
+      // Network keys (path, loop, received, sent, socket): compared by src/check/topology.ts.
+      return;
+  }
+}
+
+/**
+ * A list of packets against `none`/[] (nothing), `{every: fields}` (each packet has these fields) or a list
+ * (exactly these packets, paired order-free: a host may send an ICMP redirect before the packet it forwards).
+ * `name` prefixes the field names of the diffs (`leaves[0].src`, `received[1].flags`).
+ */
+export function comparePacketList(
+  w: unknown,
+  got: readonly LeftPacket[],
+  name: string,
+  emit: (field: string, w: string, g: string) => void,
+): void {
+  if (Array.isArray(w)) {
+    if (w.length === 0) {
+      if (got.length > 0) emit(name, "none", got.map(leftShow).join(" | "));
       return;
     }
+    if (got.length !== w.length)
+      emit(
+        name,
+        `${w.length} packet(s)`,
+        got.length ? `${got.length}: ${got.map(leftShow).join(" | ")}` : "nothing",
+      );
+    // Pair each expected packet with the unused packet that differs in the fewest fields.
+    const used = new Set<number>();
+    w.forEach((x, i) => {
+      let best = -1;
+      let bestDiffs: [string, string, string][] = [];
+      got.forEach((p, k) => {
+        if (used.has(k)) return;
+        const d: [string, string, string][] = [];
+        compareFields(
+          x as Record<string, unknown>,
+          p as unknown as Record<string, unknown>,
+          `${name}[${i}]`,
+          (fl, ww, gg) => d.push([fl, ww, `${gg} (${leftShow(p)})`]),
+        );
+        if (best < 0 || d.length < bestDiffs.length) {
+          best = k;
+          bestDiffs = d;
+        }
+      });
+      if (best < 0) return;
+      used.add(best);
+      for (const [fl, ww, gg] of bestDiffs) emit(fl, ww, gg);
+    });
+    return;
   }
+  const every = (w as { every: Record<string, unknown> }).every;
+  got.forEach((p, i) =>
+    compareFields(every, p as unknown as Record<string, unknown>, `${name}[${i}]`, (fl, ww, gg) =>
+      emit(fl, ww, `${gg} (${leftShow(p)})`),
+    ),
+  );
+}
+
+/** Whether a packet has every field of `want` (as in `leaves`). */
+export function packetHas(want: Readonly<Record<string, unknown>>, p: LeftPacket): boolean {
+  let ok = true;
+  compareFields(want, p as unknown as Record<string, unknown>, "", () => {
+    ok = false;
+  });
+  return ok;
 }
 
 /** The fields of `x` that `obs` does not satisfy (empty: the expectation holds). */

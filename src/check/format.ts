@@ -43,7 +43,7 @@ export function formatCase(c: CaseResult, s: Style = PLAIN, source?: readonly st
   for (const d of c.diffs) byPacket.set(d.packet, [...(byPacket.get(d.packet) ?? []), d]);
   for (const [packet, diffs] of byPacket) {
     const line = c.packetLines[packet - 1];
-    out += `        packet ${packet}${line !== undefined ? ` (line ${line}${packetLineText(source, line)})` : ""}${diffs[0].node ? ` at ${diffs[0].node}` : ""}\n`;
+    out += `        ${packet === 0 ? "the run" : `packet ${packet}`}${line !== undefined ? ` (line ${line}${packetLineText(source, line)})` : ""}${diffs[0].node ? ` at ${diffs[0].node}` : ""}\n`;
     for (const d of diffs) {
       out += `          ${s.dim(`${formatLocation(d.loc)}`)}  ${s.head(d.field)}\n`;
       out += `            want: ${s.want(d.want)}\n`;

@@ -49,7 +49,7 @@ function testcase(f: FileResult, c: CaseResult): string {
   }
   const first = c.diffs[0];
   const message = `${c.diffs.length} ${c.diffs.length === 1 ? "field differs" : "fields differ"}: ${c.diffs
-    .map((d) => `packet ${d.packet} ${d.field}`)
+    .map((d) => `${d.packet === 0 ? "run" : `packet ${d.packet}`} ${d.field}`)
     .join(", ")}${first ? ` (${formatLocation(first.loc)})` : ""}`;
   return `${head}>\n      <failure${attrs({ message, type: "ExpectationFailed" })}>${xmlEscape(formatCase(c, PLAIN))}</failure>\n    </testcase>\n`;
 }

@@ -23,6 +23,8 @@ import type { FieldDiff } from "./expect";
 import { compareExpectation } from "./expect";
 import type { HostScenario, Observation, SystemUnderTest } from "./subject";
 import { HostSubject, loadScenarioRules } from "./subject";
+import { NET_EXPECT_KEYS } from "./schema";
+import { TOPOLOGY_SUBJECT } from "./topology";
 
 export interface CheckEnv {
   /** Reads a file by the path as resolved against the check file; throws on failure. */
@@ -39,6 +41,11 @@ export interface PreparedSubject {
   forCase(c: CheckCase): SystemUnderTest;
   /** Warnings to show (rule-set warnings, unmodelled sysctls). */
   readonly warnings: readonly Diagnostic[];
+  /**
+   * Kinds whose expectations are not per packet and node (networks: paths, loops, sockets) run a whole case
+   * here instead of through forCase: the diffs, and per input packet the observations to report.
+   */
+  evaluate?(c: CheckCase, packets: readonly Packet[]): { diffs: FieldDiff[]; observations: Observation[][] };
 }
 
 export interface SubjectKind {
@@ -140,6 +147,7 @@ export const HOST_SUBJECT: SubjectKind = {
         code: "CHECK_MISSING_KEY",
         message: "missing rules (the rule set file)",
       });
+    rejectNetworkKeys(check);
     const hostFile = readAt(env, check, hostKey, "host");
     const host: Host = parseHostFile(hostFile.text, hostFile.path);
     const backend = keys.get("backend");
@@ -184,6 +192,28 @@ export const HOST_SUBJECT: SubjectKind = {
     };
   },
 };
+
+/** Network-only keys in a single-host check file are errors at their location. */
+function rejectNetworkKeys(check: CheckFile): void {
+  const net = NET_EXPECT_KEYS as readonly string[];
+  for (const c of check.cases) {
+    if (c.node)
+      throw new InputError({ ...c.node.loc, code: "CHECK_BAD_KEY", message: "node: only with topology:" });
+    if (c.traffic !== undefined || c.until !== undefined || c.interval !== undefined)
+      throw new InputError({
+        ...c.loc,
+        code: "CHECK_BAD_KEY",
+        message: `case "${c.name}": traffic/until/interval: only with topology:`,
+      });
+    for (const x of c.expect) {
+      const f = x.fields.find((y) => net.includes(y.key));
+      if (f)
+        throw new InputError({ ...f.loc, code: "CHECK_BAD_KEY", message: `${f.key}: only with topology:` });
+      if (x.match || x.flow)
+        throw new InputError({ ...x.loc, code: "CHECK_BAD_KEY", message: "match/flow: only with topology:" });
+    }
+  }
+}
 
 /** Parses a case's packets; errors point into the check file. */
 export function casePackets(check: CheckFile, c: CheckCase): { packets: Packet[]; lines: number[] } {
@@ -230,9 +260,18 @@ function runCase(check: CheckFile, subject: PreparedSubject, c: CheckCase, env: 
   let packets: Packet[];
   let lines: number[];
   try {
-    ({ packets, lines } = casePackets(check, c));
+    if (subject.evaluate && c.packets.trim() === "") ({ packets, lines } = { packets: [], lines: [] });
+    else ({ packets, lines } = casePackets(check, c));
   } catch (err) {
     return done("error", [], [], [], diagOf(err, c.loc));
+  }
+  if (subject.evaluate) {
+    try {
+      const r = subject.evaluate(c, packets);
+      return done(r.diffs.length ? "failed" : "passed", r.diffs, r.observations, lines);
+    } catch (err) {
+      return done("error", [], [], lines, diagOf(err, c.loc));
+    }
   }
   const observations: Observation[][] = [];
   try {
@@ -240,6 +279,16 @@ function runCase(check: CheckFile, subject: PreparedSubject, c: CheckCase, env: 
     for (const p of packets) observations.push(sut.send(p));
     const diffs: FieldDiff[] = [];
     for (const x of c.expect) {
+      if (x.packet === 0) {
+        diffs.push({
+          packet: 0,
+          field: "packet",
+          want: "a packet number",
+          got: `${packets.length} packet(s)`,
+          loc: x.loc,
+        });
+        continue;
+      }
       const obs = observations[x.packet - 1];
       if (!obs) {
         diffs.push({
@@ -274,7 +323,7 @@ function runCase(check: CheckFile, subject: PreparedSubject, c: CheckCase, env: 
 /** Runs one check file given its text. */
 export function runCheckText(text: string, file: string, env: CheckEnv): FileResult {
   const t0 = env.now?.() ?? 0;
-  const kinds = [...(env.subjectKinds ?? []), HOST_SUBJECT];
+  const kinds = [...(env.subjectKinds ?? []), TOPOLOGY_SUBJECT, HOST_SUBJECT];
   const extra = kinds.flatMap((k) => k.keys);
   const parsed = parseCheckFile(text, file, extra);
   const finish = (
@@ -299,7 +348,7 @@ export function runCheckText(text: string, file: string, env: CheckEnv): FileRes
           line: 1,
           column: 1,
           code: "CHECK_NO_SUBJECT",
-          message: `nothing to test: give host: and rules: (${kinds.map((k) => k.name).join(", ")})`,
+          message: `nothing to test: give host: and rules:, or topology: (${kinds.map((k) => k.name).join(", ")})`,
         },
       ],
       [],

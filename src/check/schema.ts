@@ -32,6 +32,28 @@
  *                        dport, flags (tcpdump's `F.`), type, code, ttl, length
  *   node                 which node of a network the expectation is about (single host: its hostname)
  *
+ * Networks (`topology: topology.yaml` instead of host/rules; src/check/topology.ts runs them): a case injects
+ * its `packets` at `node:` (interface from the line or `in:`; packet N at N-1 seconds, `interval:` to change),
+ * and/or runs the topology's own traffic (`traffic: true`, the default when the case has no packets), until the
+ * network is idle or `until:` seconds. Expectations select what they are about with
+ *   packet: N            what injected packet N caused (without it: the whole run)
+ *   node: NAME           that node: the node keys above are about the first packet it handled (in scope)
+ *   match: {fields}      the first packet arriving (at `node`, if given) with these fields (as in leaves);
+ *                        the scope becomes that packet and what it caused
+ *   flow: NAME           a `connect` flow of the topology's traffic (for `socket`)
+ * and add the network keys
+ *   path                 [node, ...]: the nodes the selected packet and what it caused went through, in order
+ *                        (repeats collapsed); the list must be a prefix of what happened
+ *   loop                 none, or {nodes: [a, b], reason: ttl-decreasing|hop-limit, crossings: N, min_ttl: N}
+ *                        (a forwarding loop of a packet in scope; crossings and min_ttl compare exactly)
+ *   received, sent       packets arriving at / sent by `node` in scope: none, a map (every one has these
+ *                        fields), or a list (exactly these, in any order); fields as in leaves
+ *   socket               a TCP socket at the end of the run (`flow:`, or `node:` plus `local`/`remote`
+ *                        ADDR:PORT in the map to pick a connection of that node): its final state
+ *                        (`ESTABLISHED`), or {state, error: ECONNRESET|ECONNREFUSED|ETIMEDOUT|none,
+ *                        established: true|false, history: [SYN_SENT, ESTABLISHED] (in order, not
+ *                        necessarily adjacent), retransmissions: N (segments the socket sent again)}
+ *
  * Format: ctsim's own (issue 5). Leaves out on purpose: YAML anchors across files, per-expectation timing.
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from "yaml";
@@ -58,12 +80,18 @@ export const EXPECT_KEYS = [
   "nat",
   "leaves",
 ] as const;
-export type ExpectKey = (typeof EXPECT_KEYS)[number];
+/** Keys only a network (topology) check file can use. */
+export const NET_EXPECT_KEYS = ["path", "loop", "received", "sent", "socket"] as const;
+export type ExpectKey = (typeof EXPECT_KEYS)[number] | (typeof NET_EXPECT_KEYS)[number];
 
 export interface Expectation {
-  /** 1-based packet number in the case. */
+  /** 1-based packet number in the case; 0 when not given (network checks: the whole run). */
   readonly packet: number;
   readonly node?: string;
+  /** Network checks: the first arriving packet with these fields (LEAVE_FIELDS). */
+  readonly match?: Readonly<Record<string, unknown>>;
+  /** Network checks: a connect flow of the topology's traffic. */
+  readonly flow?: string;
   readonly fields: readonly FieldExpectation[];
   readonly loc: Loc;
 }
@@ -80,6 +108,12 @@ export interface CheckCase {
   readonly rules?: Located<string>;
   readonly sysctl?: Readonly<Record<string, string>>;
   readonly kernel?: string;
+  /** Network checks: the node the packets are injected at, whether the topology's traffic runs, the end time. */
+  readonly node?: Located<string>;
+  readonly traffic?: boolean;
+  readonly until?: number;
+  /** Seconds between injected packets (default 1). */
+  readonly interval?: number;
   readonly expect: readonly Expectation[];
 }
 
@@ -132,7 +166,29 @@ export const CONNTRACK_FIELDS = [
   "zone",
 ] as const;
 const TUPLE_FIELDS = ["src", "dst", "sport", "dport", "type", "code", "id"] as const;
-const CASE_KEYS = ["name", "packets", "expect", "in", "rules", "sysctl", "kernel"] as const;
+const CASE_KEYS = [
+  "name",
+  "packets",
+  "expect",
+  "in",
+  "rules",
+  "sysctl",
+  "kernel",
+  "node",
+  "traffic",
+  "until",
+  "interval",
+] as const;
+export const LOOP_FIELDS = ["nodes", "reason", "crossings", "min_ttl"] as const;
+export const SOCKET_FIELDS = [
+  "local",
+  "remote",
+  "state",
+  "error",
+  "established",
+  "history",
+  "retransmissions",
+] as const;
 /** Top-level keys a single-host check file may have (SubjectKinds add theirs). */
 export const TOP_KEYS = [
   "host",
@@ -304,6 +360,41 @@ function parseField(ctx: Ctx, key: ExpectKey, node: YamlNode | null, keyLoc: Loc
       }
       ctx.error("CHECK_BAD_VALUE", "leaves: expected none, a map of fields or a list of maps", loc);
       return undefined;
+    case "received":
+    case "sent":
+      if (isNoneWord(node)) return [];
+      if (node && isMap(node)) return { every: fieldMap(ctx, node, LEAVE_FIELDS, key) };
+      if (node && isSeq(node))
+        return node.items.map((item, i) => {
+          if (isMap(item)) return fieldMap(ctx, item, LEAVE_FIELDS, `${key}[${i}]`);
+          ctx.error(
+            "CHECK_EXPECTED_MAP",
+            `${key}[${i}]: expected a map of fields`,
+            ctx.loc(item as YamlNode),
+          );
+          return {};
+        });
+      ctx.error("CHECK_BAD_VALUE", `${key}: expected none, a map of fields or a list of maps`, loc);
+      return undefined;
+    case "path":
+      if (node && isSeq(node)) return node.items.map((i) => scalarString(ctx, i as YamlNode, "path", loc));
+      ctx.error("CHECK_BAD_VALUE", "path: expected a list of node names", loc);
+      return undefined;
+    case "loop":
+      if (isNoneWord(node)) return "none";
+      if (node && isMap(node)) return fieldMap(ctx, node, LOOP_FIELDS, "loop");
+      ctx.error("CHECK_BAD_VALUE", "loop: expected none or a map of nodes, reason, crossings, min_ttl", loc);
+      return undefined;
+    case "socket":
+      if (node && isMap(node)) {
+        const m = fieldMap(ctx, node, SOCKET_FIELDS, "socket");
+        if (m.error === null) m.error = "none";
+        return m;
+      }
+      {
+        const v = scalarString(ctx, node, key, keyLoc);
+        return v === undefined ? undefined : { state: v.toUpperCase() };
+      }
   }
 }
 
@@ -315,8 +406,10 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
   }
   let packet: number | undefined;
   let node_: string | undefined;
+  let match: Record<string, unknown> | undefined;
+  let flow: string | undefined;
   const fields: FieldExpectation[] = [];
-  const known = ["packet", "node", ...EXPECT_KEYS];
+  const known = ["packet", "node", "match", "flow", ...EXPECT_KEYS, ...NET_EXPECT_KEYS];
   for (const p of pairs(ctx, node)) {
     const keyLoc = ctx.loc(p.keyNode);
     if (p.key === "packet") {
@@ -332,20 +425,37 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
       } else packet = v;
     } else if (p.key === "node") {
       node_ = scalarString(ctx, p.value, "node", keyLoc);
-    } else if ((EXPECT_KEYS as readonly string[]).includes(p.key)) {
+    } else if (p.key === "flow") {
+      flow = scalarString(ctx, p.value, "flow", keyLoc);
+    } else if (p.key === "match") {
+      if (p.value && isMap(p.value)) match = fieldMap(ctx, p.value, LEAVE_FIELDS, "match");
+      else
+        ctx.error("CHECK_EXPECTED_MAP", "match: expected a map of packet fields", ctx.loc(p.value, keyLoc));
+    } else if (
+      (EXPECT_KEYS as readonly string[]).includes(p.key) ||
+      (NET_EXPECT_KEYS as readonly string[]).includes(p.key)
+    ) {
       const key = p.key as ExpectKey;
       fields.push({ key, want: parseField(ctx, key, p.value, keyLoc), loc: keyLoc });
     } else unknownKey(ctx, p.key, known, keyLoc, "an expectation");
   }
   if (packet === undefined) {
     if (packets === 1) packet = 1;
+    else if (packets === 0 || flow !== undefined || match !== undefined || node_ !== undefined) packet = 0;
     else if (!ctx.errors.some((e) => e.line === loc.line)) {
       ctx.error("CHECK_NO_PACKET", "packet: which packet? (the case has several; 1 is the first)", loc);
       return undefined;
     }
   }
   if (fields.length === 0) ctx.error("CHECK_EMPTY_EXPECT", "the expectation checks nothing", loc);
-  return { packet: packet ?? 1, ...(node_ !== undefined ? { node: node_ } : {}), fields, loc };
+  return {
+    packet: packet ?? 1,
+    ...(node_ !== undefined ? { node: node_ } : {}),
+    ...(match !== undefined ? { match } : {}),
+    ...(flow !== undefined ? { flow } : {}),
+    fields,
+    loc,
+  };
 }
 
 /** Number of packet lines in a packets text (two-line `tcpdump -v` packets count once). */
@@ -377,6 +487,20 @@ function parseCase(ctx: Ctx, node: YamlNode, i: number, fallback: Loc): CheckCas
   let rules: Located<string> | undefined;
   let sysctl: Record<string, string> | undefined;
   let kernel: string | undefined;
+  let injectNode: Located<string> | undefined;
+  let traffic: boolean | undefined;
+  let until: number | undefined;
+  let interval: number | undefined;
+  const number = (p: { value: YamlNode | null; keyNode: YamlNode }, what: string): number | undefined => {
+    const v = p.value && isScalar(p.value) ? p.value.value : undefined;
+    if (typeof v === "number" && Number.isFinite(v) && v >= 0) return v;
+    ctx.error(
+      "CHECK_BAD_VALUE",
+      `${what}: expected seconds (a number >= 0)`,
+      ctx.loc(p.value, ctx.loc(p.keyNode)),
+    );
+    return undefined;
+  };
   for (const p of pairs(ctx, node)) {
     const keyLoc = ctx.loc(p.keyNode);
     switch (p.key) {
@@ -412,12 +536,27 @@ function parseCase(ctx: Ctx, node: YamlNode, i: number, fallback: Loc): CheckCas
       case "kernel":
         kernel = scalarString(ctx, p.value, "kernel", keyLoc);
         break;
+      case "node": {
+        const v = scalarString(ctx, p.value, "node", keyLoc);
+        if (v !== undefined) injectNode = { value: v, loc: ctx.loc(p.value, keyLoc) };
+        break;
+      }
+      case "traffic":
+        if (p.value && isScalar(p.value) && typeof p.value.value === "boolean") traffic = p.value.value;
+        else ctx.error("CHECK_BAD_VALUE", "traffic: expected true or false", ctx.loc(p.value, keyLoc));
+        break;
+      case "until":
+        until = number(p, "until");
+        break;
+      case "interval":
+        interval = number(p, "interval");
+        break;
       default:
         unknownKey(ctx, p.key, CASE_KEYS, keyLoc, `cases[${i}]`);
     }
   }
   if (name === undefined) ctx.error("CHECK_MISSING_KEY", `cases[${i}]: missing name`, loc);
-  if (packets === undefined) ctx.error("CHECK_MISSING_KEY", `cases[${i}]: missing packets`, loc);
+  // A case without packets runs the topology's traffic (network checks); the host kind reports it.
   const n = packets !== undefined ? countPackets(packets) : 0;
   const expect: Expectation[] = [];
   if (!expectNode || !isSeq(expectNode)) {
@@ -428,17 +567,21 @@ function parseCase(ctx: Ctx, node: YamlNode, i: number, fallback: Loc): CheckCas
       if (x) expect.push(x);
     }
   }
-  if (name === undefined || packets === undefined) return undefined;
+  if (name === undefined) return undefined;
   return {
     name,
     loc,
-    packets,
+    packets: packets ?? "",
     packetsLine,
     packetsIndent,
     ...(inIface !== undefined ? { in: inIface } : {}),
     ...(rules ? { rules } : {}),
     ...(sysctl ? { sysctl } : {}),
     ...(kernel !== undefined ? { kernel } : {}),
+    ...(injectNode ? { node: injectNode } : {}),
+    ...(traffic !== undefined ? { traffic } : {}),
+    ...(until !== undefined ? { until } : {}),
+    ...(interval !== undefined ? { interval } : {}),
     expect,
   };
 }

@@ -13,7 +13,8 @@
  * nf_nat_inet_fn (nf_nat_core.c) for NAT, ipt_do_table (net/ipv4/netfilter/ip_tables.c) for the deciding rule,
  * ip_forward / ip_local_deliver / ip_output (net/ipv4) for the fate. Linux 6.18 (the emulator's default).
  *
- * Leaves out on purpose: multi-host topologies (a later SubjectKind), IPv6.
+ * Networks of hosts are a second kind, ./topology.ts (`topology:`), which reuses `observeReport` per node.
+ * Leaves out on purpose: IPv6.
  */
 import type { Packet } from "../wire/packet";
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../wire/packet";

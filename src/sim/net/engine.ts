@@ -67,6 +67,10 @@ export interface HopEvent {
   /** "packet": arrival over a link or an injection; "timer": a wake; "action": a traffic action. */
   readonly kind: "packet" | "timer" | "action";
   readonly link?: string;
+  /** The interface a packet arrived on. */
+  readonly iface?: string;
+  /** For a packet that crossed a link: `seq` of the event whose output sent it (causality, for checks). */
+  readonly cause?: number;
   readonly packet?: Packet;
   readonly label?: string;
   readonly hops: readonly HopRecord[];
@@ -82,6 +86,8 @@ export interface LoopCrossing {
 }
 
 export interface LoopReport {
+  /** packetIdentity() of the looping packet. */
+  readonly id: string;
   /** `tcp 192.168.100.105:1914 > 2.2.2.2:80 [F] id 10270`. */
   readonly packet: string;
   readonly reason: "ttl-decreasing" | "hop-limit";
@@ -108,6 +114,8 @@ type Ev =
       readonly iface: string;
       readonly pkt: Packet;
       readonly link?: string;
+      readonly cause?: number;
+      readonly label?: string;
     }
   | { readonly kind: "timer"; readonly node: string }
   | {
@@ -252,14 +260,15 @@ export class NetEngine {
     return this.nodes.get(name);
   }
 
-  /** A packet arrives at `node`'s `iface` at `time` (as if from the wire). */
-  inject(time: number, node: string, iface: string, pkt: Packet): void {
+  /** A packet arrives at `node`'s `iface` at `time` (as if from the wire); `label` names it in the events. */
+  inject(time: number, node: string, iface: string, pkt: Packet, label?: string): void {
     this.push(time, {
       kind: "packet",
       node,
       iface,
       pkt,
       link: this.attach.get(`${node}/${iface}`)?.spec.name,
+      ...(label !== undefined ? { label } : {}),
     });
   }
 
@@ -330,7 +339,15 @@ export class NetEngine {
       time: now,
       node: ev.node,
       kind: ev.kind,
-      ...(ev.kind === "packet" ? { packet: ev.pkt, ...(ev.link ? { link: ev.link } : {}) } : {}),
+      ...(ev.kind === "packet"
+        ? {
+            packet: ev.pkt,
+            iface: ev.iface,
+            ...(ev.link ? { link: ev.link } : {}),
+            ...(ev.cause !== undefined ? { cause: ev.cause } : {}),
+            ...(ev.label !== undefined ? { label: ev.label } : {}),
+          }
+        : {}),
       ...(ev.kind === "action" ? { label: ev.label } : {}),
       hops: out.hops,
       sent: out.sent,
@@ -374,6 +391,7 @@ export class NetEngine {
         iface: end.iface,
         pkt: s.packet,
         link: name,
+        cause,
       });
     }
   }
@@ -413,12 +431,12 @@ export class NetEngine {
     s.ttlByLink.set(where, p.ip.ttl);
     if (s.loop) s.loop.count = s.count;
     else if (prev !== undefined && p.ip.ttl < prev) {
-      s.loop = { packet: identityText(p), reason: "ttl-decreasing", hops: s.hops, count: s.count };
+      s.loop = { id, packet: identityText(p), reason: "ttl-decreasing", hops: s.hops, count: s.count };
       this.result.loops.push(s.loop);
     }
     if (s.count > this.hopLimit) {
       if (!s.loop) {
-        s.loop = { packet: identityText(p), reason: "hop-limit", hops: s.hops, count: s.count };
+        s.loop = { id, packet: identityText(p), reason: "hop-limit", hops: s.hops, count: s.count };
         this.result.loops.push(s.loop);
       } else (s.loop as { reason: LoopReport["reason"] }).reason = "hop-limit";
       return false;

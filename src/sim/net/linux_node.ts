@@ -54,8 +54,12 @@ export class LinuxNode implements NetNode {
         stack.listen({ address: s.address, port: s.port, transparent: s.transparent });
   }
 
+  /** The report of the last packet that arrived (receive), for checks that look inside one hop. */
+  lastReceived?: PacketReport;
+
   receive(pkt: Packet, iface: string, now: number): NodeOutput {
     const r = this.sim.receive({ ...pkt, iface, direction: "In" }, { iface, time: now });
+    this.lastReceived = r;
     const out = this.collect(r, [], []);
     return this.originate(this.tcp.takeOutput(), now, out);
   }

@@ -46,6 +46,12 @@ export interface DeviceContext {
    * for models that wrap a Linux datapath (the GWLB appliance).
    */
   hostSim(path: KeyPath): HostSim;
+  /**
+   * State shared by the devices of one topology under one key (e.g. the nodes of one NLB, `load_balancer:`):
+   * the first call with a key runs `init`, later calls (from any node of the same topology) get the same
+   * object. Optional: contexts built outside a topology may leave it out (each device then keeps its own).
+   */
+  shared?<T>(key: string, init: () => T): T;
 }
 
 export interface DeviceKind {

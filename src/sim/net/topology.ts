@@ -385,6 +385,7 @@ export function loadTopology(text: string, opts: TopologyOptions = {}): Topology
   const ifaceInfo = new Map<string, { mac?: string; addresses: number[] }>();
   const nodeNodes = new Map<string, YAMLMap>();
   const pendingSockets: { node: LinuxNode; spec: LinuxSpec; name: string }[] = [];
+  const sharedState = new Map<string, unknown>();
 
   const nodesMap = map(ctx, need(ctx, f, "nodes", root, "topology").value, "nodes");
   for (const pair of nodesMap.items) {
@@ -438,6 +439,10 @@ export function loadTopology(text: string, opts: TopologyOptions = {}): Topology
         {
           fail: (path, code, message) => fail(ctx, locate(path), code, `node "${name}": ${message}`),
           prng,
+          shared: <T>(key: string, init: () => T): T => {
+            if (!sharedState.has(key)) sharedState.set(key, init());
+            return sharedState.get(key) as T;
+          },
           hostSim: (path) => {
             const sub = map(ctx, locate(path), `node "${name}".${path.join(".")}`);
             const spec = parseLinux(ctx, name, sub);

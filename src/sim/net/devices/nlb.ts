@@ -19,7 +19,20 @@
  * through the NLB path" of seed 000's fix); ports for IP targets are allocated sequentially per target from
  * 1024 (not documented); a TCP RST in either direction ends the flow.
  *
+ * Not documented, so an explicit model parameter: which node translates a target's reply (`return_path`). With
+ * instance targets and client IP preserved the reply is addressed to the client, and AWS does not say how it finds
+ * its way back into the load balancer. Two models:
+ * - `same-zone` (default): the node the target's route reaches (in the examples the target's own zone's node)
+ *   translates the reply if it holds the flow, else drops it. Seed 004 then stops at the challenge ACK, which goes
+ *   back to the first connection's client.
+ * - `last-forwarder`: the nodes of one load balancer (same `load_balancer:` name) share one record of which node
+ *   most recently forwarded a given (client IP:port -> target IP:port) to the target; a reply to that tuple is
+ *   handed (unchanged, over the target-side segment) to that node, which translates it with its own flow. This
+ *   reproduces seed 004's reset: the challenge ACK reaches the second connection's client (SYN_SENT), whose RST
+ *   (seq = the ACK's ack) lands exactly at the first connection's rcv_nxt on the target.
+ *
  * Keys: `address` (the node's address: listeners and, for IP targets, the source), `zone`, `cross_zone`,
+ * `load_balancer` (name shared by the nodes of one NLB, default "nlb"), `return_path` (same-zone | last-forwarder),
  * `listeners: [{port, protocol: TCP|UDP|TCP_UDP, target_group}]`, `target_groups: {NAME: {type: instance|ip,
  * port, targets: [{address, zone, port?}]}}`, `routes`, `idle_timeout` ({tcp: 350, udp: 120}), `hash_seed`.
  * Leaves out on purpose: health checks, TLS listeners, proxy protocol, client IP preservation switched off for
@@ -85,6 +98,18 @@ export interface NlbNodeOptions {
   readonly routes?: readonly StaticRoute[];
   readonly hashSeed?: number;
   readonly idleTimeout?: { readonly tcp: number; readonly udp: number };
+  /** Which node translates a target's reply (see the header); default same-zone. */
+  readonly returnPath?: NlbReturnPath;
+  /** State shared by the nodes of one load balancer (default: this node's own). */
+  readonly group?: NlbGroup;
+}
+
+export type NlbReturnPath = "same-zone" | "last-forwarder";
+
+/** What the nodes of one NLB share: who last forwarded each target-side tuple. */
+export class NlbGroup {
+  /** Target-side tuple key (proto, target, tport, srcSeen, sportSeen) -> node that forwarded it last. */
+  readonly lastForwarder = new Map<string, NlbNode>();
 }
 
 export interface NlbFlow {
@@ -113,6 +138,7 @@ export class NlbNode implements NetNode {
   /** Target side key of replies (proto, target, tport, srcSeen, sportSeen) -> flow. */
   private readonly byTarget = new Map<string, NlbFlow>();
   private readonly nextPort = new Map<number, number>();
+  private readonly group: NlbGroup;
 
   constructor(o: NlbNodeOptions) {
     this.o = o;
@@ -121,6 +147,7 @@ export class NlbNode implements NetNode {
     this.address = o.address;
     this.routes = new StaticRoutes(o.interfaces, o.routes ?? []);
     for (const g of o.targetGroups) this.groups.set(g.name, g);
+    this.group = o.group ?? new NlbGroup();
   }
 
   /** Targets this node may choose for a group: its zone's only, unless cross-zone is on. */
@@ -151,7 +178,12 @@ export class NlbNode implements NetNode {
     const rst = pkt.l4.kind === "tcp" && (pkt.l4.flags & TCP_RST) !== 0;
 
     // A reply from a target?
-    const back = this.byTarget.get(tupleKey(pkt.ip.protocol, pkt.ip.src, sport, pkt.ip.dst, dport));
+    const replyKey = tupleKey(pkt.ip.protocol, pkt.ip.src, sport, pkt.ip.dst, dport);
+    if (this.o.returnPath === "last-forwarder") {
+      const last = this.group.lastForwarder.get(replyKey);
+      if (last && last !== this) return this.handOff(pkt, iface, what, last);
+    }
+    const back = this.byTarget.get(replyKey);
     if (back) {
       back.lastSeen = now;
       const out = rewritePacket(pkt, {
@@ -219,6 +251,10 @@ export class NlbNode implements NetNode {
       note = `new flow -> target ${formatIpv4(t.address)}:${targetPort} (${g.type}, zone ${t.zone})`;
     }
     f.lastSeen = now;
+    this.group.lastForwarder.set(
+      tupleKey(f.protocol, f.target, f.targetPort, f.srcSeen, f.srcPortSeen),
+      this,
+    );
     const out = rewritePacket(pkt, {
       src: f.srcSeen,
       srcPort: f.srcPortSeen,
@@ -228,6 +264,26 @@ export class NlbNode implements NetNode {
     if (rst) this.remove(f);
     const nat = `${formatIpv4(pkt.ip.src)}:${sport} > ${formatIpv4(pkt.ip.dst)}:${dport} -> ${formatIpv4(f.srcSeen)}:${f.srcPortSeen} > ${formatIpv4(f.target)}:${f.targetPort}`;
     return this.send(out, iface, `${what}; ${note}`, nat);
+  }
+
+  /** return_path last-forwarder: the reply goes, unchanged, to the node that last forwarded its tuple. */
+  private handOff(pkt: Packet, iface: string, what: string, to: NlbNode): NodeOutput {
+    const summary = `${what}; reply: return_path last-forwarder: ${to.name} forwarded this tuple last`;
+    const mine = this.o.interfaces.find((i) => i.name === iface);
+    let nexthop: number | undefined;
+    for (const a of mine?.addresses ?? [])
+      for (const i of to.o.interfaces)
+        for (const b of i.addresses)
+          if (a.len === b.len && prefixOf(a.addr, a.len) === prefixOf(b.addr, b.len)) nexthop ??= b.addr;
+    if (nexthop === undefined)
+      return {
+        sent: [],
+        hops: [hop(this.name, iface, summary, `dropped: ${to.name} is not on the segment of ${iface}`)],
+      };
+    return {
+      sent: [{ iface, packet: pkt, nexthop }],
+      hops: [hop(this.name, iface, summary, `handed to ${to.name} (${formatIpv4(nexthop)}) on ${iface}`)],
+    };
   }
 
   private send(out: Packet, iface: string, summary: string, nat: string): NodeOutput {
@@ -264,6 +320,10 @@ export class NlbNode implements NetNode {
     const tkey = tupleKey(f.protocol, f.target, f.targetPort, f.srcSeen, f.srcPortSeen);
     if (this.byTarget.get(tkey) === f) this.byTarget.delete(tkey);
   }
+}
+
+function prefixOf(addr: number, len: number): number {
+  return len === 0 ? 0 : (addr & (~0 << (32 - len))) >>> 0;
 }
 
 function proto(p: Packet): string {
@@ -306,6 +366,8 @@ export const NLB_NODE_KIND: DeviceKind = {
     "routes",
     "idle_timeout",
     "hash_seed",
+    "load_balancer",
+    "return_path",
   ],
   create(spec, ctx) {
     const c = spec.config;
@@ -324,6 +386,10 @@ export const NLB_NODE_KIND: DeviceKind = {
         targetGroup,
       };
     });
+    const returnPath = cfgString(ctx, c, ["return_path"], "same-zone");
+    if (returnPath !== "same-zone" && returnPath !== "last-forwarder")
+      ctx.fail(["return_path"], "DEVICE_CONFIG", `expected same-zone or last-forwarder, got "${returnPath}"`);
+    const lb = cfgString(ctx, c, ["load_balancer"], "nlb");
     return new NlbNode({
       name: spec.name,
       interfaces: spec.interfaces,
@@ -333,6 +399,8 @@ export const NLB_NODE_KIND: DeviceKind = {
       listeners,
       targetGroups: groups,
       routes: cfgRoutes(ctx, c, ["routes"], spec.interfaces),
+      returnPath: returnPath as NlbReturnPath,
+      group: ctx.shared ? ctx.shared(`aws-nlb/${lb}`, () => new NlbGroup()) : new NlbGroup(),
       hashSeed: cfgInt(ctx, c, ["hash_seed"], ctx.prng.seed, 0, 0xffffffff),
       idleTimeout: {
         tcp: cfgNumber(ctx, c, ["idle_timeout", "tcp"], 350),
