@@ -209,8 +209,12 @@ function rejectNetworkKeys(check: CheckFile): void {
       const f = x.fields.find((y) => net.includes(y.key));
       if (f)
         throw new InputError({ ...f.loc, code: "CHECK_BAD_KEY", message: `${f.key}: only with topology:` });
-      if (x.match || x.flow)
-        throw new InputError({ ...x.loc, code: "CHECK_BAD_KEY", message: "match/flow: only with topology:" });
+      if (x.match || x.flow || x.after !== undefined)
+        throw new InputError({
+          ...x.loc,
+          code: "CHECK_BAD_KEY",
+          message: "match/flow/after: only with topology:",
+        });
     }
   }
 }

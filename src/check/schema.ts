@@ -40,6 +40,7 @@
  *   node: NAME           that node: the node keys above are about the first packet it handled (in scope)
  *   match: {fields}      the first packet arriving (at `node`, if given) with these fields (as in leaves);
  *                        the scope becomes that packet and what it caused
+ *   after: SECONDS       only what happened at or after this simulated time (with match/node)
  *   flow: NAME           a `connect` flow of the topology's traffic (for `socket`)
  * and add the network keys
  *   path                 [node, ...]: the nodes the selected packet and what it caused went through, in order
@@ -92,6 +93,8 @@ export interface Expectation {
   readonly match?: Readonly<Record<string, unknown>>;
   /** Network checks: a connect flow of the topology's traffic. */
   readonly flow?: string;
+  /** Network checks: only events at or after this simulated time (seconds) are selected. */
+  readonly after?: number;
   readonly fields: readonly FieldExpectation[];
   readonly loc: Loc;
 }
@@ -408,8 +411,9 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
   let node_: string | undefined;
   let match: Record<string, unknown> | undefined;
   let flow: string | undefined;
+  let after: number | undefined;
   const fields: FieldExpectation[] = [];
-  const known = ["packet", "node", "match", "flow", ...EXPECT_KEYS, ...NET_EXPECT_KEYS];
+  const known = ["packet", "node", "match", "flow", "after", ...EXPECT_KEYS, ...NET_EXPECT_KEYS];
   for (const p of pairs(ctx, node)) {
     const keyLoc = ctx.loc(p.keyNode);
     if (p.key === "packet") {
@@ -425,6 +429,10 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
       } else packet = v;
     } else if (p.key === "node") {
       node_ = scalarString(ctx, p.value, "node", keyLoc);
+    } else if (p.key === "after") {
+      const v = p.value && isScalar(p.value) ? p.value.value : undefined;
+      if (typeof v === "number" && Number.isFinite(v) && v >= 0) after = v;
+      else ctx.error("CHECK_BAD_VALUE", "after: expected seconds (a number >= 0)", ctx.loc(p.value, keyLoc));
     } else if (p.key === "flow") {
       flow = scalarString(ctx, p.value, "flow", keyLoc);
     } else if (p.key === "match") {
@@ -441,7 +449,14 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
   }
   if (packet === undefined) {
     if (packets === 1) packet = 1;
-    else if (packets === 0 || flow !== undefined || match !== undefined || node_ !== undefined) packet = 0;
+    else if (
+      packets === 0 ||
+      flow !== undefined ||
+      match !== undefined ||
+      node_ !== undefined ||
+      after !== undefined
+    )
+      packet = 0;
     else if (!ctx.errors.some((e) => e.line === loc.line)) {
       ctx.error("CHECK_NO_PACKET", "packet: which packet? (the case has several; 1 is the first)", loc);
       return undefined;
@@ -453,6 +468,7 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
     ...(node_ !== undefined ? { node: node_ } : {}),
     ...(match !== undefined ? { match } : {}),
     ...(flow !== undefined ? { flow } : {}),
+    ...(after !== undefined ? { after } : {}),
     fields,
     loc,
   };

@@ -244,6 +244,7 @@ export function compareNet(run: NetRun, x: Expectation): FieldDiff[] {
     }
     scope = descendants(run, inj);
   } else scope = run.events.map((e) => e.seq);
+  if (x.after !== undefined) scope = scope.filter((q) => run.events[q].time >= x.after!);
   const ev = (seq: number) => run.events[seq];
   let root: HopEvent | undefined;
   if (x.match) {
@@ -283,26 +284,30 @@ export function compareNet(run: NetRun, x: Expectation): FieldDiff[] {
   }
   const scoped = scope.map(ev);
   const atNode = x.node === undefined ? scoped : scoped.filter((e) => e.node === x.node);
+  // A map (`every`) claims at least one packet: "every packet it sent was a SYN" must not pass on silence.
+  const packetList = (f: FieldExpectation, name: string, got: LeftPacket[]) => {
+    if (!Array.isArray(f.want) && got.length === 0)
+      emit(f, name, show((f.want as { every: unknown }).every), "nothing");
+    else comparePacketList(f.want, got, name, (field, w, g) => emit(f, field, w, g));
+  };
   for (const f of byKey("received")) {
     if (x.node === undefined) emit(f, "received", "a node", "received: needs node:");
     else
-      comparePacketList(
-        f.want,
+      packetList(
+        f,
+        "received",
         atNode
           .filter((e) => e.kind === "packet" && e.packet)
           .map((e) => leftPacket(e.iface ?? "", e.packet!)),
-        "received",
-        (field, w, g) => emit(f, field, w, g),
       );
   }
   for (const f of byKey("sent")) {
     if (x.node === undefined) emit(f, "sent", "a node", "sent: needs node:");
     else
-      comparePacketList(
-        f.want,
-        atNode.flatMap((e) => e.sent.map((s) => leftPacket(s.iface, s.packet))),
+      packetList(
+        f,
         "sent",
-        (field, w, g) => emit(f, field, w, g),
+        atNode.flatMap((e) => e.sent.map((s) => leftPacket(s.iface, s.packet))),
       );
   }
   for (const f of byKey("path")) {

@@ -18,7 +18,8 @@ describe("seed 004: NAT gateway port reuse + NLB cross-zone", () => {
 
   it("the NAT gateway uses public port 47442 for both connections (two unique destinations)", () => {
     const snat = at("natgw").filter((h) => h.summary.includes("new entry"));
-    expect(snat.map((h) => h.nat)).toEqual([
+    // (a third entry follows: conn2's RST ended its entry, its retransmitted SYN gets the next port)
+    expect(snat.slice(0, 2).map((h) => h.nat)).toEqual([
       "SNAT 10.1.1.50:50001 -> 34.217.253.255:47442",
       "SNAT 10.1.1.50:50002 -> 34.217.253.255:47442",
     ]);
@@ -41,8 +42,24 @@ describe("seed 004: NAT gateway port reuse + NLB cross-zone", () => {
     expect(at("proxy-a").some((h) => h.summary.startsWith("(tcp_send_challenge_ack"))).toBe(true);
   });
 
-  it("the first connection is established, the second never is", () => {
+  it("return_path last-forwarder: the challenge ACK reaches conn2's client, whose RST resets the proxy's conn1", () => {
+    expect(at("nlb-a").some((h) => h.fate.startsWith("handed to nlb-b"))).toBe(true);
+    const rst = at("locust").find((h) => h.fate.includes("unacceptable ACK: RST"));
+    expect(rst, "conn2's client (SYN_SENT) answers the challenge ACK with a RST").toBeDefined();
+    const reset = at("proxy-a").find((h) => h.fate.includes("RST at rcv_nxt"));
+    expect(reset?.fate).toMatch(/\(ESTABLISHED -> CLOSE\): RST at rcv_nxt: connection reset \(ECONNRESET\)/);
+    const proxy = topo.linux.get("proxy-a")!.tcp.connections[0];
+    expect(proxy.error, `got ${proxy.history.join(" > ")}`).toBe("ECONNRESET");
     expect(topo.flows.get("conn1")?.established).toBe(0);
+    expect(topo.flows.get("conn2")?.established, "conn2's retransmitted SYN finds the tuple free").toBe(2);
+  });
+});
+
+describe("seed 004 with return_path same-zone (does not reproduce the report)", () => {
+  it("the challenge ACK goes to conn1's client, which ignores it; conn2 never completes", () => {
+    const { topo, at } = run("topology-same-zone.yaml");
+    expect(at("proxy-a").some((h) => h.fate.includes("challenge ACK"))).toBe(true);
+    expect(at("proxy-a").some((h) => h.fate.includes("RST at rcv_nxt"))).toBe(false);
     expect(topo.flows.get("conn2")?.established, "conn2 must not establish").toBeUndefined();
   });
 });
