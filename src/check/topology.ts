@@ -4,7 +4,8 @@
  * packets at `node:` (packet N at (N-1) x `interval` seconds) and/or runs the topology's own traffic, runs the
  * event engine (src/sim/net/engine.ts) until idle or `until:`, then checks every expectation against the run:
  *
- * - selection (./schema.ts): `packet: N` limits the scope to what injected packet N caused (the engine records,
+ * - selection (./schema.ts): `match:` also sees the inner packet of a node that decapsulates (the GWLB
+ *   appliance's GENEVE payload); `packet: N` limits the scope to what injected packet N caused (the engine records,
  *   per event, the event whose output sent its packet), `match:` picks the first arriving packet with given
  *   fields (at `node:`), `node:` the node, `flow:` a connect flow;
  * - the single-host keys (ctstate, conntrack, fate, rule, matched, nat, leaves) are about one node handling one
@@ -23,6 +24,7 @@ import { InputError } from "../errors";
 import type { Packet } from "../wire/packet";
 import { IPPROTO_TCP } from "../wire/packet";
 import { parseIpv4 } from "../wire/addr";
+import type { PacketReport } from "../trace/events";
 import { buildEngine, loadTopology } from "../sim/net/topology";
 import type { Topology } from "../sim/net/topology";
 import type { HopEvent, LoopReport, RunResult } from "../sim/net/engine";
@@ -47,6 +49,8 @@ export interface NetRun {
    * was then, not at the end of the run), by event seq.
    */
   readonly observed: ReadonlyMap<number, Observation>;
+  /** The packet a node's Linux datapath saw when it differs from the arriving one (a GENEVE appliance's inner). */
+  readonly inner: ReadonlyMap<number, LeftPacket>;
   /** Events caused by each event. */
   readonly children: ReadonlyMap<number, readonly number[]>;
   /** The injection event of packet N (index N-1). */
@@ -92,13 +96,22 @@ export function runNetCase(
     });
   }
   const observed = new Map<number, Observation>();
+  const inner = new Map<number, LeftPacket>();
+  const byName = new Map(topo.nodes.map((n) => [n.name, n as { lastReceived?: PacketReport }]));
   const until = c.until ?? defaultUntil;
   const result = engine.run({
     ...(until !== undefined ? { until } : {}),
     onEvent: (e) => {
       if (e.kind !== "packet") return;
-      const l = topo.linux.get(e.node);
-      if (l?.lastReceived) observed.set(e.seq, observeReport(e.node, l.lastReceived));
+      // Linux nodes and devices wrapping a Linux datapath (GWLB appliance) leave the report of the packet.
+      const n = byName.get(e.node);
+      const r = n?.lastReceived;
+      if (!n || !r) return;
+      n.lastReceived = undefined;
+      observed.set(e.seq, observeReport(e.node, r));
+      const input = r.packets[0]?.input;
+      if (input && e.packet && input.ip.dst !== e.packet.ip.dst)
+        inner.set(e.seq, leftPacket(input.iface ?? "", input));
     },
   });
   const children = new Map<number, number[]>();
@@ -112,7 +125,7 @@ export function runNetCase(
     const m = e.kind === "packet" && e.cause === undefined ? /^packet (\d+)$/.exec(e.label ?? "") : null;
     if (m) injected[Number(m[1]) - 1] = e.seq;
   }
-  return { topology: topo, result, events: result.events, observed, children, injected };
+  return { topology: topo, result, events: result.events, observed, inner, children, injected };
 }
 
 /** `seq` and every event it caused, in seq order. */
@@ -256,7 +269,8 @@ export function compareNet(run: NetRun, x: Expectation): FieldDiff[] {
           e.kind === "packet" &&
           e.packet !== undefined &&
           (x.node === undefined || e.node === x.node) &&
-          packetHas(want, leftPacket(e.iface ?? "", e.packet)),
+          (packetHas(want, leftPacket(e.iface ?? "", e.packet)) ||
+            (run.inner.has(e.seq) && packetHas(want, run.inner.get(e.seq)!))),
       );
     if (!root) {
       const arrived = scope.map(ev).filter((e) => e.packet && (x.node === undefined || e.node === x.node));

@@ -333,14 +333,14 @@ export class GwlbAppliance implements NetNode {
     return this.sim.conntrackLines();
   }
 
+  /** The Linux datapath's report of the last packet received (the inner packet for GENEVE), for checks. */
+  lastReceived?: ReturnType<HostSim["receive"]>;
+
   receive(pkt: Packet, iface: string, now: number): NodeOutput {
     if (!isGenevePacket(pkt) || pkt.ip.dst !== this.address || pkt.l4.kind !== "udp") {
       // Anything else (health checks, management) goes to the Linux datapath as it is.
-      return this.collect(
-        this.sim.receive({ ...pkt, iface, direction: "In" }, { iface, time: now }),
-        iface,
-        undefined,
-      );
+      this.lastReceived = this.sim.receive({ ...pkt, iface, direction: "In" }, { iface, time: now });
+      return this.collect(this.lastReceived, iface, undefined);
     }
     const f = geneveDecapsulate(pkt);
     if (isGeneveFailure(f) || !f.inner)
@@ -348,6 +348,7 @@ export class GwlbAppliance implements NetNode {
     this.counters.received++;
     const inner = { ...f.inner, iface: this.tunnel, direction: "In" as const };
     const report = this.sim.receive(inner, { iface: this.tunnel, time: now });
+    this.lastReceived = report;
     return this.collect(report, iface, { outer: pkt, header: f.header, srcPort: pkt.l4.srcPort });
   }
 
