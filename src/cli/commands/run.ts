@@ -13,6 +13,7 @@ import type { Command } from "commander";
 import type { CliIo } from "../main";
 import { InputError } from "../../errors";
 import { buildEngine, loadTopology } from "../../sim/net/topology";
+import { parseExperiment, runExperiment } from "../../sim/net/experiment";
 import type { Topology } from "../../sim/net/topology";
 import type { HopEvent, RunResult } from "../../sim/net/engine";
 import { formatSequence } from "../../trace/sequence";
@@ -38,6 +39,9 @@ Examples:
   ctsim run examples/seed001-network/topology-fixed.yaml --conntrack
   ctsim run topo.yaml --format json > run.json
   ctsim run topo.yaml -w out/ --until 30        # out/<link>.pcapng, simulated time up to 30 s
+  ctsim run examples/seed003-tproxy/experiment.yaml
+      a file with experiment: (kind tuple-space) instead of nodes: prints the model's table: failed connections
+      as clients grow behind a NAT-mode proxy and a pure TPROXY proxy (seed 003)
 
 Output (text): per event "[time] node: what" and one line per packet the node handled (conntrack state, NAT,
 fate), TRACE lines with --trace; then forwarding loops with their hop list, the flows (state, error) and a
@@ -66,6 +70,16 @@ function bad(option: string, message: string): never {
   throw new InputError({ code: "CLI_BAD_OPTION", file: option, message });
 }
 
+function readExperiment(file: string) {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined; // loadTopologyFile reports it
+  }
+  return parseExperiment(text, file);
+}
+
 export function loadTopologyFile(file: string, seed?: string): Topology {
   let text: string;
   try {
@@ -88,6 +102,17 @@ function runCommand(file: string, opts: RunCliOptions, io: CliIo): void {
   if (opts.until !== undefined) {
     until = Number(opts.until);
     if (!Number.isFinite(until) || until < 0) bad("--until", `expected seconds >= 0, got "${opts.until}"`);
+  }
+  const experiment = readExperiment(file);
+  if (experiment) {
+    const r = runExperiment(experiment);
+    if (opts.format === "json")
+      io.stdout(`${JSON.stringify({ experiment: experiment.kind, rows: r.rows })}\n`);
+    else
+      io.stdout(
+        `${experiment.description ? `# ${experiment.description}\n` : ""}# failed connections (${experiment.kind}; per client ${experiment.params.perClientRate} conn/s for ${experiment.params.duration} s, ${experiment.params.servers} servers)\n${r.table}\n`,
+      );
+    return;
   }
   const topo = loadTopologyFile(file, opts.seed);
   const engine = buildEngine(topo);
