@@ -43,13 +43,36 @@ Check file (paths are relative to it):
           leaves: none           # or {src: ...} (every packet that leaves) or a list (exactly these)
   Expectation keys: ctstate, ctinfo, conntrack, fate, rule, matched, nat, leaves (see src/check/schema.ts).
 
+Networks: topology: FILE (a ctsim run topology) instead of host/rules; until: SECONDS (optional)
+  cases:
+    - name: the FIN loops between the NAT host and the router until its TTL runs out
+      node: natgw                  # where packets are injected (packet N at N-1 s; interval: to change)
+      packets: |
+        eth0 In IP 192.168.100.105.1914 > 2.2.2.2.80: Flags [F], seq 1, win 512, length 0
+      expect:
+        - {packet: 1, node: natgw, ctstate: INVALID, nat: none}
+        - {packet: 1, path: [natgw, vpc-router, natgw], loop: {nodes: [natgw, vpc-router], min_ttl: 1}}
+        - {packet: 1, node: client, received: [{proto: icmp, type: 11}]}
+    - name: the topology's own traffic (traffic: true, the default without packets)
+      expect:
+        - {node: natgw, match: {src: 10.0.1.20, flags: S.}, fate: rejected, leaves: [{flags: R}]}
+        - {node: client, received: none, sent: {flags: S}}     # only retransmissions
+        - {flow: c1, socket: {state: CLOSE, error: ETIMEDOUT, retransmissions: 6}}
+        - {node: proxy-a, socket: {remote: 34.217.253.255:47442, error: ECONNRESET}}
+  Selectors: packet (what injected packet N caused; else the whole run), node, match {packet fields: the first
+  packet arriving with them}, after SECONDS, flow. Network keys: path (prefix, in causal order), loop (none or
+  {nodes, reason, crossings, min_ttl}), received / sent (at node: none, a map every packet has, or a list),
+  socket (STATE or {state, error, established, history, retransmissions}; flow:, or node: + local/remote).
+
 Exit status: 0 all cases passed, 1 some expectation failed, 2 bad input.
 `;
 
 export function register(program: Command, io: CliIo): void {
   program
     .command("test")
-    .description("run check files (YAML: host, rules, cases of packets with expectations), for CI")
+    .description(
+      "run check files (YAML: host and rules, or a topology; cases of packets with expectations), for CI",
+    )
     .argument("<files...>", "check files")
     .option("--junit <out.xml>", "write JUnit XML")
     .option("--json <out.json>", "write the results as JSON (- for stdout)")
