@@ -57,6 +57,7 @@ export * from "./check/format";
 export * from "./check/junit";
 export * from "./check/json";
 export * from "./check/topology";
+export * from "./check/experiment";
 export * from "./explain/filter";
 export * from "./explain/explain";
 export * from "./explain/format";

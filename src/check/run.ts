@@ -4,7 +4,7 @@
  *
  * Pluggable system under test: a SubjectKind claims a check file by its top-level keys and builds one
  * SystemUnderTest per case (./subject.ts). The single-host kind (`host:` + `rules:`) is built in; a network of
- * hosts adds a kind for `topology:` without touching the runner.
+ * hosts (`topology:`, ./topology.ts) and an experiment table (`experiment:`, ./experiment.ts) are kinds too.
  *
  * No I/O: files are read through the injected `readFile`, time comes from the injected `now`. Exit status
  * (for the CLI): 2 when a file or case has an input error, else 1 when an expectation failed, else 0.
@@ -23,8 +23,9 @@ import type { FieldDiff } from "./expect";
 import { compareExpectation } from "./expect";
 import type { HostScenario, Observation, SystemUnderTest } from "./subject";
 import { HostSubject, loadScenarioRules } from "./subject";
-import { NET_EXPECT_KEYS } from "./schema";
+import { NET_EXPECT_KEYS, experimentKeyIn } from "./schema";
 import { TOPOLOGY_SUBJECT } from "./topology";
+import { EXPERIMENT_SUBJECT } from "./experiment";
 
 export interface CheckEnv {
   /** Reads a file by the path as resolved against the check file; throws on failure. */
@@ -196,6 +197,9 @@ export const HOST_SUBJECT: SubjectKind = {
 /** Network-only keys in a single-host check file are errors at their location. */
 function rejectNetworkKeys(check: CheckFile): void {
   const net = NET_EXPECT_KEYS as readonly string[];
+  const exp = experimentKeyIn(check);
+  if (exp)
+    throw new InputError({ ...exp.loc, code: "CHECK_BAD_KEY", message: `${exp.key}: only with experiment:` });
   for (const c of check.cases) {
     if (c.node)
       throw new InputError({ ...c.node.loc, code: "CHECK_BAD_KEY", message: "node: only with topology:" });
@@ -327,7 +331,7 @@ function runCase(check: CheckFile, subject: PreparedSubject, c: CheckCase, env: 
 /** Runs one check file given its text. */
 export function runCheckText(text: string, file: string, env: CheckEnv): FileResult {
   const t0 = env.now?.() ?? 0;
-  const kinds = [...(env.subjectKinds ?? []), TOPOLOGY_SUBJECT, HOST_SUBJECT];
+  const kinds = [...(env.subjectKinds ?? []), EXPERIMENT_SUBJECT, TOPOLOGY_SUBJECT, HOST_SUBJECT];
   const extra = kinds.flatMap((k) => k.keys);
   const parsed = parseCheckFile(text, file, extra);
   const finish = (
@@ -352,7 +356,7 @@ export function runCheckText(text: string, file: string, env: CheckEnv): FileRes
           line: 1,
           column: 1,
           code: "CHECK_NO_SUBJECT",
-          message: `nothing to test: give host: and rules:, or topology: (${kinds.map((k) => k.name).join(", ")})`,
+          message: `nothing to test: give host: and rules:, topology: or experiment: (${kinds.map((k) => k.name).join(", ")})`,
         },
       ],
       [],

@@ -55,6 +55,19 @@
  *                        established: true|false, history: [SYN_SENT, ESTABLISHED] (in order, not
  *                        necessarily adjacent), retransmissions: N (segments the socket sent again)}
  *
+ * Experiments (`experiment: experiment.yaml` instead of host/rules: a `ctsim run` experiment file, today the
+ * tuple-space table of seed 003, src/sim/net/experiment.ts; src/check/experiment.ts runs them): a case has only
+ * `name` and `expect`; the experiment runs once per file. Expectations select table cells with
+ *   mode: none|nat|tproxy  the column (LVS only, LVS + NAT-mode proxy, LVS + pure TPROXY); required
+ *   clients: N | [N, ...]  the rows (client counts of the experiment; default: every row)
+ * and check them with
+ *   failures             the failure rate of every selected cell: a rate (`5.1%`, or a fraction 0.051) equal
+ *                        within the table's rounding (0.05%), or {value, tolerance} (`{value: 5.1%, tolerance:
+ *                        0.5%}`), and/or bounds {min, max}, and/or {below: MODE} / {above: MODE} (strictly
+ *                        lower / higher than that column in the same row)
+ *   trend                increasing / decreasing (strictly, row by row in client order) / constant, over the
+ *                        selected rows
+ *
  * Format: ctsim's own (issue 5). Leaves out on purpose: YAML anchors across files, per-expectation timing.
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument } from "yaml";
@@ -83,7 +96,30 @@ export const EXPECT_KEYS = [
 ] as const;
 /** Keys only a network (topology) check file can use. */
 export const NET_EXPECT_KEYS = ["path", "loop", "received", "sent", "socket"] as const;
-export type ExpectKey = (typeof EXPECT_KEYS)[number] | (typeof NET_EXPECT_KEYS)[number];
+/** Keys only an experiment check file can use. */
+export const EXPERIMENT_EXPECT_KEYS = ["failures", "trend"] as const;
+export type ExpectKey =
+  (typeof EXPECT_KEYS)[number] | (typeof NET_EXPECT_KEYS)[number] | (typeof EXPERIMENT_EXPECT_KEYS)[number];
+
+/** An experiment's column: the proxy mode behind the LVS (src/sim/net/devices/tuple_space.ts ProxyMode). */
+export const EXPERIMENT_MODES = ["none", "nat", "tproxy"] as const;
+export type ExperimentMode = (typeof EXPERIMENT_MODES)[number];
+export const TRENDS = ["increasing", "decreasing", "constant"] as const;
+export type Trend = (typeof TRENDS)[number];
+
+/** `failures:` of an experiment expectation; rates are fractions (0.051 for 5.1%). */
+export interface FailuresWant {
+  readonly value?: number;
+  /** With value: the allowed difference (default 0.0005, the table's rounding). */
+  readonly tolerance?: number;
+  readonly min?: number;
+  readonly max?: number;
+  readonly below?: ExperimentMode;
+  readonly above?: ExperimentMode;
+  /** Where each of the above was written (a diff points at the condition that failed). */
+  readonly locs?: Readonly<Partial<Record<(typeof FAILURES_FIELDS)[number], Loc>>>;
+}
+export const FAILURES_FIELDS = ["value", "tolerance", "min", "max", "below", "above"] as const;
 
 export interface Expectation {
   /** 1-based packet number in the case; 0 when not given (network checks: the whole run). */
@@ -95,6 +131,9 @@ export interface Expectation {
   readonly flow?: string;
   /** Network checks: only events at or after this simulated time (seconds) are selected. */
   readonly after?: number;
+  /** Experiment checks: the column and the rows (client counts; undefined: every row). */
+  readonly mode?: Located<ExperimentMode>;
+  readonly clients?: Located<readonly number[]>;
   readonly fields: readonly FieldExpectation[];
   readonly loc: Loc;
 }
@@ -388,6 +427,14 @@ function parseField(ctx: Ctx, key: ExpectKey, node: YamlNode | null, keyLoc: Loc
       if (node && isMap(node)) return fieldMap(ctx, node, LOOP_FIELDS, "loop");
       ctx.error("CHECK_BAD_VALUE", "loop: expected none or a map of nodes, reason, crossings, min_ttl", loc);
       return undefined;
+    case "failures":
+      return failuresWant(ctx, node, keyLoc);
+    case "trend": {
+      const v = scalarString(ctx, node, key, keyLoc)?.toLowerCase();
+      if (v !== undefined && !(TRENDS as readonly string[]).includes(v))
+        ctx.error("CHECK_BAD_VALUE", `trend: expected one of ${TRENDS.join(", ")}, got "${v}"`, loc);
+      return v;
+    }
     case "socket":
       if (node && isMap(node)) {
         const m = fieldMap(ctx, node, SOCKET_FIELDS, "socket");
@@ -401,6 +448,98 @@ function parseField(ctx: Ctx, key: ExpectKey, node: YamlNode | null, keyLoc: Loc
   }
 }
 
+/**
+ * A failure rate: a fraction 0..1 (`0.051`) or a percentage string (`5.1%`). A bare number above 1 is an error
+ * (is `5` 5% or 500%?).
+ */
+function rate(ctx: Ctx, node: YamlNode | null, what: string, fallback: Loc): number | undefined {
+  const loc = ctx.loc(node, fallback);
+  const v = node && isScalar(node) ? node.value : undefined;
+  if (typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= 1) return v;
+  if (typeof v === "string") {
+    const m = /^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$/.exec(v);
+    if (m && Number(m[1]) <= 100) return Number(m[1]) / 100;
+  }
+  const hint = typeof v === "number" && v > 1 ? ` (write ${v}% for a percentage)` : "";
+  ctx.error(
+    "CHECK_BAD_VALUE",
+    `${what}: expected a rate, a percentage (5.1%) or a fraction 0..1, got ${showValue(v)}${hint}`,
+    loc,
+  );
+  return undefined;
+}
+
+function showValue(v: unknown): string {
+  return v === undefined || v === null ? "nothing" : typeof v === "string" ? `"${v}"` : String(v);
+}
+
+function modeOf(ctx: Ctx, node: YamlNode | null, what: string, fallback: Loc): ExperimentMode | undefined {
+  const v = scalarString(ctx, node, what, fallback)?.toLowerCase();
+  if (v === undefined) return undefined;
+  if ((EXPERIMENT_MODES as readonly string[]).includes(v)) return v as ExperimentMode;
+  ctx.error(
+    "CHECK_BAD_VALUE",
+    `${what}: expected one of ${EXPERIMENT_MODES.join(", ")} (LVS only, NAT-mode proxy, pure TPROXY), got "${v}"`,
+    ctx.loc(node, fallback),
+  );
+  return undefined;
+}
+
+function failuresWant(ctx: Ctx, node: YamlNode | null, keyLoc: Loc): FailuresWant | undefined {
+  if (!node || !isMap(node)) {
+    const v = rate(ctx, node, "failures", keyLoc);
+    return v === undefined ? undefined : { value: v };
+  }
+  const out: { -readonly [K in keyof FailuresWant]: FailuresWant[K] } = {};
+  const locs: Partial<Record<(typeof FAILURES_FIELDS)[number], Loc>> = {};
+  out.locs = locs;
+  for (const p of pairs(ctx, node)) {
+    const kl = ctx.loc(p.keyNode);
+    if ((FAILURES_FIELDS as readonly string[]).includes(p.key))
+      locs[p.key as (typeof FAILURES_FIELDS)[number]] = kl;
+    switch (p.key) {
+      case "value":
+      case "tolerance":
+      case "min":
+      case "max":
+        out[p.key] = rate(ctx, p.value, `failures.${p.key}`, kl);
+        break;
+      case "below":
+      case "above":
+        out[p.key] = modeOf(ctx, p.value, `failures.${p.key}`, kl);
+        break;
+      default:
+        unknownKey(ctx, p.key, FAILURES_FIELDS, kl, "failures");
+    }
+  }
+  if (out.tolerance !== undefined && out.value === undefined)
+    ctx.error("CHECK_BAD_VALUE", "failures.tolerance: only with value", ctx.loc(node));
+  if (out.min !== undefined && out.max !== undefined && out.min > out.max)
+    ctx.error("CHECK_BAD_VALUE", "failures: min is above max", ctx.loc(node));
+  if (node.items.length === 0)
+    ctx.error("CHECK_EMPTY_EXPECT", "failures: give value, min, max, below or above", ctx.loc(node));
+  return out;
+}
+
+function clientsOf(ctx: Ctx, node: YamlNode | null, fallback: Loc): number[] | undefined {
+  const items = node && isSeq(node) ? (node.items as YamlNode[]) : [node];
+  const out: number[] = [];
+  for (const i of items) {
+    const v = i && isScalar(i) ? i.value : undefined;
+    if (typeof v === "number" && Number.isInteger(v) && v >= 1) out.push(v);
+    else {
+      ctx.error(
+        "CHECK_BAD_VALUE",
+        "clients: expected a client count or a list of them",
+        ctx.loc(i, fallback),
+      );
+      return undefined;
+    }
+  }
+  if (out.length === 0) ctx.error("CHECK_BAD_VALUE", "clients: empty list", ctx.loc(node, fallback));
+  return out;
+}
+
 function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Loc): Expectation | undefined {
   const loc = ctx.loc(node, caseLoc);
   if (!isMap(node)) {
@@ -412,8 +551,21 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
   let match: Record<string, unknown> | undefined;
   let flow: string | undefined;
   let after: number | undefined;
+  let mode: Located<ExperimentMode> | undefined;
+  let clients: Located<readonly number[]> | undefined;
   const fields: FieldExpectation[] = [];
-  const known = ["packet", "node", "match", "flow", "after", ...EXPECT_KEYS, ...NET_EXPECT_KEYS];
+  const known = [
+    "packet",
+    "node",
+    "match",
+    "flow",
+    "after",
+    "mode",
+    "clients",
+    ...EXPECT_KEYS,
+    ...NET_EXPECT_KEYS,
+    ...EXPERIMENT_EXPECT_KEYS,
+  ];
   for (const p of pairs(ctx, node)) {
     const keyLoc = ctx.loc(p.keyNode);
     if (p.key === "packet") {
@@ -435,13 +587,20 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
       else ctx.error("CHECK_BAD_VALUE", "after: expected seconds (a number >= 0)", ctx.loc(p.value, keyLoc));
     } else if (p.key === "flow") {
       flow = scalarString(ctx, p.value, "flow", keyLoc);
+    } else if (p.key === "mode") {
+      const v = modeOf(ctx, p.value, "mode", keyLoc);
+      if (v !== undefined) mode = { value: v, loc: ctx.loc(p.value, keyLoc) };
+    } else if (p.key === "clients") {
+      const v = clientsOf(ctx, p.value, keyLoc);
+      if (v !== undefined) clients = { value: v, loc: ctx.loc(p.value, keyLoc) };
     } else if (p.key === "match") {
       if (p.value && isMap(p.value)) match = fieldMap(ctx, p.value, LEAVE_FIELDS, "match");
       else
         ctx.error("CHECK_EXPECTED_MAP", "match: expected a map of packet fields", ctx.loc(p.value, keyLoc));
     } else if (
       (EXPECT_KEYS as readonly string[]).includes(p.key) ||
-      (NET_EXPECT_KEYS as readonly string[]).includes(p.key)
+      (NET_EXPECT_KEYS as readonly string[]).includes(p.key) ||
+      (EXPERIMENT_EXPECT_KEYS as readonly string[]).includes(p.key)
     ) {
       const key = p.key as ExpectKey;
       fields.push({ key, want: parseField(ctx, key, p.value, keyLoc), loc: keyLoc });
@@ -469,6 +628,8 @@ function parseExpectation(ctx: Ctx, node: YamlNode, packets: number, caseLoc: Lo
     ...(match !== undefined ? { match } : {}),
     ...(flow !== undefined ? { flow } : {}),
     ...(after !== undefined ? { after } : {}),
+    ...(mode !== undefined ? { mode } : {}),
+    ...(clients !== undefined ? { clients } : {}),
     fields,
     loc,
   };
@@ -655,4 +816,20 @@ export function parseCheckFile(
   if (!sawCases) ctx.error("CHECK_MISSING_KEY", "missing cases", ctx.loc(root));
   if (ctx.errors.length > 0) return { errors: ctx.errors };
   return { check: { file, subject: { keys }, cases }, errors: [] };
+}
+
+/**
+ * The first experiment-only key (`mode`, `clients`, `failures`, `trend`) of a check file's expectations, for the
+ * kinds that are not experiments to reject at its location.
+ */
+export function experimentKeyIn(check: CheckFile): { key: string; loc: Loc } | undefined {
+  const only = EXPERIMENT_EXPECT_KEYS as readonly string[];
+  for (const c of check.cases)
+    for (const x of c.expect) {
+      if (x.mode) return { key: "mode", loc: x.mode.loc };
+      if (x.clients) return { key: "clients", loc: x.clients.loc };
+      const f = x.fields.find((y) => only.includes(y.key));
+      if (f) return { key: f.key, loc: f.loc };
+    }
+  return undefined;
 }

@@ -31,7 +31,7 @@ import type { HopEvent, LoopReport, RunResult } from "../sim/net/engine";
 import { packetIdentity } from "../sim/net/engine";
 import type { TcpSock } from "../sim/net/tcp_endpoint";
 import type { CheckCase, CheckFile, Expectation, FieldExpectation, Loc } from "./schema";
-import { EXPECT_KEYS } from "./schema";
+import { EXPECT_KEYS, experimentKeyIn } from "./schema";
 import type { FieldDiff } from "./expect";
 import { compareExpectation, compareFields, comparePacketList, packetHas, show } from "./expect";
 import type { FateWord, LeftPacket, Observation } from "./subject";
@@ -518,6 +518,8 @@ export const TOPOLOGY_SUBJECT: SubjectKind = {
         ...(typeof seedV === "number" || typeof seedV === "string" ? { seed: seedV } : {}),
       });
     load(); // bad topology: an error of the file, not of every case
+    const exp = experimentKeyIn(check);
+    if (exp) throw located(exp.loc, "CHECK_BAD_KEY", `${exp.key}: only with experiment:`);
     for (const c of check.cases) {
       if (c.rules) throw located(c.rules.loc, "CHECK_BAD_KEY", `case "${c.name}": rules: not with topology:`);
       if (c.sysctl || c.kernel)

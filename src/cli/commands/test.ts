@@ -1,6 +1,7 @@
 /**
- * `ctsim test FILES...`: run check files (src/check/schema.ts for the format) and print, per case, PASS or a
- * per-field diff of expected vs actual with the check-file line of each expectation. `--junit out.xml` writes
+ * `ctsim test FILES...`: run check files (host + rules, a topology, or an experiment; src/check/schema.ts for the
+ * format) and print, per case, PASS or a per-field diff of expected vs actual with the check-file line of each
+ * expectation. `--junit out.xml` writes
  * JUnit XML (src/check/junit.ts), `--json out.json` the run as JSON (src/check/json.ts; `-` for stdout).
  * Exit status: 0 all passed, 1 an expectation failed, 2 bad input (a check file, host, rules or packet line
  * with an error, printed as file:line:column).
@@ -64,6 +65,21 @@ Networks: topology: FILE (a ctsim run topology) instead of host/rules; until: SE
   {nodes, reason, crossings, min_ttl}), received / sent (at node: none, a map every packet has, or a list),
   socket (STATE or {state, error, established, history, retransmissions}; flow:, or node: + local/remote).
 
+Experiments: experiment: FILE (a ctsim run experiment file, e.g. seed 003's tuple-space table); seed: N
+  (optional) replaces its seed. Cases have only name and expect; an expectation picks table cells by
+  mode: none|nat|tproxy (the column: LVS only, LVS + NAT-mode proxy, LVS + pure TPROXY) and clients: N or
+  [N, ...] (rows; default every row) and checks every picked cell:
+  experiment: experiment.yaml
+  cases:
+    - name: NAT mode fails more as clients grow; pure TPROXY less than NAT mode at every size
+      expect:
+        - {mode: none, failures: 0%}                 # a rate, equal within the table's rounding (0.05%)
+        - {mode: nat, trend: increasing}             # or decreasing / constant, row by row
+        - {mode: nat, clients: 1000, failures: {value: 5.1%, tolerance: 0.5%}}
+        - {mode: nat, clients: [100, 500], failures: {min: 0.1%, max: 3%}}
+        - {mode: tproxy, failures: {below: nat, above: none}}   # against another column, same row
+  Rates are percentages (5.1%) or fractions 0..1 (0.051).
+
 Exit status: 0 all cases passed, 1 some expectation failed, 2 bad input.
 `;
 
@@ -71,7 +87,7 @@ export function register(program: Command, io: CliIo): void {
   program
     .command("test")
     .description(
-      "run check files (YAML: host and rules, or a topology; cases of packets with expectations), for CI",
+      "run check files (YAML: host and rules, a topology or an experiment; cases with expectations), for CI",
     )
     .argument("<files...>", "check files")
     .option("--junit <out.xml>", "write JUnit XML")
