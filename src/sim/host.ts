@@ -259,6 +259,11 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly echoIgnoreAll: boolean;
   private readonly redirectPeers = new Map<number, { n: number; last: number }>();
   private now = 0;
+  /**
+   * Whether this namespace's conntrack hooks are registered. Since Linux 4.10 they are registered on demand
+   * (nf_ct_netns_get) by the rules that need conntrack; with none, packets are never tracked (recording 66).
+   */
+  private readonly ctInUse: boolean;
   private report?: PacketReport;
   private depth = 0;
   private index = 0;
@@ -332,6 +337,7 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     this.problems = problems;
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
+    this.ctInUse = !kernelAtLeast(this.kernel, "4.10") || rulesetNeedsConntrack(opts.ruleset);
   }
 
   // -----------------------------------------------------------------------------------------------------------
@@ -374,6 +380,10 @@ export class HostSim implements HostServices, NatTargetHost {
   }
   setCtMark(ct: NfConn, mark: number): void {
     this.conntrack.setMark(ct, mark);
+  }
+  setCtClosing(ct: NfConn): void {
+    // nf_send_reset calls nf_ct_set_closing since Linux 6.3.
+    if (kernelAtLeast(this.kernel, "6.3")) this.conntrack.setClosing(ct, this.now);
   }
   routeNexthop(skb: Skb): number {
     const r = this.fib.lookup({ dst: skb.pkt.ip.dst, src: skb.pkt.ip.src, mark: skb.mark, iif: skb.inIface });
@@ -583,6 +593,10 @@ export class HostSim implements HostServices, NatTargetHost {
           break;
         }
         case "conntrack":
+          if (!this.ctInUse) {
+            st.journey.hooks.push("conntrack not in use (no rule needs it)");
+            break;
+          }
           if (!this.ctIn(hook, st)) return false;
           break;
         case "nat":
@@ -1088,3 +1102,39 @@ function routeText(rt: FibResult): string {
 }
 
 export { protoName as packetProtoName };
+
+/**
+ * Extensions whose checkentry calls nf_ct_netns_get (net/netfilter/xt_conntrack.c, xt_state.c, xt_connmark.c,
+ * xt_CT.c, xt_nat.c, xt_MASQUERADE.c, xt_REDIRECT.c, xt_NETMAP.c, xt_CONNSECMARK.c ...), and the nat table,
+ * whose registration (nf_nat_register_fn) does too.
+ */
+const CONNTRACK_USERS = new Set([
+  "conntrack",
+  "state",
+  "connmark",
+  "CONNMARK",
+  "CT",
+  "NOTRACK",
+  "SNAT",
+  "DNAT",
+  "MASQUERADE",
+  "REDIRECT",
+  "NETMAP",
+  "helper",
+  "connbytes",
+  "connlimit",
+  "connlabel",
+  "CONNSECMARK",
+]);
+
+/** True when loading `ruleset` would register the namespace's conntrack hooks. */
+export function rulesetNeedsConntrack(ruleset: Ruleset): boolean {
+  if (ruleset.tables.has("nat")) return true;
+  for (const t of ruleset.tables.values())
+    for (const ch of t.chains.values())
+      for (const r of ch.rules) {
+        if (r.matches.some((m) => CONNTRACK_USERS.has(m.name))) return true;
+        if (r.target?.kind === "extension" && CONNTRACK_USERS.has(r.target.name)) return true;
+      }
+  return false;
+}
