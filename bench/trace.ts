@@ -24,7 +24,7 @@
  *
  * Measured:
  *   - in-process: HostSim.receive for every packet, packets decoded from the pcapng beforehand in chunks (decode
- *     not timed); "quiet" reads only the fate (what --quiet needs), "trace" also formats the text output
+ *     not timed); "quiet" reads only the fate (what --quiet needs, with HostSim's `quiet` option as the CLI sets it), "trace" also formats the text output
  *     (TRACE lines and summaries, as `ctsim trace` prints them) into a discarded string;
  *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
  *     whole process (start-up, rule loading, decoding included).
@@ -298,11 +298,11 @@ function nextPacket(f: Flow, n: number): { pkt: Packet; done: boolean } {
   return { pkt, done: k === last };
 }
 
-function load(rulesPath: string, hostPath: string): HostSim {
+function load(rulesPath: string, hostPath: string, quiet = false): HostSim {
   const loaded = loadRuleset(readFileSync(rulesPath, "utf8"), { file: rulesPath });
   if (loaded.errors.length) throw new Error(`rules: ${loaded.errors[0].message}`);
   const host = parseHostFile(readFileSync(hostPath, "utf8"), hostPath);
-  return new HostSim({ host, ruleset: loaded.ruleset, seed: SEED });
+  return new HostSim({ host, ruleset: loaded.ruleset, seed: SEED, quiet });
 }
 
 /** Generation pass: builds the capture by running it, so replies answer the NAT the simulator chose. */
@@ -368,7 +368,7 @@ function inProcess(
   capPath: string,
   mode: "quiet" | "trace",
 ): { packets: number; seconds: number; cpu: number; bytes: number; notLeft: number } {
-  const sim = load(rulesPath, hostPath);
+  const sim = load(rulesPath, hostPath, mode === "quiet");
   const c = new Chalk({ level: 0 });
   let packets = 0;
   let notLeft = 0;

@@ -678,6 +678,12 @@ function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn
   );
 }
 
+/** The nf_nat_oif_changed drop: the entry is killed (nf_ct_kill_acct). Module level: no per-call closure. */
+function oifChanged(nat: NatState, ct: NfConn, pkt: Packet): NatHookResult {
+  nat.conntrack.kill(ct);
+  return { verdict: NF_DROP, pkt, reason: "nf_nat_oif_changed: masqueraded connection changed interface" };
+}
+
 /**
  * nf_nat_inet_fn(): no conntrack -> ACCEPT untouched. NEW, RELATED and RELATED_REPLY with this manip not yet
  * bound run the chains (null binding if none bound it); ESTABLISHED only checks the MASQUERADE interface; then
@@ -693,10 +699,6 @@ export function nfNatInetFn(
 ): NatHookResult {
   if (!ct || ctinfo === undefined) return { verdict: NF_ACCEPT, pkt };
   const maniptype = hook2manip(state.hook);
-  const oifChanged = (): NatHookResult => {
-    nat.conntrack.kill(ct); // nf_ct_kill_acct
-    return { verdict: NF_DROP, pkt, reason: "nf_nat_oif_changed: masqueraded connection changed interface" };
-  };
   if (ctinfo === IP_CT_RELATED || ctinfo === IP_CT_RELATED_REPLY || ctinfo === IP_CT_NEW) {
     if (!nfNatInitialized(ct, maniptype)) {
       let bound = false;
@@ -710,10 +712,10 @@ export function nfNatInetFn(
         if (ret !== NF_ACCEPT) return { verdict: ret, pkt, reason: "nf_nat_alloc_null_binding" };
       }
     } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
-      return oifChanged();
+      return oifChanged(nat, ct, pkt);
     }
   } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
-    return oifChanged();
+    return oifChanged(nat, ct, pkt);
   }
   return { verdict: NF_ACCEPT, pkt: nfNatPacket(ct, ctinfo, state.hook, pkt) };
 }

@@ -365,22 +365,70 @@ export interface DoTableResult {
 export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTableContext): DoTableResult {
   const start = table.chains.get(hook);
   if (!start) return { verdict: "ACCEPT" };
+  // A target may emit a packet that is traversed inside this traversal: one scratch frame per nesting depth.
+  const frame = (FRAMES[frameDepth] ??= newFrame());
+  frameDepth++;
+  try {
+    return traverse(frame, table, start, hook, skb, ctx);
+  } finally {
+    frameDepth--;
+  }
+}
+
+/** The XtActionParam and the jump stack of one traversal, reused by the next one at the same depth. */
+interface Frame {
+  readonly par: { -readonly [K in keyof XtActionParam]: XtActionParam[K] };
+  /** Jump stack: return chain and position (the kernel's jumpstack), `sp` entries in use. */
+  readonly chains: CompiledChain[];
+  readonly nexts: number[];
+}
+const FRAMES: Frame[] = [];
+let frameDepth = 0;
+
+function newFrame(): Frame {
+  return {
+    par: {
+      table: "filter",
+      hook: "INPUT",
+      chain: "",
+      inIface: undefined,
+      outIface: undefined,
+      now: 0,
+      hotdrop: false,
+      effects: undefined as unknown as XtActionParam["effects"],
+      host: undefined,
+      ruleState: undefined as unknown as XtActionParam["ruleState"],
+    },
+    chains: [],
+    nexts: [],
+  };
+}
+
+function traverse(
+  frame: Frame,
+  table: CompiledTable,
+  start: CompiledChain,
+  hook: Hook,
+  skb: Skb,
+  ctx: DoTableContext,
+): DoTableResult {
   const inIface = skb.inIface ?? "";
   const outIface = skb.outIface ?? "";
   const len = skb.pkt.ip.totalLength;
-  const par: XtActionParam = {
-    table: table.name,
-    hook,
-    chain: hook,
-    inIface: skb.inIface,
-    outIface: skb.outIface,
-    now: ctx.now,
-    hotdrop: false,
-    effects: ctx.effects,
-    host: ctx.host,
-    ruleState: ctx.ruleState,
-  };
-  const stack: { chain: CompiledChain; next: number }[] = [];
+  const par = frame.par;
+  par.table = table.name;
+  par.hook = hook;
+  par.chain = hook;
+  par.inIface = skb.inIface;
+  par.outIface = skb.outIface;
+  par.now = ctx.now;
+  par.hotdrop = false;
+  par.effects = ctx.effects;
+  par.host = ctx.host;
+  par.ruleState = ctx.ruleState;
+  const chains = frame.chains;
+  const nexts = frame.nexts;
+  let sp = 0;
   let chain = start;
   let i = 0;
   // Index state of the current chain: candidate positions `cand` (merged with `ix.others`), cursors, and the
@@ -422,10 +470,10 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
       if (tail.step.kind === "verdict")
         return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
       // Implicit RETURN of a user chain.
-      const back = stack.pop();
-      if (!back) return policyOf(start, skb, ctx, hook, len);
-      chain = back.chain;
-      i = back.next;
+      if (sp === 0) return policyOf(start, skb, ctx, hook, len);
+      sp--;
+      chain = chains[sp];
+      i = nexts[sp];
       if ((ix = chain.index)) {
         candPkt = skb.pkt;
         cand = candidates(ix, candPkt);
@@ -440,7 +488,7 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
       continue;
     }
     let matched = true;
-    (par as { chain: string }).chain = chain.name;
+    par.chain = chain.name;
     for (const m of cr.matches) {
       const ok = m.fn(m.options, skb, par);
       // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
@@ -465,10 +513,10 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
       case "verdict":
         return (cr.result ??= { verdict: step.verdict, decidedBy: cr.trace });
       case "return": {
-        const back = stack.pop();
-        if (!back) return policyOf(start, skb, ctx, hook, len);
-        chain = back.chain;
-        i = back.next;
+        if (sp === 0) return policyOf(start, skb, ctx, hook, len);
+        sp--;
+        chain = chains[sp];
+        i = nexts[sp];
         if ((ix = chain.index)) {
           candPkt = skb.pkt;
           cand = candidates(ix, candPkt);
@@ -478,7 +526,11 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
         continue;
       }
       case "jump":
-        if (!step.goto) stack.push({ chain, next: i + 1 });
+        if (!step.goto) {
+          chains[sp] = chain;
+          nexts[sp] = i + 1;
+          sp++;
+        }
         chain = step.chain;
         i = 0;
         if ((ix = chain.index)) {
@@ -496,10 +548,10 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
           continue;
         }
         if (v === XT_RETURN) {
-          const back = stack.pop();
-          if (!back) return policyOf(start, skb, ctx, hook, len);
-          chain = back.chain;
-          i = back.next;
+          if (sp === 0) return policyOf(start, skb, ctx, hook, len);
+          sp--;
+          chain = chains[sp];
+          i = nexts[sp];
           if ((ix = chain.index)) {
             candPkt = skb.pkt;
             cand = candidates(ix, candPkt);
@@ -508,7 +560,11 @@ export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTa
           }
           continue;
         }
-        return { verdict: v, decidedBy: cr.trace };
+        // Built once per rule and verdict, like the standard-verdict results.
+        const res = cr.result;
+        return res !== undefined && res.verdict === v
+          ? res
+          : (cr.result = { verdict: v, decidedBy: cr.trace });
       }
     }
   }

@@ -118,6 +118,12 @@ export interface HostSimOptions {
   readonly seed?: number | string;
   /** MAC of the neighbour `addr` on `iface` (egress Ethernet destination); default 00:00:00:00:00:00. */
   readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
+  /**
+   * The caller reads only fates and counts (`ctsim trace --quiet`): conntrack events are not recorded
+   * (`report.events` stays empty) and TRACE hits are only counted (`traceHits`), without their records
+   * (`report.trace` stays empty). Everything else is the same.
+   */
+  readonly quiet?: boolean;
   /** ipsets by name (`-m set`). */
   readonly ipsets?: ReadonlyMap<string, IpSet>;
   /**
@@ -173,6 +179,20 @@ const HOOK_LABELS = Object.fromEntries(
     ),
   ]),
 ) as Record<TableName, Record<Hook, Record<DoTableResult["verdict"], string>>>;
+/** The step of a nat hook that neither ran the chains nor changed the packet: immutable, one per hook. */
+const NONE_STEPS = Object.fromEntries(
+  HOOKS.map((h) => [
+    h,
+    new NatStepRecord(
+      h,
+      h === "POSTROUTING" || h === "INPUT" ? "SRC" : "DST",
+      "none",
+      undefined,
+      undefined,
+      undefined,
+    ),
+  ]),
+) as Record<Hook, NatStepRecord>;
 const CT_LABELS = Object.fromEntries(HOOKS.map((h) => [h, `conntrack ${h}`])) as Record<Hook, string>;
 const MAX_DEPTH = 6;
 /** net/ipv4/route.c: ip_rt_redirect_number, ip_rt_redirect_load (HZ/50), ip_rt_redirect_silence. */
@@ -265,6 +285,9 @@ export class HostSim implements HostServices, NatTargetHost {
    */
   private readonly ctInUse: boolean;
   private report?: PacketReport;
+  /** TRACE hits so far (every packet's, records built or not). */
+  traceHits = 0;
+  private readonly quiet: boolean;
   private depth = 0;
   private index = 0;
 
@@ -321,7 +344,8 @@ export class HostSim implements HostServices, NatTargetHost {
     this.sendRedirects = num("net.ipv4.conf.all.send_redirects", 1) !== 0;
     this.echoIgnoreAll = num("net.ipv4.icmp_echo_ignore_all", 0) !== 0;
 
-    this.conntrack = new Conntrack({ kernel: this.kernel, sysctl: ctSysctl, recordEvents: true });
+    this.quiet = opts.quiet === true;
+    this.conntrack = new Conntrack({ kernel: this.kernel, sysctl: ctSysctl, recordEvents: !this.quiet });
     this.nat = new NatState({ conntrack: this.conntrack, prng: this.prng, kernel: this.kernel });
 
     const registry = opts.registry ?? defaultRegistry;
@@ -455,7 +479,8 @@ export class HostSim implements HostServices, NatTargetHost {
       };
       this.ipRcv(st);
     }
-    report.events.push(...this.conntrack.takeEvents());
+    const late = this.conntrack.takeEvents();
+    if (late.length > 0) report.events.push(...late);
     this.report = undefined;
     return report;
   }
@@ -551,6 +576,8 @@ export class HostSim implements HostServices, NatTargetHost {
   }
 
   private traceHit(point: TracePoint, skb: Skb, hook: Hook, st: Flight): void {
+    this.traceHits++;
+    if (this.quiet) return;
     // The line and verdict are formatted only when read (src/trace/records.ts).
     this.report!.trace.push(
       new TraceHitRecord(
@@ -762,10 +789,7 @@ export class HostSim implements HostServices, NatTargetHost {
         from,
         to,
       );
-    } else
-      step = changed
-        ? new NatStepRecord(hook, manip, "rewrite", undefined, from, to)
-        : new NatStepRecord(hook, manip, "none", undefined, undefined, undefined);
+    } else step = changed ? new NatStepRecord(hook, manip, "rewrite", undefined, from, to) : NONE_STEPS[hook];
     st.journey.nat.push(step);
     if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
     if (hook === "OUTPUT" && before.ip.dst !== res.pkt.ip.dst) {

@@ -198,6 +198,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
     traceAll: opts.traceAll === true,
     sysctl: parseSysctlArgs(opts.sysctl ?? []),
     seed,
+    quiet: opts.quiet === true,
   });
   if (sim.problems.length > 0) {
     const lines = sim.problems.map(
@@ -220,7 +221,6 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   const writer = opts.write ? new PcapngWriter({ linkType: "ethernet" }) : undefined;
   const fates = new Map<string, number>();
   let packets = 0;
-  let traced = 0;
   const started = performance.now();
   const stdout = new OutputBuffer(io.stdout);
 
@@ -234,7 +234,6 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
         packet(p) {
           const r = sim.receive(p, opts.in ? { iface: opts.in } : {});
           packets++;
-          traced += r.trace.length;
           const k = r.packets[0]?.fate?.kind ?? "unknown";
           fates.set(k, (fates.get(k) ?? 0) + 1);
           if (writer && out !== undefined) for (const e of r.egress) writeSync(out, writer.write(e.packet));
@@ -280,7 +279,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
     const secs = (performance.now() - started) / 1000;
     const fateText = [...fates].map(([k, n]) => `${k} ${n}`).join(", ");
     io.stdout(
-      `${packets} packets (${fateText || "none"}), ${traced} TRACE lines, ${sim.conntrack.count} conntrack entries; ${(packets / Math.max(secs, 1e-9)).toFixed(0)} packets/s\n`,
+      `${packets} packets (${fateText || "none"}), ${sim.traceHits} TRACE lines, ${sim.conntrack.count} conntrack entries; ${(packets / Math.max(secs, 1e-9)).toFixed(0)} packets/s\n`,
     );
   }
 }

@@ -46,6 +46,12 @@ export const CTSTATE_NAMES = [
 ] as const;
 export type CtStateName = (typeof CTSTATE_NAMES)[number];
 
+/** One bit per --ctstate word (any distinct bits do: only membership is tested). */
+const CTSTATE_BIT = Object.fromEntries(CTSTATE_NAMES.map((n, i) => [n, 1 << i])) as Record<
+  CtStateName,
+  number
+>;
+
 /** --ctstatus words in print order. */
 export const CTSTATUS_NAMES = ["EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED"] as const;
 export type CtStatusName = (typeof CTSTATUS_NAMES)[number];
@@ -214,13 +220,20 @@ function portHit(v: Inv<readonly [number, number]> | undefined, port: number): b
 export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionParam): boolean {
   const ct = skb.ct;
   if (o.ctstate) {
-    const states = new Set<CtStateName>();
+    // The packet's states as a bit set (XT_CONNTRACK_STATE_BIT and friends); no per-packet allocation.
+    let states: number;
     if (ct) {
-      states.add(ctinfoState(skb.ctinfo ?? 0) as CtStateName);
-      if (ct.status & IPS_SRC_NAT) states.add("SNAT");
-      if (ct.status & IPS_DST_NAT) states.add("DNAT");
-    } else states.add(skb.untracked ? "UNTRACKED" : "INVALID");
-    if (o.ctstate.value.some((s) => states.has(s)) === o.ctstate.invert) return false;
+      states = CTSTATE_BIT[ctinfoState(skb.ctinfo ?? 0) as CtStateName];
+      if (ct.status & IPS_SRC_NAT) states |= CTSTATE_BIT.SNAT;
+      if (ct.status & IPS_DST_NAT) states |= CTSTATE_BIT.DNAT;
+    } else states = skb.untracked ? CTSTATE_BIT.UNTRACKED : CTSTATE_BIT.INVALID;
+    let hit = false;
+    for (const s of o.ctstate.value)
+      if (states & CTSTATE_BIT[s]) {
+        hit = true;
+        break;
+      }
+    if (hit === o.ctstate.invert) return false;
   }
   if (!ct) return o.ctstate !== undefined;
   if (o.ctdir) {
@@ -235,7 +248,8 @@ export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionPar
   if (!portHit(o.ctorigsrcport, orig.srcU) || !portHit(o.ctorigdstport, orig.dstU)) return false;
   if (!portHit(o.ctreplsrcport, reply.srcU) || !portHit(o.ctrepldstport, reply.dstU)) return false;
   if (o.ctstatus) {
-    const mask = o.ctstatus.value.reduce((m, n) => m | CTSTATUS_BITS[n], 0);
+    let mask = 0;
+    for (const n of o.ctstatus.value) mask |= CTSTATUS_BITS[n];
     if (((mask & ct.status) !== 0) === o.ctstatus.invert) return false;
   }
   if (o.ctexpire) {
