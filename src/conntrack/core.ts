@@ -973,7 +973,7 @@ export class Conntrack {
 
   /** Returns and clears the recorded events. */
   takeEvents(): CtEvent[] {
-    return this.events.splice(0, this.events.length);
+    return this.events.length === 0 ? [] : this.events.splice(0, this.events.length);
   }
 }
 

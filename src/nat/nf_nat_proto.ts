@@ -87,18 +87,28 @@ function addrChange(ip: Ipv4Header, target: Tuple, manip: NfNatManipType): [numb
   return manip === "SRC" ? [ip.src >>> 0, target.src >>> 0] : [ip.dst >>> 0, target.dst >>> 0];
 }
 
-/** l4proto_manip_pkt() on a decoded header: tcp_manip_pkt, udp_manip_pkt, icmp_manip_pkt; others unchanged. */
-function l4protoManip(l4: L4Header, ip: Ipv4Header, target: Tuple, manip: NfNatManipType): L4Header {
-  switch (target.protonum) {
+/**
+ * l4proto_manip_pkt() on a decoded header: tcp_manip_pkt, udp_manip_pkt, icmp_manip_pkt; others unchanged.
+ * `oldIp`/`newIp` are the address being replaced and its new value (nf_nat_ipv4_csum_update's oldip/newip),
+ * `newPort` the target's port on the manip's side, `icmpId` the target's src.u.icmp.id (either manip type).
+ */
+function l4protoManip(
+  l4: L4Header,
+  protonum: number,
+  oldIp: number,
+  newIp: number,
+  newPort: number,
+  icmpId: number,
+  manip: NfNatManipType,
+): L4Header {
+  switch (protonum) {
     case IPPROTO_TCP:
     case IPPROTO_UDP: {
       if (l4.kind !== "tcp" && l4.kind !== "udp") return l4;
       const oldPort = manip === "SRC" ? l4.srcPort : l4.dstPort;
-      const newPort = manip === "SRC" ? target.srcU : target.dstU;
       let checksum = l4.checksum;
       // UDP without a checksum (0) is left so (udp_manip_pkt: do_csum = !!hdr->check).
       if (l4.kind === "tcp" || checksum !== 0) {
-        const [oldIp, newIp] = addrChange(ip, target, manip);
         checksum = csumReplace4(checksum, oldIp, newIp); // nf_csum_update (pseudo header)
         checksum = csumReplace2(checksum, oldPort, newPort);
         if (l4.kind === "udp" && checksum === 0) checksum = 0xffff; // CSUM_MANGLED_0
@@ -108,7 +118,7 @@ function l4protoManip(l4: L4Header, ip: Ipv4Header, target: Tuple, manip: NfNatM
     case IPPROTO_ICMP: {
       if (l4.kind !== "icmp" || !isIcmpQuery(l4.type)) return l4;
       const oldId = l4.restOfHeader >>> 16;
-      const newId = target.srcU & 0xffff;
+      const newId = icmpId & 0xffff;
       return {
         ...l4,
         checksum: csumReplace2(l4.checksum, oldId, newId),
@@ -122,13 +132,32 @@ function l4protoManip(l4: L4Header, ip: Ipv4Header, target: Tuple, manip: NfNatM
 
 /** nf_nat_ipv4_manip_pkt() on a whole packet: layer 4, then the address and the IP header checksum. */
 export function nfNatIpv4ManipPkt(pkt: Packet, target: Tuple, manip: NfNatManipType): Packet {
+  return manipPkt(
+    pkt,
+    target.protonum,
+    manip === "SRC" ? target.src : target.dst,
+    manip === "SRC" ? target.srcU : target.dstU,
+    target.srcU,
+    manip,
+  );
+}
+
+/** nfNatIpv4ManipPkt with the target tuple's fields passed one by one (no tuple object per packet). */
+function manipPkt(
+  pkt: Packet,
+  protonum: number,
+  addr: number,
+  port: number,
+  icmpId: number,
+  manip: NfNatManipType,
+): Packet {
   const ip = pkt.ip;
-  const l4 = l4protoManip(pkt.l4, ip, target, manip);
-  const [oldIp, newIp] = addrChange(ip, target, manip);
+  const oldIp = (manip === "SRC" ? ip.src : ip.dst) >>> 0;
+  const newIp = addr >>> 0;
+  const l4 = l4protoManip(pkt.l4, protonum, oldIp, newIp, port, icmpId, manip);
+  const checksum = csumReplace4(ip.checksum, oldIp, newIp);
   const newIpHdr: Ipv4Header =
-    manip === "SRC"
-      ? { ...ip, src: newIp, checksum: csumReplace4(ip.checksum, oldIp, newIp) }
-      : { ...ip, dst: newIp, checksum: csumReplace4(ip.checksum, oldIp, newIp) };
+    manip === "SRC" ? { ...ip, src: newIp, checksum } : { ...ip, dst: newIp, checksum };
   return { ...pkt, ip: newIpHdr, l4 };
 }
 
@@ -138,6 +167,12 @@ export function nfNatIpv4ManipPkt(pkt: Packet, target: Tuple, manip: NfNatManipT
  */
 export function nfNatManipPkt(pkt: Packet, ct: NatConnView, mtype: NfNatManipType, dir: number): Packet {
   const other = dir === IP_CT_DIR_ORIGINAL ? ct.reply : ct.orig;
+  if (other.protonum !== IPPROTO_ICMP) {
+    // The inverse of a port tuple swaps its addresses and ports: read them from `other` directly.
+    return mtype === "SRC"
+      ? manipPkt(pkt, other.protonum, other.dst, other.dstU, other.dstU, mtype)
+      : manipPkt(pkt, other.protonum, other.src, other.srcU, other.dstU, mtype);
+  }
   const target = invertTuple(other);
   if (!target) return pkt; // an ICMP tuple without an inverse never gets a conntrack entry
   return nfNatIpv4ManipPkt(pkt, target, mtype);

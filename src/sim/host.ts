@@ -54,7 +54,7 @@ import {
 import { formatIpv4 } from "../wire/addr";
 import type { Host } from "../host/types";
 import { Fib } from "../host/route";
-import type { FibResult } from "../host/route";
+import type { AddrType, FibResult } from "../host/route";
 import { InputError } from "../errors";
 import { Conntrack, ctinfoState } from "../conntrack/core";
 import type { CtLookupResult, NfConn } from "../conntrack/core";
@@ -284,6 +284,12 @@ export class HostSim implements HostServices, NatTargetHost {
    * (nf_ct_netns_get) by the rules that need conntrack; with none, packets are never tracked (recording 66).
    */
   private readonly ctInUse: boolean;
+  /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
+  private readonly postRoutingHasIn: boolean;
+  private readonly dstTypes = new Map<number, AddrType>();
+  private natIfaceList?: readonly NatIface[];
+  /** Egress link headers by interface when no neighbourMac function is given (they are then constant). */
+  private readonly egressLinks = new Map<string, LinkHeader>();
   private report?: PacketReport;
   /** TRACE hits so far (every packet's, records built or not). */
   traceHits = 0;
@@ -361,6 +367,7 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     this.problems = problems;
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
+    this.postRoutingHasIn = kernelAtLeast(this.kernel, "4.4");
     this.ctInUse = !kernelAtLeast(this.kernel, "4.10") || rulesetNeedsConntrack(opts.ruleset);
   }
 
@@ -368,7 +375,18 @@ export class HostSim implements HostServices, NatTargetHost {
   // HostServices (for matches and targets) and NatTargetHost
 
   addrType(addr: number, dev?: string): AddrTypeName {
-    return this.fib.addrType(addr, dev) as AddrTypeName;
+    return (dev === undefined ? this.dstType(addr) : this.fib.addrType(addr, dev)) as AddrTypeName;
+  }
+
+  /** fib.addrType(addr) memoised: the host's interfaces and routes do not change during a run. */
+  private dstType(addr: number): AddrType {
+    let t = this.dstTypes.get(addr);
+    if (t === undefined) {
+      if (this.dstTypes.size >= 1 << 16) this.dstTypes.clear();
+      t = this.fib.addrType(addr);
+      this.dstTypes.set(addr, t);
+    }
+    return t;
   }
   ifaceAddress(dev: string): number | undefined {
     return this.fib.inetSelectAddr(dev, 0);
@@ -417,7 +435,7 @@ export class HostSim implements HostServices, NatTargetHost {
     return name === undefined ? undefined : this.fib.interface(name);
   }
   natIfaces(): readonly NatIface[] {
-    return this.fib.natIfaces();
+    return (this.natIfaceList ??= this.fib.natIfaces());
   }
 
   // -----------------------------------------------------------------------------------------------------------
@@ -511,17 +529,21 @@ export class HostSim implements HostServices, NatTargetHost {
     parent?: number,
   ) {
     const report = this.report!;
-    const j: PacketJourney = {
-      id: report.packets.length,
-      ...(cause ? { cause } : {}),
-      ...(parent !== undefined ? { parent } : {}),
-      input: pkt,
-      inIface,
-      local,
-      hooks: [],
-      nat: [],
-      log: [],
-    };
+    // Same keys in the same order as below; the spreads cost a runtime call per packet.
+    const j: PacketJourney =
+      cause === undefined && parent === undefined
+        ? { id: report.packets.length, input: pkt, inIface, local, hooks: [], nat: [], log: [] }
+        : {
+            id: report.packets.length,
+            ...(cause ? { cause } : {}),
+            ...(parent !== undefined ? { parent } : {}),
+            input: pkt,
+            inIface,
+            local,
+            hooks: [],
+            nat: [],
+            log: [],
+          };
     report.packets.push(j);
     return j;
   }
@@ -822,8 +844,7 @@ export class HostSim implements HostServices, NatTargetHost {
     const iif = skb.inIface!;
     const rt = this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif, tos: ip.tos });
     st.rt = rt;
-    const type =
-      rt.type === "local" ? "local" : this.fib.addrType(ip.dst) === "BROADCAST" ? "broadcast" : rt.type;
+    const type = rt.type === "local" ? "local" : this.dstType(ip.dst) === "BROADCAST" ? "broadcast" : rt.type;
     if (type === "local" || type === "broadcast") {
       if (iif !== "lo" && this.fib.isLocalAddress(ip.src)) {
         this.drop(st, `martian source ${formatIpv4(ip.src)} (one of the host's own addresses) from ${iif}`);
@@ -911,7 +932,7 @@ export class HostSim implements HostServices, NatTargetHost {
     const pkt = skb.pkt;
     const l4 = pkt.l4;
     st.journey.out = pkt;
-    const ownAddr = this.fib.addrType(pkt.ip.dst) === "LOCAL";
+    const ownAddr = this.dstType(pkt.ip.dst) === "LOCAL";
     if (l4.kind === "tcp") {
       const rcv = this.tcpRcv?.(pkt, this.now);
       if (rcv) {
@@ -1010,7 +1031,7 @@ export class HostSim implements HostServices, NatTargetHost {
     // of its signature; older kernels passed NULL, so their POSTROUTING TRACE/LOG lines print `IN=` and no MAC
     // (seed 001 was recorded on such a kernel).
     const inIface = skb.inIface;
-    if (!kernelAtLeast(this.kernel, "4.4")) skb.inIface = undefined;
+    if (!this.postRoutingHasIn) skb.inIface = undefined;
     const survived = this.runHook("POSTROUTING", st);
     skb.inIface = inIface;
     if (!survived) return;
@@ -1024,13 +1045,16 @@ export class HostSim implements HostServices, NatTargetHost {
       this.ipRcv(st);
       return;
     }
-    const iface = this.fib.interface(out);
-    const link: LinkHeader = {
-      src: iface?.mac ?? ZERO_MAC,
-      dst: this.neighbourMac?.(out, rt.nexthop) ?? ZERO_MAC,
-      ethertype: 0x0800,
-      vlans: [],
-    };
+    let link = this.neighbourMac ? undefined : this.egressLinks.get(out);
+    if (!link) {
+      link = {
+        src: this.fib.interface(out)?.mac ?? ZERO_MAC,
+        dst: this.neighbourMac?.(out, rt.nexthop) ?? ZERO_MAC,
+        ethertype: 0x0800,
+        vlans: [],
+      };
+      if (!this.neighbourMac) this.egressLinks.set(out, link);
+    }
     const pkt: Packet = { ...skb.pkt, link, iface: out, direction: "Out" };
     st.journey.out = pkt;
     st.journey.fate = { kind: "left", iface: out };
@@ -1049,7 +1073,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private icmpError(st: Flight, type: number, code: number, info: number, cause: string): void {
     const pkt = st.skb.pkt;
     const r = icmpSend(pkt, type, code, info, {
-      dstType: this.fib.addrType(pkt.ip.dst),
+      dstType: this.dstType(pkt.ip.dst),
       pktType: st.skb.pktType,
       sourceFor: (dst) => this.sourceAddressFor(dst),
       ttl: this.ipDefaultTtl,
@@ -1065,7 +1089,7 @@ export class HostSim implements HostServices, NatTargetHost {
   /** tcp_v4_send_reset (src/net/tcp_reset.ts) for a segment no socket took. */
   private tcpReset(st: Flight): void {
     const pkt = st.skb.pkt;
-    const r = tcpV4SendReset(pkt, { dstType: this.fib.addrType(pkt.ip.dst), ttl: this.ipDefaultTtl });
+    const r = tcpV4SendReset(pkt, { dstType: this.dstType(pkt.ip.dst), ttl: this.ipDefaultTtl });
     if ("refused" in r) {
       st.journey.log.push(`(tcp_v4_send_reset sends nothing: ${r.refused})`);
       return;
