@@ -100,6 +100,7 @@ import { CtSummaryRecord, NatStepRecord, TraceHitRecord } from "../trace/records
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_NUM, HOOK_ORDER } from "./hooks";
+import type { HookEntry } from "./hooks";
 
 export type Backend = "legacy" | "nft";
 
@@ -152,6 +153,11 @@ interface Flight {
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
+
+/** A HOOK_ORDER entry of HostSim's plan: table entries carry their compiled table. */
+type PlannedEntry =
+  | Exclude<HookEntry, { kind: "table" }>
+  | (Extract<HookEntry, { kind: "table" }> & { readonly compiled: CompiledTable });
 
 /** State of one nat hook call (HostSim.natHook). */
 interface NatCall {
@@ -284,6 +290,11 @@ export class HostSim implements HostServices, NatTargetHost {
    * (nf_ct_netns_get) by the rules that need conntrack; with none, packets are never tracked (recording 66).
    */
   private readonly ctInUse: boolean;
+  /**
+   * HOOK_ORDER with the tables resolved: a table entry stays only when its chain for the hook runs (which tables
+   * exist and the backend are fixed at construction), carrying its compiled table.
+   */
+  private readonly hookPlan: Record<Hook, readonly PlannedEntry[]>;
   /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
   private readonly postRoutingHasIn: boolean;
   private readonly dstTypes = new Map<number, AddrType>();
@@ -367,6 +378,16 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     this.problems = problems;
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
+    this.hookPlan = Object.fromEntries(
+      HOOKS.map((h) => [
+        h,
+        HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
+          if (e.kind !== "table") return [e];
+          const t = this.tables.get(e.table);
+          return t && this.chainRuns(t, h) ? [{ ...e, compiled: t }] : [];
+        }),
+      ]),
+    ) as unknown as Record<Hook, readonly PlannedEntry[]>;
     this.postRoutingHasIn = kernelAtLeast(this.kernel, "4.4");
     this.ctInUse = !kernelAtLeast(this.kernel, "4.10") || rulesetNeedsConntrack(opts.ruleset);
   }
@@ -619,11 +640,10 @@ export class HostSim implements HostServices, NatTargetHost {
   /** Runs every function registered at `hook`; false when the packet did not survive (its fate is set). */
   private runHook(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    for (const e of HOOK_ORDER[hook]) {
+    for (const e of this.hookPlan[hook]) {
       switch (e.kind) {
         case "table": {
-          const t = this.tables.get(e.table);
-          if (!t || !this.chainRuns(t, hook)) break;
+          const t = e.compiled;
           const mark0 = skb.mark;
           const ip0 = skb.pkt.ip;
           const r = this.doTable(t, hook, st);

@@ -10,6 +10,7 @@
  * interface). The packet input is streamed. Bad input exits 2 with file:line:col.
  */
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
 import type { Command } from "commander";
 import { Chalk } from "chalk";
 import type { ChalkInstance } from "chalk";
@@ -174,7 +175,22 @@ class OutputBuffer {
   }
 }
 
+/**
+ * V8's allocation-site pretenuring decides, early in a streamed run, that the capture decoder's packet objects
+ * live long (a decoded chunk stays alive while its packets run) and allocates every later one in the old
+ * generation: full mark-compacts every few hundred milliseconds. Without it the packets die young (scavenges).
+ * 10,000 rules, 200,000 packets, --quiet: 166k -> 211k packets/s. Only the garbage collector's policy changes.
+ */
+function tuneGarbageCollector(): void {
+  try {
+    setFlagsFromString("--no-allocation-site-pretenuring");
+  } catch {
+    /* an engine without the flag: keep its default */
+  }
+}
+
 async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
+  tuneGarbageCollector();
   const format = opts.format;
   if (!(FORMATS as readonly string[]).includes(format))
     bad("--format", `expected one of ${FORMATS.join(", ")}, got "${format}"`);
