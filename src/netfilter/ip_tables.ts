@@ -180,6 +180,8 @@ function compileRule(
       problems.push({ rule, what: `match "${m.name}" has no packet evaluation yet` });
       continue;
     }
+    // comment_mt always matches and touches nothing: leaving it out of the per-packet list changes nothing.
+    if (m.name === "comment") continue;
     matches.push({ name: m.name, fn: d.match as MatchFn<unknown>, options: m.options });
   }
   let step: Step = { kind: "none" };
