@@ -75,9 +75,14 @@ describe("ctsim trace", () => {
     const x = await run("trace", ...SEED, "--format", "xtables-monitor");
     expect(x.code, x.stderr).toBe(0);
     expect(x.stdout).toMatch(/^ TRACE: 2 [0-9a-f]{8} raw:PREROUTING:policy:ACCEPT $/m);
+    // The -j TRACE rule's own event, as iptables-nft prints it (needs the rule set: handles and rule text).
     expect(x.stdout).toMatch(
-      /^ TRACE: 2 [0-9a-f]{8} nat:POSTROUTING:rule:0x1:ACCEPT {2}-4 -t nat -A POSTROUTING -j MASQUERADE$/m,
+      /^ TRACE: 2 [0-9a-f]{8} raw:PREROUTING:rule:0x[0-9a-f]+:CONTINUE {2}-4 -t raw -A PREROUTING -d 2\.2\.2\.2\/32 -p tcp -j TRACE$/m,
     );
+    expect(x.stdout).toMatch(
+      /^ TRACE: 2 [0-9a-f]{8} nat:POSTROUTING:rule:0x5:ACCEPT {2}-4 -t nat -A POSTROUTING -j MASQUERADE$/m,
+    );
+    // Handles number a table's chains first, then its rules (nat has 4 chains, so its first rule is 0x5).
     // Format checked against iptables 1.8.9 / nftables 1.0.6 in test/oracle/monitor.test.ts.
     expect(x.stdout).toMatch(
       /^PACKET: 2 [0-9a-f]{8} IN=eth0 OUT=eth0 .*SRC=192\.168\.100\.105 .*TTL=63 ID=44608 SPORT=1836 DPORT=80 SYN $/m,

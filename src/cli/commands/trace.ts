@@ -260,10 +260,10 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
               stdout.push(`${JSON.stringify(reportJson(r))}\n`);
               break;
             case "xtables-monitor":
-              for (const l of formatXtablesMonitor(r)) stdout.push(`${l}\n`);
+              for (const l of formatXtablesMonitor(r, { ruleset: loaded.ruleset })) stdout.push(`${l}\n`);
               break;
             case "nft":
-              for (const l of formatNftMonitor(r)) stdout.push(`${l}\n`);
+              for (const l of formatNftMonitor(r, { ruleset: loaded.ruleset })) stdout.push(`${l}\n`);
               break;
             default:
               stdout.push(formatReportText(r, c, opts.events === true));
