@@ -13,6 +13,10 @@
  * line: the table is `defaultTable`), CRLF line endings. Pre-1.4 postfix negation (`-d ! x`) is accepted
  * with a warning.
  *
+ * Chain creation as iptables-nft 1.8.9 does it (iptables/nft.c `nft_xt_builtin_init` with a chain name): every
+ * command that creates a chain records it in `Chain.created` (see ruleset.ts), so `--backend nft` runs only the
+ * built-in chains the input declared or named.
+ *
  * Left out on purpose: `--noflush` semantics beyond "do not flush the table first", hostnames in `-s`/`-d`
  * (no DNS), IPv6, `-t` inside restore input (refused, as iptables-restore does), `--wait` (ignored).
  */
@@ -45,6 +49,7 @@ import {
   emptyRuleset,
   isBuiltinChain,
   isTableName,
+  markCreated,
   newTable,
   newUserChain,
   renumber,
@@ -282,8 +287,9 @@ export class RulesetBuilder {
     if (isBuiltinChain(tableName, name)) {
       const chain = table.chains.get(name)!;
       if (policy === "-") {
-        // iptables-restore leaves the policy as it is (kube-proxy writes this).
+        // iptables-restore leaves the policy as it is (kube-proxy writes this); iptables-nft creates the chain.
         if (counters) chain.counters = counters;
+        markCreated(chain, line.line, "declaration");
         return;
       }
       if (policy !== "ACCEPT" && policy !== "DROP") {
@@ -297,6 +303,7 @@ export class RulesetBuilder {
       }
       chain.policy = policy;
       if (counters) chain.counters = counters;
+      markCreated(chain, line.line, "declaration");
       return;
     }
     if (policy !== "-") {
@@ -317,6 +324,7 @@ export class RulesetBuilder {
     }
     const chain = newUserChain(name);
     if (counters) chain.counters = counters;
+    markCreated(chain, line.line, "declaration");
     table.chains.set(name, chain);
   }
 
@@ -354,6 +362,7 @@ export class RulesetBuilder {
     if (!this.unknown("IPT_NO_CHAIN", msg, line, name.column)) return undefined;
     if (isBuiltinChain(tableName, name.text) || name.text.length > MAX_CHAIN_NAME) return undefined;
     const created = newUserChain(name.text);
+    markCreated(created, line.line, "implicit");
     table.chains.set(name.text, created);
     return created;
   }
@@ -455,6 +464,8 @@ export class RulesetBuilder {
           text: line.text,
         };
         const rules = this.expand(spec, source, counters);
+        // iptables-nft: nft_rule_append / nft_rule_insert create the built-in chain (nft_xt_builtin_init).
+        if (letter === "A" || letter === "I") markCreated(chain, line.line, "rule");
         if (letter === "A") chain.rules.push(...rules);
         else if (letter === "I") {
           const at = index ?? 1;
@@ -514,7 +525,9 @@ export class RulesetBuilder {
           return;
         }
         if (!this.checkChainName(tableName, chainTok.text, line, chainTok.column)) return;
-        table.chains.set(chainTok.text, newUserChain(chainTok.text));
+        const chain = newUserChain(chainTok.text);
+        markCreated(chain, line.line, "new-chain");
+        table.chains.set(chainTok.text, chain);
         break;
       }
       case "X": {
@@ -522,6 +535,12 @@ export class RulesetBuilder {
         const victims = chainTok
           ? [chainTok.text]
           : [...table.chains.values()].filter((c) => !c.builtin).map((c) => c.name);
+        // iptables-nft (__nft_chain_del): `-X` without a chain also deletes the built-in chains that have no rules
+        // and policy ACCEPT; iptables-legacy keeps them (only `created` changes, for --backend nft).
+        if (!chainTok)
+          for (const c of table.chains.values())
+            if (c.builtin && c.rules.length === 0 && (c.policy ?? "ACCEPT") === "ACCEPT")
+              c.created = undefined;
         for (const name of victims) {
           const c = table.chains.get(name);
           if (!c) {
@@ -569,6 +588,8 @@ export class RulesetBuilder {
         if (chainTok) {
           const c = this.chainFor(tableName, chainTok, line);
           if (c) c.rules = [];
+          // iptables-nft: nft_rule_flush with a chain creates it (nft_xt_builtin_init).
+          if (c) markCreated(c, line.line, "flush");
         } else for (const c of table.chains.values()) c.rules = [];
         break;
       }
@@ -606,6 +627,7 @@ export class RulesetBuilder {
         const c = table.chains.get(chainTok.text)!;
         c.policy = pol.text;
         if (counters) c.counters = counters;
+        markCreated(c, line.line, "policy");
         break;
       }
       case "E": {
@@ -904,7 +926,9 @@ export class RulesetBuilder {
             const msg = `unknown target or chain "${name}" (targets: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}; or a user chain of table ${tableName})`;
             if (!this.unknown("IPT_NO_CHAIN", msg, line, value.column)) return undefined;
             if (name.length > MAX_CHAIN_NAME || name.startsWith("-")) return undefined;
-            table.chains.set(name, newUserChain(name));
+            const created = newUserChain(name);
+            markCreated(created, line.line, "implicit");
+            table.chains.set(name, created);
             target = { kind: "jump", chain: name, goto: false };
             break;
           }

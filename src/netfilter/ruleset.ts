@@ -7,9 +7,19 @@
  * Userspace side: iptables 1.8.x `iptables/iptables.c` (struct iptables_command_state) and libiptc's chain
  * model (built-in chains with policy and counters, user chains, jump vs goto).
  *
+ * iptables-nft (iptables 1.8.9 `iptables/nft.c`: `nft_xt_builtin_init(h, table, chain)`,
+ * `nft_chain_builtin_init`, `nft_chain_set`, `nft_rule_append`/`nft_rule_insert`, `nft_rule_flush`,
+ * `nft_chain_user_add`/`nft_chain_restore`, `__nft_chain_del`) creates a built-in chain only when a command names
+ * it: a `:CHAIN POLICY` line of a restore file (`-` too), `-A`/`-I`, `-P`, or `-F CHAIN`; `-N` and user-chain
+ * declarations create the table and no built-in chain; `-X` without a chain deletes the built-in chains that have
+ * no rules and policy ACCEPT. The model keeps every built-in chain (iptables-legacy registers a table's whole
+ * layout) and records in `Chain.created` where the input created it in that sense, so `nftChainExists` tells which
+ * base chains iptables-nft would have made (HostSim's `--backend nft`, nf_tables rule handles).
+ *
  * Left out on purpose: IPv6 (ip6tables), arptables/ebtables, the `-f` fragment selector's evaluation, the TOS
  * selector of very old iptables, and the kernel's blob layout (offsets, underflows); chains are plain arrays
- * and rule numbers are array positions + 1 (what TRACE prints as `rule:N`).
+ * and rule numbers are array positions + 1 (what TRACE prints as `rule:N`). iptables-nft's `-F -v` without a chain
+ * (which creates every built-in chain of the table) is not distinguished from `-F`.
  */
 
 import type { Diagnostic } from "../errors";
@@ -122,10 +132,24 @@ export interface Rule {
   readonly neverMatches: boolean;
 }
 
+/** How the input created a chain in iptables-nft's sense (see the header). */
+export type ChainCreatedBy = "declaration" | "rule" | "policy" | "flush" | "new-chain" | "implicit";
+
+/** Where the input created a chain: the (1-based) line of the command, and which command it was. */
+export interface ChainOrigin {
+  readonly line: number;
+  readonly by: ChainCreatedBy;
+}
+
 export interface Chain {
   readonly name: string;
   /** The hook for a built-in chain; undefined for user chains. */
   readonly builtin?: Hook;
+  /**
+   * Where the input created the chain (iptables-nft semantics, see the header). Undefined for a built-in chain
+   * the input never named (it exists only for iptables-legacy) and for chains built without a parser.
+   */
+  created?: ChainOrigin;
   /** Built-in chains only. */
   policy?: "ACCEPT" | "DROP";
   counters: Counters;
@@ -178,6 +202,21 @@ export function newTable(name: TableName): Table {
 
 export function newUserChain(name: string): Chain {
   return { name, counters: zeroCounters(), rules: [], hooks: [] };
+}
+
+/**
+ * Whether iptables-nft would have created this chain: user chains always; built-in chains when the input created
+ * them (`created`), or, for rule sets built without a parser, when they have rules or a non-ACCEPT policy (which
+ * only a command naming the chain can give them).
+ */
+export function nftChainExists(chain: Chain): boolean {
+  if (chain.builtin === undefined || chain.created !== undefined) return true;
+  return chain.rules.length > 0 || (chain.policy ?? "ACCEPT") !== "ACCEPT";
+}
+
+/** Records that a command on `line` created `chain` (iptables-nft semantics); the first creation stays. */
+export function markCreated(chain: Chain, line: number, by: ChainCreatedBy): void {
+  if (chain.created === undefined) chain.created = { line, by };
 }
 
 /** Byte-wise string order (C strcmp), as libiptc sorts user chains. */

@@ -25,10 +25,11 @@
  *     RELATED(_REPLY) (net/ipv4/icmp.c icmp_glue_bits, nf_reject_ipv4.c), so conntrack does not look them up.
  *
  * Table presence: with the legacy backend a table's built-in chain runs whenever the rule set has that table
- * (iptables-legacy registers every built-in hook of a loaded table); with `nft` only chains that have rules or a
- * non-ACCEPT policy run (iptables-nft creates base chains on demand; ctsim's rule-set model cannot tell a
- * declared empty chain from an implicit one). The nat hooks exist only when a nat table is loaded, so without
- * one no null bindings are made.
+ * (iptables-legacy registers every built-in hook of a loaded table); with `nft` exactly the base chains
+ * iptables-nft would have created run: those the input declared (`:CHAIN POLICY`) or named in `-A`/`-I`/`-P`/`-F`
+ * (`nftChainExists`, src/netfilter/ruleset.ts; iptables/nft.c `nft_xt_builtin_init`). The nat hooks exist only
+ * when a nat table is loaded (with `nft`: when it has a base chain; nf_nat_register_fn registers every nat hook
+ * for the first one), so without one no null bindings are made.
  *
  * TRACE: when the rule set has a TRACE target, only packets it marks are traced (skb->nf_trace); otherwise, or
  * with `traceAll`, every packet is, generated ones included.
@@ -75,7 +76,7 @@ import { DEFAULT_KERNEL, findKernelProfile, kernelAtLeast, KERNEL_PROFILES } fro
 import { formatConntrackEntry } from "../conntrack/show";
 import type { TcpL4Result } from "../conntrack/proto_tcp";
 import type { Hook, Ruleset, TableName } from "../netfilter/ruleset";
-import { HOOKS, TABLE_NAMES } from "../netfilter/ruleset";
+import { HOOKS, TABLE_NAMES, nftChainExists } from "../netfilter/ruleset";
 import type { Registry } from "../netfilter/registry";
 import { defaultRegistry } from "../netfilter/xt/index";
 import type {
@@ -135,7 +136,14 @@ export interface HostSimOptions {
   readonly tcpRcv?: (
     pkt: Packet,
     now: number,
+    /** skb->sk as TPROXY assigned it (tcp_v4_rcv's skb_steal_sock), if any. */
+    sk?: SocketRef,
   ) => { readonly to: string; readonly replies: readonly { packet: Packet; cause: string }[] } | undefined;
+  /**
+   * The socket layer's own lookup (src/sim/net/tcp_endpoint.ts `TcpStack.lookup`), asked first by
+   * `lookupSocket` (TPROXY, `-m socket`): connected sockets and listeners opened at run time.
+   */
+  readonly socketLookup?: (q: SocketQuery, kind: "established" | "listener") => SocketRef | undefined;
 }
 
 /** Per-packet state the datapath carries besides the Skb. */
@@ -281,6 +289,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   private readonly ipsets: ReadonlyMap<string, IpSet>;
   private readonly tcpRcv?: HostSimOptions["tcpRcv"];
+  private readonly socketLookup?: HostSimOptions["socketLookup"];
   private readonly sendRedirects: boolean;
   private readonly echoIgnoreAll: boolean;
   private readonly redirectPeers = new Map<number, { n: number; last: number }>();
@@ -295,6 +304,8 @@ export class HostSim implements HostServices, NatTargetHost {
    * exist and the backend are fixed at construction), carrying its compiled table.
    */
   private readonly hookPlan: Record<Hook, readonly PlannedEntry[]>;
+  /** With `--backend nft`: whether the nat table has a base chain (then every nat hook is registered). */
+  private readonly natHooksNft: boolean;
   /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
   private readonly postRoutingHasIn: boolean;
   private readonly dstTypes = new Map<number, AddrType>();
@@ -323,6 +334,7 @@ export class HostSim implements HostServices, NatTargetHost {
     this.neighbourMac = opts.neighbourMac;
     this.ipsets = opts.ipsets ?? new Map();
     this.tcpRcv = opts.tcpRcv;
+    this.socketLookup = opts.socketLookup;
 
     const all: Record<string, string | number> = { ...opts.host.sysctl };
     for (const [k, v] of Object.entries(opts.sysctl ?? {}))
@@ -388,6 +400,9 @@ export class HostSim implements HostServices, NatTargetHost {
         }),
       ]),
     ) as unknown as Record<Hook, readonly PlannedEntry[]>;
+    const natModel = opts.ruleset.tables.get("nat");
+    this.natHooksNft =
+      natModel !== undefined && [...natModel.chains.values()].some((c) => c.builtin && nftChainExists(c));
     this.postRoutingHasIn = kernelAtLeast(this.kernel, "4.4");
     this.ctInUse = !kernelAtLeast(this.kernel, "4.10") || rulesetNeedsConntrack(opts.ruleset);
   }
@@ -413,7 +428,8 @@ export class HostSim implements HostServices, NatTargetHost {
     return this.fib.inetSelectAddr(dev, 0);
   }
   lookupSocket(q: SocketQuery, kind: "established" | "listener"): SocketRef | undefined {
-    if (kind === "established") return undefined;
+    const dyn = this.socketLookup?.(q, kind);
+    if (dyn || kind === "established") return dyn;
     for (const s of this.host.sockets) {
       if (s.protocol !== q.protocol || s.port !== q.dport) continue;
       if (s.address !== 0 && s.address !== q.daddr) continue;
@@ -603,7 +619,7 @@ export class HostSim implements HostServices, NatTargetHost {
     if (!c) return false;
     if (this.backend === "legacy") return true;
     const model = t.source.chains.get(hook);
-    return c.rules.length > 0 || (model?.policy ?? "ACCEPT") !== "ACCEPT";
+    return model !== undefined && nftChainExists(model);
   }
 
   /** ipt_do_table for the packet in flight `st`. */
@@ -780,6 +796,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private natHook(hook: Hook, st: Flight): boolean {
     const natTable = this.tables.get("nat");
     if (!natTable) return true; // iptable_nat not loaded: no NAT hooks registered
+    if (this.backend === "nft" && !this.natHooksNft) return true; // no nat base chain: none registered
     const skb = st.skb;
     const manip = hook === "POSTROUTING" || hook === "INPUT" ? "SRC" : "DST";
     const before = skb.pkt;
@@ -954,7 +971,7 @@ export class HostSim implements HostServices, NatTargetHost {
     st.journey.out = pkt;
     const ownAddr = this.dstType(pkt.ip.dst) === "LOCAL";
     if (l4.kind === "tcp") {
-      const rcv = this.tcpRcv?.(pkt, this.now);
+      const rcv = this.tcpRcv?.(pkt, this.now, skb.sk);
       if (rcv) {
         st.journey.fate = { kind: "delivered", to: rcv.to };
         for (const r of rcv.replies) this.localOut(r.packet, r.cause, st, false);

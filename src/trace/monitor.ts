@@ -20,10 +20,15 @@
  *   (payload of the dumped headers), `... rule <rule as nft lists it> (verdict <v>)`, `... policy accept ` with
  *   ` meta mark 0x%08x` when the mark is set.
  *
- * Rule handles: nf_tables numbers chains and rules of a table from one counter in creation order; iptables-nft-
- * restore creates a table's chains first (in file order), then its rules (in file order). So the handle is
- * (number of chains of the table) + (position of the rule in the table) when the rule set came from one restore
- * file; pass the rule set in `MonitorOptions.ruleset` (without it the handle is the position in the chain).
+ * Rule handles: nf_tables numbers chains and rules of a table from one counter (nf_tables_alloc_handle) in the
+ * order of the batch, which iptables-nft builds in command order (iptables/nft.c): a `:CHAIN` line creates its
+ * chain, a rule its built-in chain if the input had not created it yet (nft_xt_builtin_init, just before the
+ * rule), then the rule. Only chains that exist for iptables-nft count (`nftChainExists`: the built-in chains the
+ * input never named are not created). So the handle is the rank of the rule among the table's existing chains
+ * (at their creation line, `Chain.created`) and rules (at their source line); a restore file declares its
+ * chains first, so there it is (number of declared chains) + (position of the rule in the table). Pass the rule
+ * set in `MonitorOptions.ruleset` (without it the handle is the position in the chain). Not followed: handles
+ * taken by rules deleted later (`-D`) or by anonymous sets, and `-R` keeping the old rule's handle.
  *
  * Approximations, on purpose: nft rule text is a translation of the iptables rule into what nft lists for the
  * expressions iptables-nft 1.8.9 generates, for the common matches and targets (addresses, interfaces, -p, tcp,
@@ -38,6 +43,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from "../wire/pa
 import type { Packet } from "../wire/packet";
 import { formatRuleSpec } from "../netfilter/save";
 import type { Rule, Ruleset } from "../netfilter/ruleset";
+import { nftChainExists } from "../netfilter/ruleset";
 import type { PacketReport, TraceHit } from "./events";
 
 export interface MonitorOptions {
@@ -57,9 +63,17 @@ export function nftRuleHandles(rs: Ruleset): Map<Rule, number> {
   if (m) return m;
   m = new Map();
   for (const t of rs.tables.values()) {
-    const rules = [...t.chains.values()].flatMap((c) => c.rules);
-    rules.sort((a, b) => a.source.line - b.source.line);
-    rules.forEach((r, i) => m!.set(r, t.chains.size + 1 + i));
+    // Creation order: by line; at one line the chain a rule created comes before the rule; otherwise stable
+    // (chains in table order, rules chain by chain). A chain built without a parser has no line: first.
+    const objs: { line: number; kind: 0 | 1; rule?: Rule }[] = [];
+    for (const c of t.chains.values())
+      if (nftChainExists(c)) objs.push({ line: c.created?.line ?? -Infinity, kind: 0 });
+    for (const c of t.chains.values())
+      for (const r of c.rules) objs.push({ line: r.source.line, kind: 1, rule: r });
+    objs.sort((a, b) => a.line - b.line || a.kind - b.kind);
+    objs.forEach((o, i) => {
+      if (o.rule) m!.set(o.rule, i + 1);
+    });
   }
   handleCache.set(rs, m);
   return m;

@@ -7,7 +7,6 @@
 import { describe, expect, it } from "vitest";
 import { join } from "node:path";
 import {
-  backendFor,
   compareMonitor,
   diffLines,
   listMonitorRecordings,
@@ -19,12 +18,8 @@ import { ORACLE_DIR } from "./scenario";
 
 const RERUN = join(ORACLE_DIR, "monitor", "rerun");
 
-/** Differences we know about and cannot fix in the formatter (see test/oracle/README.md). */
-const KNOWN: Record<string, string[]> = {
-  // mangle declares only PREROUTING: nf_tables gives the rule handle 2; the rule set model keeps no record of
-  // which built-in chains were declared, so ctsim counts all five.
-  "m1-user-chain-end": ["#1 xtablesMonitor"],
-};
+/** Differences we know about and cannot fix in the formatter (see test/oracle/README.md): none left. */
+const KNOWN: Record<string, string[]> = {};
 
 describe("xtables-monitor / nft monitor trace against the real tools", () => {
   const names = listMonitorRecordings();
@@ -104,14 +99,5 @@ describe("masking", () => {
         lines,
       ),
     ).toBe(-1);
-  });
-  it("chooses the backend that creates the chains iptables-nft-restore creates", () => {
-    const all = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A PREROUTING -j TRACE\nCOMMIT\n";
-    const some = "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j TRACE\nCOMMIT\n";
-    const neither =
-      "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n*mangle\n:FORWARD ACCEPT [0:0]\nCOMMIT\n";
-    expect(backendFor(all)).toBe("legacy");
-    expect(backendFor(some)).toBe("nft");
-    expect(backendFor(neither)).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Compares ctsim's `--format xtables-monitor` / `--format nft` output (src/trace/monitor.ts) with the lines the
  * real tools printed (./recordings, made by ./record.ts): each recording's scenario is replayed through a HostSim
- * with the nft backend on the recorder's clock, as src/sim/scenario.ts does for the TRACE oracle.
+ * with the nft backend (the chains iptables-nft-restore creates: declared or appended-to) on the recorder's clock, as src/sim/scenario.ts does for the TRACE oracle.
  *
  *     npx tsx test/oracle/monitor/compare.ts [--verbose] [name ...]
  *
@@ -12,8 +12,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadRuleset } from "../../../src/netfilter/parse_script";
-import { HostSim, type Backend } from "../../../src/sim/host";
-import { TABLE_BUILTIN_CHAINS, type TableName } from "../../../src/netfilter/ruleset";
+import { HostSim } from "../../../src/sim/host";
 import { recorderTimes } from "../../../src/sim/scenario";
 import { formatNftMonitor, formatXtablesMonitor } from "../../../src/trace/monitor";
 import { simInput } from "../compare";
@@ -47,54 +46,6 @@ export function maskTraceIds(lines: readonly string[]): string[] {
   );
 }
 
-/**
- * Which ctsim backend traverses the chains iptables-nft-restore creates for this file. iptables-nft-restore
- * creates a table's built-in chains that the file declares (`:CHAIN POLICY`) or appends to, and nf_tables runs
- * exactly the chains that exist. ctsim's `legacy` runs every built-in chain of a table the file names, `nft` only
- * those with rules or a non-ACCEPT policy; `undefined` when neither is the same as the file's (a third mode,
- * "declared chains", would need the rule set model to remember declarations).
- */
-export function backendFor(rulesText: string): Backend | undefined {
-  let table: TableName | undefined;
-  const declared = new Map<TableName, Set<string>>();
-  const exists = new Map<TableName, Set<string>>();
-  const withRules = new Map<TableName, Set<string>>();
-  const add = (m: Map<TableName, Set<string>>, t: TableName, c: string) =>
-    (m.get(t) ?? m.set(t, new Set()).get(t)!).add(c);
-  for (const line of rulesText.split("\n")) {
-    const l = line.trim();
-    if (l.startsWith("*")) {
-      table = l.slice(1) as TableName;
-      declared.set(table, new Set());
-      exists.set(table, new Set());
-      withRules.set(table, new Set());
-    } else if (!table) continue;
-    else if (l.startsWith(":")) {
-      const [name, policy] = l.slice(1).split(/\s+/);
-      add(declared, table, name);
-      add(exists, table, name);
-      if (policy !== "ACCEPT" && policy !== "-") add(withRules, table, name);
-    } else if (l.startsWith("-A ")) {
-      const name = l.split(/\s+/)[1];
-      add(exists, table, name);
-      add(withRules, table, name);
-    }
-  }
-  const builtins = (t: TableName, set: Set<string> | undefined) =>
-    [...(set ?? [])]
-      .filter((c) => (TABLE_BUILTIN_CHAINS[t] as readonly string[]).includes(c))
-      .sort()
-      .join();
-  let legacy = true;
-  let nft = true;
-  for (const t of exists.keys()) {
-    const real = builtins(t, exists.get(t));
-    if (real !== [...TABLE_BUILTIN_CHAINS[t]].sort().join()) legacy = false;
-    if (real !== builtins(t, withRules.get(t))) nft = false;
-  }
-  return legacy ? "legacy" : nft ? "nft" : undefined;
-}
-
 export interface MonitorOutput {
   readonly xtablesMonitor: string[];
   readonly nftMonitor: string[];
@@ -111,7 +62,8 @@ export function simulateMonitor(rec: MonitorRecording): MonitorOutput[] {
     host: input.host,
     ruleset: loaded.ruleset,
     sysctl: input.sysctl,
-    backend: backendFor(input.rulesText) ?? "nft",
+    // iptables-nft-restore loaded the rules: exactly the declared (or appended-to) chains exist and run.
+    backend: "nft",
     neighbourMac: (iface) => input.peers[iface]?.mac,
   });
   const times = recorderTimes(input.packets, input.gapMs);
