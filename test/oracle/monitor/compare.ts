@@ -1,7 +1,8 @@
 /**
  * Compares ctsim's `--format xtables-monitor` / `--format nft` output (src/trace/monitor.ts) with the lines the
  * real tools printed (./recordings, made by ./record.ts): each recording's scenario is replayed through a HostSim
- * with the nft backend (the chains iptables-nft-restore creates: declared or appended-to) on the recorder's clock, as src/sim/scenario.ts does for the TRACE oracle.
+ * with the nft backend (exactly the chains iptables-nft-restore creates: declared or appended-to) on the
+ * recorder's clock, as src/sim/scenario.ts does for the TRACE oracle.
  *
  *     npx tsx test/oracle/monitor/compare.ts [--verbose] [name ...]
  *
