@@ -68,8 +68,8 @@ Output (text): the kernel's TRACE lines for traced packets, then per packet
 
 TRACE: when the rules contain -j TRACE only the packets it marks are traced, as in the kernel; otherwise every
 packet is; --trace-all traces every packet anyway. --backend legacy (default) traverses every built-in chain of
-a table the rules define (why seed 001 shows filter:FORWARD:policy:1); --backend nft only chains with rules
-or a DROP policy.
+a table the rules define (why seed 001 shows filter:FORWARD:policy:1); --backend nft only the chains that
+exist as iptables-nft would create them: declared (:CHAIN lines) or named by -A/-I/-P/-F.
 
 Kernel profiles: ${KERNEL_PROFILES.map((p) => p.id).join(", ")} (default ${DEFAULT_KERNEL}).
 
