@@ -22,7 +22,7 @@ import { TcpStack } from "./tcp_endpoint";
 import type { TcpOutput, TcpSysctls } from "./tcp_endpoint";
 import type { HopRecord, NetNode, NodeOutput, SentPacket } from "./types";
 
-export interface LinuxNodeOptions extends Omit<HostSimOptions, "tcpRcv"> {
+export interface LinuxNodeOptions extends Omit<HostSimOptions, "tcpRcv" | "socketLookup"> {
   /** Node name in the topology (default: the host's hostname). */
   readonly name?: string;
   /** TCP sysctls of the socket layer. */
@@ -39,7 +39,11 @@ export class LinuxNode implements NetNode {
     this.name = opts.name ?? opts.host.hostname;
     this.interfaces = opts.host.interfaces.map((i) => i.name).filter((n) => n !== "lo");
     let stack: TcpStack | undefined;
-    this.sim = new HostSim({ ...opts, tcpRcv: (pkt, now) => stack!.rcv(pkt, now) });
+    this.sim = new HostSim({
+      ...opts,
+      tcpRcv: (pkt, now, sk) => stack!.rcv(pkt, now, sk),
+      socketLookup: (q, kind) => stack!.lookup(q, kind),
+    });
     const sim = this.sim;
     stack = new TcpStack({
       prng: new Prng(`${String(opts.seed ?? 0)}/${this.name}/tcp`),

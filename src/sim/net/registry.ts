@@ -20,6 +20,7 @@ import { ROUTE_TABLE_KIND } from "./devices/route_table";
 import { NAT_GATEWAY_KIND } from "./devices/nat_gateway";
 import { NLB_NODE_KIND } from "./devices/nlb";
 import { GWLB_APPLIANCE_KIND, GWLB_ENDPOINT_KIND, GWLB_KIND } from "./devices/gwlb";
+import { PROXY_SOCKET_KIND } from "./proxy";
 
 /** A path of keys and list indexes inside a node's YAML mapping: `["targets", 0, "address"]`. */
 export type KeyPath = readonly (string | number)[];
@@ -105,7 +106,7 @@ export const DEVICE_KINDS: readonly DeviceKind[] = [
 ];
 
 // Socket kinds besides listen/connect: one line per kind.
-export const SOCKET_KINDS: readonly SocketKind[] = [];
+export const SOCKET_KINDS: readonly SocketKind[] = [PROXY_SOCKET_KIND];
 
 export function defaultDeviceRegistry(): KindRegistry<DeviceKind> {
   return new KindRegistry(DEVICE_KINDS);

@@ -4,9 +4,18 @@
  * path (packets it originates go out through OUTPUT/POSTROUTING).
  *
  * Mirrors Linux 6.18 (recorded against 6.18.44, test/oracle/endpoint/):
- *   - net/ipv4/tcp_ipv4.c `tcp_v4_rcv` (established lookup, then listener: `__inet_lookup_listener`; a TPROXY'd
- *     transparent listener takes any destination), `tcp_v4_send_reset` for segments no socket takes (built by
- *     src/net/tcp_reset.ts);
+ *   - net/ipv4/tcp_ipv4.c `tcp_v4_rcv` (`skb_steal_sock`: the listener TPROXY assigned takes the segment
+ *     whatever its destination, and the request and child sockets get the packet's destination as local
+ *     address (`__inet_inherit_port` puts them in the bind bucket of that port); else established lookup, then
+ *     listener: `__inet_lookup_listener`, exact address before 0.0.0.0), `tcp_v4_send_reset` for segments no
+ *     socket takes (built by src/net/tcp_reset.ts);
+ *   - net/ipv4/af_inet.c `inet_bind` / `inet_addr_valid_or_nonlocal` (a non-local source needs IP_TRANSPARENT,
+ *     else EADDRNOTAVAIL), net/ipv4/inet_connection_sock.c `inet_csk_get_port` / `inet_csk_bind_conflict`
+ *     (an explicit bind() without SO_REUSEADDR fails with EADDRINUSE while any socket, TIME_WAIT included, holds
+ *     the port on the same or the wildcard address), net/ipv4/inet_hashtables.c `__inet_hash_connect` /
+ *     `__inet_check_established` (connect() without bind(): an ephemeral port whose 4-tuple is free; a 4-tuple
+ *     in use: EADDRNOTAVAIL); the lookups behind TPROXY and `-m socket` (`lookup`:
+ *     `nf_sk_lookup_slow_v4` / `nf_tproxy_get_sock_v4`);
  *   - net/ipv4/tcp_input.c `tcp_rcv_state_process` (LISTEN: SYN -> request sock; SYN_SENT:
  *     `tcp_rcv_synsent_state_process`: a bad ACK -> RST, RST with a good ACK -> refused, SYN-ACK -> ACK and
  *     ESTABLISHED), `tcp_validate_incoming` (RFC 5961: an out-of-window segment gets a dupack unless it is an
@@ -27,7 +36,8 @@
  *   - IP: DF set, TTL ip_default_ttl, id 0 for SYN-ACKs and resets (no connected socket yet), a per-socket
  *     counter from a random start otherwise (ip_select_ident_segs).
  *
- * Leaves out on purpose: congestion control, data retransmission (RTO after the handshake), delayed ACKs (every
+ * Leaves out on purpose: TIME_WAIT sockets in `lookup` (TPROXY's nf_tproxy_handle_time_wait4 is not modelled,
+ * see src/netfilter/xt/xt_TPROXY.ts), SO_REUSEADDR/SO_REUSEPORT, IP_BIND_ADDRESS_NO_PORT, congestion control, data retransmission (RTO after the handshake), delayed ACKs (every
  * data segment is ACKed at once, as in quickack mode), SACK blocks, receive-window growth (the window stays at
  * its initial value), urgent data, syncookies, listen-queue overflow, TCP_DEFER_ACCEPT, MD5/AO, ECN, IPv6.
  */
@@ -36,6 +46,8 @@ import { IPPROTO_TCP, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from "../../
 import { formatIpv4 } from "../../wire/addr";
 import { tcpV4SendReset } from "../../net/tcp_reset";
 import type { Prng } from "../../util/prng";
+import type { SocketRef } from "../../netfilter/skb";
+import type { SocketQuery } from "../../netfilter/host_services";
 
 export type TcpState =
   | "LISTEN"
@@ -65,7 +77,10 @@ export interface ListenOptions {
   readonly port: number;
   /** IP_TRANSPARENT: accepts segments for any destination address (TPROXY). */
   readonly transparent?: boolean;
-  /** Called when a connection is accepted; returns the application for it. Default: the `closeOnPeerClose` app. */
+  /**
+   * Called when a connection is accepted (the handshake's ACK); returns the application for it. Default: the
+   * `closeOnPeerClose` app.
+   */
   readonly accept?: (sk: TcpSock, now: number) => TcpApp | undefined;
   /** Label for output ("nginx"). */
   readonly label?: string;
@@ -74,8 +89,14 @@ export interface ListenOptions {
 export interface ConnectOptions {
   /** Source address; default: `sourceFor(dst)` of the stack. With `transparent` any address. */
   readonly src?: number;
-  /** Source port (required: ctsim never picks ephemeral ports for you unless given 0). */
+  /**
+   * Source port; 0 picks an ephemeral port in `ephemeralPorts` whose 4-tuple is free (__inet_hash_connect).
+   */
   readonly sport: number;
+  /** Explicit bind() to src:sport before connect(), without SO_REUSEADDR: EADDRINUSE if the port is held. */
+  readonly bind?: boolean;
+  /** net.ipv4.ip_local_port_range for `sport: 0` (default [32768, 60999]). */
+  readonly ephemeralPorts?: readonly [number, number];
   readonly dst: number;
   readonly dport: number;
   readonly transparent?: boolean;
@@ -260,33 +281,28 @@ export class TcpStack {
   /** connect(): sends the SYN now and arms the SYN retransmission timer. */
   connect(opts: ConnectOptions, now: number): TcpSock {
     const src = opts.src ?? this.sourceFor?.(opts.dst) ?? 0;
-    const k = key(src, opts.sport, opts.dst, opts.dport);
-    const old = this.socks.get(k);
-    if (old && old.state !== "TIME_WAIT" && old.state !== "CLOSE") {
-      // connect() on a 4-tuple in use fails with EADDRNOTAVAIL before anything is sent.
-      const sk = new TcpSock(
-        "CLOSE",
-        src,
-        opts.sport,
-        opts.dst,
-        opts.dport,
-        opts.transparent ?? false,
-        opts.label,
-      );
-      sk.error = "EADDRNOTAVAIL";
+    const transparent = opts.transparent ?? false;
+    const failed = (error: string, sport: number): TcpSock => {
+      const sk = new TcpSock("CLOSE", src, sport, opts.dst, opts.dport, transparent, opts.label);
+      sk.error = error;
       this.connections.push(sk);
       return sk;
-    }
+    };
+    // inet_bind: a source address that is not the host's needs IP_TRANSPARENT (or ip_nonlocal_bind).
+    if (opts.src !== undefined && !transparent && !this.isLocal(src))
+      return failed("EADDRNOTAVAIL", opts.sport);
+    let sport = opts.sport;
+    if (sport === 0) {
+      const p = this.ephemeralPort(src, opts.dst, opts.dport, opts.ephemeralPorts);
+      if (p === undefined) return failed("EADDRNOTAVAIL", 0);
+      sport = p;
+    } else if (opts.bind && this.portHeld(src, sport)) return failed("EADDRINUSE", sport);
+    const k = key(src, sport, opts.dst, opts.dport);
+    const old = this.socks.get(k);
+    // connect() on a 4-tuple in use fails with EADDRNOTAVAIL before anything is sent.
+    if (old && old.state !== "TIME_WAIT" && old.state !== "CLOSE") return failed("EADDRNOTAVAIL", sport);
     if (old) this.forget(old);
-    const sk = new TcpSock(
-      "SYN_SENT",
-      src,
-      opts.sport,
-      opts.dst,
-      opts.dport,
-      opts.transparent ?? false,
-      opts.label,
-    );
+    const sk = new TcpSock("SYN_SENT", src, sport, opts.dst, opts.dport, transparent, opts.label);
     sk.app = opts.app;
     sk.iss = this.prng.nextU32();
     sk.sndUna = sk.iss;
@@ -352,6 +368,63 @@ export class TcpStack {
     return this.socks.get(key(laddr, lport, raddr, rport));
   }
 
+  /**
+   * inet_csk_bind_conflict without SO_REUSEADDR: a listener or any socket not yet closed (TIME_WAIT included)
+   * holds `port` on `addr` or on the wildcard address.
+   */
+  portHeld(addr: number, port: number): boolean {
+    for (const l of this.listeners)
+      if (l.port === port && (l.address === 0 || addr === 0 || l.address === addr)) return true;
+    for (const sk of this.socks.values())
+      if (sk.lport === port && sk.state !== "CLOSE" && (sk.laddr === addr || addr === 0)) return true;
+    return false;
+  }
+
+  /**
+   * __inet_hash_connect: the first port from a seeded offset in `range` whose 4-tuple to dst:dport is free and
+   * that no listener holds; undefined when the range is exhausted (connect() then fails with EADDRNOTAVAIL).
+   */
+  ephemeralPort(
+    src: number,
+    dst: number,
+    dport: number,
+    range: readonly [number, number] = [32768, 60999],
+  ): number | undefined {
+    const [lo, hi] = range;
+    const n = hi - lo + 1;
+    const off = this.prng.nextU32() % n;
+    for (let i = 0; i < n; i++) {
+      const port = lo + ((off + i) % n);
+      if (this.listeners.some((l) => l.port === port && (l.address === 0 || l.address === src))) continue;
+      const old = this.socks.get(key(src, port, dst, dport));
+      if (!old || old.state === "CLOSE") return port;
+    }
+    return undefined;
+  }
+
+  /**
+   * The socket lookups of TPROXY and `-m socket` (nf_tproxy_get_sock_v4, nf_sk_lookup_slow_v4): "established"
+   * finds the socket of the exact 4-tuple seen from this host (request sockets included, TIME_WAIT not),
+   * "listener" the listener on daddr:dport, else on 0.0.0.0:dport.
+   */
+  lookup(q: SocketQuery, kind: "established" | "listener"): SocketRef | undefined {
+    if (q.protocol !== "tcp") return undefined;
+    if (kind === "established") {
+      const sk = this.socks.get(key(q.daddr, q.dport, q.saddr, q.sport));
+      if (!sk || sk.state === "TIME_WAIT" || sk.state === "CLOSE") return undefined;
+      return {
+        protocol: "tcp",
+        address: sk.laddr,
+        port: sk.lport,
+        transparent: sk.transparent,
+        listening: false,
+      };
+    }
+    const l = this.listener(q.daddr, q.dport);
+    if (!l) return undefined;
+    return { protocol: "tcp", address: l.address, port: l.port, transparent: l.transparent, listening: true };
+  }
+
   /** Whether a listener would take a segment to `daddr:dport` (for `-m socket`-like queries). */
   hasListener(daddr: number, dport: number): boolean {
     return this.listener(daddr, dport) !== undefined;
@@ -381,12 +454,17 @@ export class TcpStack {
    * A TCP segment delivered locally (after INPUT). Returns what happened and the replies, or undefined when no
    * socket (and no listener) takes it: the caller sends `tcp_v4_send_reset`.
    */
-  rcv(pkt: Packet, now: number): TcpRcvResult | undefined {
+  rcv(pkt: Packet, now: number, assigned?: SocketRef): TcpRcvResult | undefined {
     const th = pkt.l4;
     if (th.kind !== "tcp") return undefined;
     const ip = pkt.ip;
     const replies: TcpOutput[] = [];
-    const sk = this.socks.get(key(ip.dst, th.dstPort, ip.src, th.srcPort));
+    // skb_steal_sock: a listener TPROXY assigned takes the segment, whatever its destination.
+    const stolen =
+      assigned?.listening && assigned.protocol === "tcp"
+        ? this.listeners.find((l) => l.address === assigned.address && l.port === assigned.port)
+        : undefined;
+    const sk = stolen ? undefined : this.socks.get(key(ip.dst, th.dstPort, ip.src, th.srcPort));
     if (sk) {
       const before = sk.state;
       const what = this.process(sk, pkt, now, replies);
@@ -394,9 +472,9 @@ export class TcpStack {
       const trans = before === sk.state ? before : `${before} -> ${sk.state}`;
       return { to: `tcp ${formatIpv4(sk.laddr)}:${sk.lport} (${trans}): ${what}`, replies };
     }
-    const l = this.listener(ip.dst, th.dstPort);
+    const l = stolen ?? this.listener(ip.dst, th.dstPort);
     if (!l) return undefined;
-    const where = `tcp ${formatIpv4(l.address)}:${l.port} (LISTEN${l.transparent ? ", transparent" : ""})`;
+    const where = `tcp ${formatIpv4(l.address)}:${l.port} (LISTEN${l.transparent ? ", transparent" : ""}${stolen ? ", TPROXY" : ""})`;
     if (th.flags & TCP_RST) return { to: `${where}: RST ignored`, replies };
     if (th.flags & TCP_ACK) {
       // tcp_v4_do_rcv -> tcp_rcv_state_process(LISTEN): an ACK without request sock -> reset.
@@ -414,7 +492,7 @@ export class TcpStack {
     for (const l of this.listeners) {
       if (l.port !== dport) continue;
       if (l.address === daddr) return l;
-      if (l.address === 0 || l.transparent) wild ??= l;
+      if (l.address === 0) wild ??= l;
     }
     return wild;
   }
