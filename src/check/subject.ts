@@ -29,7 +29,7 @@ import { parseConntrackLine } from "../conntrack/show";
 import { HostSim } from "../sim/host";
 import type { Backend } from "../sim/host";
 import type { PacketJourney, PacketReport, TraceHit } from "../trace/events";
-import { formatSummary } from "../trace/summary";
+import { formatSummary, formatFate } from "../trace/summary";
 
 /** One emulated host with its rule set and options: what `trace`, `explain` and single-host checks run. */
 export interface HostScenario {
@@ -296,20 +296,7 @@ function fateOf(r: PacketReport, j: PacketJourney, decided: TraceHit | undefined
 }
 
 function fateText(j: PacketJourney): string {
-  const f = j.fate;
-  if (!f) return "unknown";
-  switch (f.kind) {
-    case "left":
-      return `left on ${f.iface}`;
-    case "delivered":
-      return `delivered locally (${f.to})`;
-    case "dropped":
-      return `dropped: ${f.reason}`;
-    case "stolen":
-      return `stolen by ${f.by}: ${f.reason}`;
-    case "ignored":
-      return `ignored: ${f.reason}`;
-  }
+  return j.fate ? formatFate(j.fate) : "unknown";
 }
 
 export function conntrackFieldsOf(line: string): ConntrackFields {
