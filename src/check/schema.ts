@@ -51,7 +51,8 @@
  *                        fields), or a list (exactly these, in any order); fields as in leaves
  *   socket               a TCP socket at the end of the run (`flow:`, or `node:` plus `local`/`remote`
  *                        ADDR:PORT in the map to pick a connection of that node): its final state
- *                        (`ESTABLISHED`), or {state, error: ECONNRESET|ECONNREFUSED|ETIMEDOUT|none,
+ *                        (`ESTABLISHED`), or {state, error: ECONNRESET|ECONNREFUSED|ETIMEDOUT|EADDRINUSE|
+ *                        EADDRNOTAVAIL|none,
  *                        established: true|false, history: [SYN_SENT, ESTABLISHED] (in order, not
  *                        necessarily adjacent), retransmissions: N (segments the socket sent again)}
  *
