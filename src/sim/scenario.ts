@@ -6,12 +6,18 @@
  * The recorder (test/oracle/record.ts) waited max(gap_ms, timestamp difference) after each packet, so the kernel
  * saw packet i at the sum of those pauses; the same clock is used here (base 1,000,000 s).
  *
+ * `ipsetsText` (the scenario's `ipset save` file) becomes HostSim's `ipsets`; the host file's `sockets:` are
+ * answered as root-owned listeners (`rootListeners`), as the recorder's python3 listener opens them.
+ *
  * Leaves out on purpose: nothing of the contract; what the emulator leaves out is listed in ./host.ts.
  */
 import type { Packet } from "../wire/packet";
 import type { Host } from "../host/types";
+import type { SocketRef } from "../netfilter/skb";
+import type { SocketQuery } from "../netfilter/host_services";
 import { InputError } from "../errors";
 import { loadRuleset } from "../netfilter/parse_script";
+import { parseIpsetSave } from "../ipset/parse_save";
 import { HostSim } from "./host";
 import type { HostSimOptions } from "./host";
 
@@ -27,6 +33,9 @@ export interface ScenarioInput {
   /** The recorder's pause between packets (ms); default 150. */
   readonly gapMs?: number;
   readonly peers?: Readonly<Record<string, { readonly mac: string; readonly addresses: readonly string[] }>>;
+  /** `ipset save` text (the recorder loads it with `ipset restore`), for `-m set`. */
+  readonly ipsetsText?: string;
+  readonly ipsetsFile?: string;
 }
 
 export interface ScenarioPacketResult {
@@ -54,6 +63,32 @@ export function recorderTimes(packets: readonly Packet[], gapMs = 150): number[]
   return out;
 }
 
+/**
+ * The host file's `sockets:` as the recorder opens them: listeners of one python3 process running as root, so
+ * a socket TPROXY assigns carries owner 0/0 (the kernel's TRACE/LOG lines then print `UID=0 GID=0`,
+ * nf_log_dump_sk_uid_gid). Lookup as `__inet_lookup_listener`: a socket bound to the exact address before
+ * one bound to 0.0.0.0. Established sockets: none (the recorder never accepts).
+ */
+export function rootListeners(
+  host: Host,
+): (q: SocketQuery, kind: "established" | "listener") => SocketRef | undefined {
+  return (q, kind) => {
+    if (kind !== "listener") return undefined;
+    const fit = host.sockets.filter((s) => s.protocol === q.protocol && s.port === q.dport);
+    const s = fit.find((x) => x.address === q.daddr) ?? fit.find((x) => x.address === 0);
+    if (!s) return undefined;
+    return {
+      protocol: s.protocol,
+      address: s.address,
+      port: s.port,
+      transparent: s.transparent,
+      listening: true,
+      uid: 0,
+      gid: 0,
+    };
+  };
+}
+
 export interface SimulateOptions {
   readonly kernel?: string;
   readonly seed?: number | string;
@@ -64,11 +99,19 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
   const loaded = loadRuleset(input.rulesText, { file: input.rulesFile });
   if (loaded.errors.length > 0) throw new InputError(loaded.errors[0]);
   const peers = input.peers ?? {};
+  let ipsets: HostSimOptions["ipsets"];
+  if (input.ipsetsText !== undefined) {
+    const parsed = parseIpsetSave(input.ipsetsText, input.ipsetsFile ?? "<ipsets>");
+    if (parsed.diagnostics.length > 0) throw new InputError(parsed.diagnostics[0]);
+    ipsets = parsed.sets;
+  }
   const simOpts: HostSimOptions = {
     host: input.host,
     ruleset: loaded.ruleset,
     sysctl: input.sysctl,
     neighbourMac: (iface) => peers[iface]?.mac,
+    ...(ipsets ? { ipsets } : {}),
+    ...(input.host.sockets.length > 0 ? { socketLookup: rootListeners(input.host) } : {}),
     ...(opts.kernel ? { kernel: opts.kernel } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
   };

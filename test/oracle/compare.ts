@@ -67,6 +67,9 @@ export interface SimInput {
   readonly gapMs: number;
   /** MAC of the neighbour behind each router interface (for egress Ethernet destinations). */
   readonly peers: Readonly<Record<string, { readonly mac: string; readonly addresses: readonly string[] }>>;
+  /** `ipset save` text the recorder loaded with `ipset restore` (scenario key `ipsets`), if any. */
+  readonly ipsetsText?: string;
+  readonly ipsetsFile?: string;
 }
 
 /**
@@ -538,6 +541,7 @@ export function simInput(sc: Scenario, mode: CompareMode = "full"): SimInput {
     sysctl: sc.sysctl,
     rulesText: sc.rulesText,
     rulesFile: sc.rulesFile,
+    ...(sc.ipsetsText !== undefined ? { ipsetsText: sc.ipsetsText, ipsetsFile: sc.ipsetsFile } : {}),
     packets: inputs.map((i) => ({
       ...i.packet,
       iface: i.iface,

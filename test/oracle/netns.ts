@@ -107,11 +107,29 @@ export interface Capture {
   readonly proc: ChildProcess;
 }
 
+/** The listener process: argv `ADDR,PORT,tcp|udp,0|1` per socket; prints "ready", holds them until killed. */
+const LISTENER_PY = `
+import socket, sys
+held = []
+for spec in sys.argv[1:]:
+    addr, port, proto, transparent = spec.split(",")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    if transparent == "1":
+        s.setsockopt(socket.SOL_IP, 19, 1)  # IP_TRANSPARENT
+    s.bind((addr, int(port)))
+    if proto == "tcp":
+        s.listen(16)
+    held.append(s)
+print("ready", flush=True)
+sys.stdin.read()
+`;
+
 export class Lab {
   readonly router: string;
   readonly peerNs: Record<string, string> = {};
   private created: string[] = [];
   private captures: Capture[] = [];
+  private listener: ChildProcess | undefined;
 
   constructor(
     readonly scenario: Scenario,
@@ -182,9 +200,45 @@ export class Lab {
     }
     for (const r of host.routes) run("ip", ["-n", R, "route", "add", ...r.text.split(/\s+/)]);
     for (const r of host.rules) run("ip", ["-n", R, "rule", "add", ...r.text.split(/\s+/)]);
+    // ipsets before the rules (a `-m set` rule needs its set to exist).
+    if (sc.ipsetsText !== undefined) nsRun(R, "ipset", ["restore"], sc.ipsetsText);
     nsRun(R, "iptables-legacy-restore", [], sc.rulesText);
     const sysArgs = Object.entries(sysctls).map(([k, v]) => `${k}=${v}`);
     if (sysArgs.length > 0) nsRun(R, "sysctl", ["-qw", ...sysArgs]);
+  }
+
+  /**
+   * Opens the host file's `sockets:` in the router namespace (one python3 process holding them all): TCP
+   * sockets listen, UDP sockets are bound; `transparent: true` sets IP_TRANSPARENT (19) before bind(), so a
+   * non-local address can be bound (TPROXY, `-m socket --transparent`). Resolves once all are bound.
+   */
+  async startListeners(): Promise<void> {
+    const socks = this.scenario.host.sockets;
+    if (socks.length === 0) return;
+    const specs = socks.map(
+      (s) => `${formatIpv4(s.address)},${s.port},${s.protocol},${s.transparent ? 1 : 0}`,
+    );
+    const proc = spawn("ip", ["netns", "exec", this.router, "python3", "-c", LISTENER_PY, ...specs], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    this.listener = proc;
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      let err = "";
+      const timer = setTimeout(() => reject(new Error(`listener did not start: ${err}`)), 5000);
+      proc.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("ready")) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      proc.on("exit", (code) => {
+        clearTimeout(timer);
+        reject(new Error(`listener exited (${code}): ${err.trim()}`));
+      });
+    });
   }
 
   /** Starts `tcpdump -Q in` on every peer end; resolves once all are listening. */
@@ -262,6 +316,11 @@ export class Lab {
   destroy(): void {
     for (const c of this.captures) if (c.proc.exitCode === null) c.proc.kill("SIGKILL");
     this.captures = [];
+    if (this.listener && this.listener.exitCode === null) {
+      this.listener.removeAllListeners("exit");
+      this.listener.kill("SIGKILL");
+    }
+    this.listener = undefined;
     for (const ns of this.created.reverse()) spawnSync("ip", ["netns", "del", ns]);
     this.created = [];
   }

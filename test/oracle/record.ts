@@ -101,6 +101,7 @@ export async function recordScenario(sc: Scenario, tag: string, command: string)
   const kmsg = new KmsgReader();
   try {
     lab.build();
+    await lab.startListeners();
     await lab.startCaptures();
     await sleep(100);
     kmsg.drain();

@@ -36,9 +36,12 @@ export interface Scenario {
   /** Extra sysctls for the router namespace (applied after the host file's). */
   readonly sysctl: Readonly<Record<string, number | string>>;
   readonly gapMs: number;
+  /** `ipset save` text loaded into the router namespace with `ipset restore` before the rules (optional). */
+  readonly ipsetsFile?: string;
+  readonly ipsetsText?: string;
 }
 
-const SCENARIO_KEYS = ["description", "host", "rules", "packets", "peers", "sysctl", "gap_ms"];
+const SCENARIO_KEYS = ["description", "host", "rules", "packets", "peers", "sysctl", "gap_ms", "ipsets"];
 
 function bad(file: string, message: string): never {
   throw new Error(`${file}: ${message}`);
@@ -85,6 +88,7 @@ export function loadScenario(dir: string): Scenario {
   }
   const gapMs = raw.gap_ms === undefined ? 150 : Number(raw.gap_ms);
   if (!Number.isFinite(gapMs) || gapMs < 20) bad(file, `"gap_ms" must be a number >= 20`);
+  const ipsetsFile = raw.ipsets === undefined ? undefined : str("ipsets");
   return {
     name,
     dir: absDir,
@@ -98,6 +102,9 @@ export function loadScenario(dir: string): Scenario {
     peers,
     sysctl,
     gapMs,
+    ...(ipsetsFile !== undefined
+      ? { ipsetsFile, ipsetsText: readFileSync(join(absDir, ipsetsFile), "utf8") }
+      : {}),
   };
 }
 
