@@ -373,3 +373,27 @@ describe("LOG lines (record.ts splitKmsg, compare.ts log)", () => {
     expect(compareRecording(rec, none).packets[0].trace, "no log from the engine").toBe(false);
   });
 });
+
+describe("ipsets and listeners (67-69)", () => {
+  it("loads the ipsets key and hands its text to the engine", async () => {
+    const sc = loadScenario(join(SCENARIO_ROOT, "69-match-set"));
+    expect(sc.ipsetsFile, `got ${sc.ipsetsFile}, want ipsets.save`).toBe("ipsets.save");
+    expect(sc.ipsetsText).toContain("create clients hash:ip");
+    const { simInput } = await import("./compare");
+    expect(simInput(sc).ipsetsText).toBe(sc.ipsetsText);
+    expect(simInput(loadScenario(join(SCENARIO_ROOT, "58-target-DNAT"))).ipsetsText).toBeUndefined();
+  });
+
+  it("answers listener lookups exact address first, owned by root", async () => {
+    const { rootListeners } = await import("../../src/sim/scenario");
+    const sc = loadScenario(join(SCENARIO_ROOT, "68-match-socket"));
+    const look = rootListeners(sc.host);
+    const q = { protocol: "tcp" as const, saddr: 0xc6336402, sport: 41000, dport: 3131 };
+    const exact = look({ ...q, daddr: 0xcb00715a }, "listener"); // 203.0.113.90
+    expect(exact?.address, `got ${exact?.address}, want 203.0.113.90`).toBe(0xcb00715a);
+    expect(exact?.uid).toBe(0);
+    expect(look({ ...q, daddr: 0xcb00715b }, "listener")).toBeUndefined(); // .91: only .90 is bound
+    expect(look({ ...q, dport: 3129, daddr: 0xcb00715b }, "listener")?.address).toBe(0); // wildcard
+    expect(look({ ...q, daddr: 0xcb00715a }, "established")).toBeUndefined();
+  });
+});
