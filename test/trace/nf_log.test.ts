@@ -102,6 +102,9 @@ describe("TRACE lines of the 6.18.44 recordings", () => {
         // skb->mark is datapath state (MARK/CONNMARK rules set it), not a packet field: take it from the line;
         // its formatting (`MARK=0x5` last, omitted when 0) is still under test.
         const markText = / MARK=0x([0-9a-f]+) ?$/.exec(line)?.[1];
+        // Likewise the owner of skb->sk (a socket TPROXY assigned, oracle 67/68): datapath state; its
+        // formatting (`UID=0 GID=0` before MARK) is under test.
+        const owner = / UID=(\d+) GID=(\d+) /.exec(line);
         const lines = fitting.map((pkt) =>
           nfLogTrace(table, chain, comment as TraceComment, Number(num), {
             pkt,
@@ -109,6 +112,7 @@ describe("TRACE lines of the 6.18.44 recordings", () => {
             inIface: inIf || undefined,
             outIface: outIf || undefined,
             link: inIf ? input.link : undefined,
+            ...(owner ? { owner: { uid: Number(owner[1]), gid: Number(owner[2]) } } : {}),
           }),
         );
         const got = lines.find((l) => l === line) ?? lines[0];
