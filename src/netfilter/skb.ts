@@ -105,3 +105,13 @@ export type MatchFn<O> = (options: O, skb: Skb, par: XtActionParam) => boolean;
 
 /** Per-packet function of a target descriptor (the kernel's `target`). */
 export type TargetFn<O> = (options: O, skb: Skb, par: XtActionParam) => TargetVerdict;
+
+/**
+ * The owner nf_log prints as UID=/GID= (nf_log_dump_sk_uid_gid): the packet's owner when locally generated,
+ * else the uid/gid of the socket assigned to it (TPROXY, early demux).
+ */
+export function skbOwner(skb: Skb): { uid: number; gid: number } | undefined {
+  if (skb.owner) return skb.owner;
+  const sk = skb.sk;
+  return sk && sk.uid !== undefined ? { uid: sk.uid, gid: sk.gid ?? 0 } : undefined;
+}

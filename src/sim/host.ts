@@ -88,6 +88,7 @@ import type {
 } from "../netfilter/ip_tables";
 import { compileTable, iptDoTable } from "../netfilter/ip_tables";
 import type { Skb, SocketRef } from "../netfilter/skb";
+import { skbOwner } from "../netfilter/skb";
 import type { HostServices, SocketQuery } from "../netfilter/host_services";
 import type { AddrTypeName } from "../netfilter/xt/xt_addrtype";
 import type { IpSet } from "../ipset/ipset";
@@ -649,6 +650,7 @@ export class HostSim implements HostServices, NatTargetHost {
         skb.outIface,
         st.link,
         this.tables.get(point.table)?.source.chains.get(point.chain),
+        skbOwner(skb),
       ),
     );
   }

@@ -58,6 +58,8 @@ export class TraceHitRecord implements TraceHit {
     link: LinkHeader | undefined,
     /** The chain in the rule-set model (rule and verdict). */
     private readonly model: Chain | undefined,
+    /** The socket owner (skb->sk: locally generated, or assigned by TPROXY), printed as UID= GID=. */
+    private readonly owner?: { readonly uid: number; readonly gid: number },
   ) {
     this.table = point.table;
     this.chain = point.chain;
@@ -75,6 +77,7 @@ export class TraceHitRecord implements TraceHit {
       inIface: this.inIface,
       outIface: this.outIface,
       link: this.link,
+      ...(this.owner ? { owner: this.owner } : {}),
     }));
   }
 

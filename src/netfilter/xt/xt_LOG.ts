@@ -11,7 +11,7 @@
 import type { TargetDescriptor } from "../registry";
 import { collect, saveString } from "./util";
 import type { Skb, TargetVerdict, XtActionParam } from "../skb";
-import { XT_CONTINUE } from "../skb";
+import { XT_CONTINUE, skbOwner } from "../skb";
 import {
   NF_LOG_IPOPT,
   NF_LOG_MACDECODE,
@@ -110,8 +110,7 @@ export const logTarget: TargetDescriptor<LogTargetOptions> = {
 
 /** The logger's view of a packet: devices of the hook, link header, mark and the socket owner (UID=/GID=). */
 export function logSubject(skb: Skb, par: XtActionParam): NfLogSubject {
-  const sk = skb.sk;
-  const owner = skb.owner ?? (sk && sk.uid !== undefined ? { uid: sk.uid, gid: sk.gid ?? 0 } : undefined);
+  const owner = skbOwner(skb);
   return {
     pkt: skb.pkt,
     mark: skb.mark,
