@@ -9,6 +9,11 @@
  * `ipsetsText` (the scenario's `ipset save` file) becomes HostSim's `ipsets`; the host file's `sockets:` are
  * answered as root-owned listeners (`rootListeners`), as the recorder's python3 listener opens them.
  *
+ * `local` (the scenario's packets the router itself sent, position -> uid/gid of the sending process; direction
+ * "Out") are replayed through HostSim's output path (`receive(pkt, {local})`, ip_local_out). HostSim has no
+ * way yet to give such a packet a socket owner (skb.owner is never set by `localOut`), so `-m owner` sees no
+ * socket and TRACE/LOG lines lack `UID= GID=` for them: a known disagreement (test/oracle/README.md, 70).
+ *
  * Leaves out on purpose: nothing of the contract; what the emulator leaves out is listed in ./host.ts.
  */
 import type { Packet } from "../wire/packet";
@@ -36,6 +41,8 @@ export interface ScenarioInput {
   /** `ipset save` text (the recorder loads it with `ipset restore`), for `-m set`. */
   readonly ipsetsText?: string;
   readonly ipsetsFile?: string;
+  /** Packets the host itself sent: position in `packets` -> owner of the sending process. */
+  readonly local?: Readonly<Record<number, { readonly uid: number; readonly gid: number }>>;
 }
 
 export interface ScenarioPacketResult {
@@ -119,7 +126,11 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
   const times = recorderTimes(input.packets, input.gapMs);
   const out: ScenarioPacketResult[] = [];
   input.packets.forEach((pkt, i) => {
-    const r = sim.receive(pkt, { time: 1_000_000 + times[i] });
+    const owner = input.local?.[i];
+    const r = sim.receive(pkt, {
+      time: 1_000_000 + times[i],
+      ...(owner ? { local: `sendto() by a process with uid ${owner.uid}, gid ${owner.gid}` } : {}),
+    });
     const ctstate: string[] = [];
     for (const j of r.packets) {
       if (!j.hooks.some((h) => h.startsWith("mangle:PREROUTING") || h.startsWith("mangle:OUTPUT"))) continue;

@@ -70,6 +70,12 @@ export interface SimInput {
   /** `ipset save` text the recorder loaded with `ipset restore` (scenario key `ipsets`), if any. */
   readonly ipsetsText?: string;
   readonly ipsetsFile?: string;
+  /**
+   * Packets the router itself sent (scenario key `local`): position in `packets` -> uid/gid of the sending
+   * process. Those packets have direction "Out" and the egress interface as `iface`; replay them through the
+   * output path with that socket owner (skb->sk: `-m owner`, and TRACE/LOG print `UID= GID=`).
+   */
+  readonly local?: Readonly<Record<number, { readonly uid: number; readonly gid: number }>>;
 }
 
 /**
@@ -542,12 +548,14 @@ export function simInput(sc: Scenario, mode: CompareMode = "full"): SimInput {
     rulesText: sc.rulesText,
     rulesFile: sc.rulesFile,
     ...(sc.ipsetsText !== undefined ? { ipsetsText: sc.ipsetsText, ipsetsFile: sc.ipsetsFile } : {}),
+    ...(sc.local.size > 0 ? { local: Object.fromEntries(sc.local) } : {}),
     packets: inputs.map((i) => ({
       ...i.packet,
       iface: i.iface,
       link: {
-        src: sc.peers[i.iface].mac,
-        dst: sc.host.interfaces.find((x) => x.name === i.iface)!.mac,
+        // A local packet's frame goes from the router to the peer.
+        src: i.local ? sc.host.interfaces.find((x) => x.name === i.iface)!.mac : sc.peers[i.iface].mac,
+        dst: i.local ? sc.peers[i.iface].mac : sc.host.interfaces.find((x) => x.name === i.iface)!.mac,
         ethertype: 0x0800,
         vlans: [],
       },

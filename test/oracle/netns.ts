@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { formatIpv4, inPrefix } from "../../src/wire/addr";
 import { connectedRoutes } from "../../src/host/hostfile";
 import type { Scenario } from "./scenario";
+import type { Packet } from "../../src/wire/packet";
 
 export function run(cmd: string, args: readonly string[], input?: string): string {
   const r = spawnSync(cmd, args, { input, encoding: "utf8", maxBuffer: 64 << 20 });
@@ -122,6 +123,23 @@ for spec in sys.argv[1:]:
     held.append(s)
 print("ready", flush=True)
 sys.stdin.read()
+`;
+
+/**
+ * The local sender: argv `UID GID SRC SPORT DST DPORT LEN`. Drops to uid/gid (no supplementary groups) and
+ * sends one UDP datagram of LEN zero bytes from SRC:SPORT (bound, so the kernel picks no port) to DST:DPORT
+ * with sendto on an unconnected socket (so the kernel's IP id is 0 with DF set, ip_select_ident_segs).
+ */
+const SENDER_PY = `
+import os, socket, sys
+uid, gid, src, sport, dst, dport, n = sys.argv[1:]
+os.setgroups([])
+os.setgid(int(gid))
+os.setuid(int(uid))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((src, int(sport)))
+s.sendto(bytes(int(n)), (dst, int(dport)))
+s.close()
 `;
 
 export class Lab {
@@ -302,6 +320,22 @@ export class Lab {
     const P = this.peerNs[iface];
     if (!P) throw new Error(`no peer namespace for router interface ${iface}`);
     nsRun(P, "tcpreplay", ["-q", "-i", iface, pcapFile]);
+  }
+
+  /** Sends a UDP datagram from the router itself, as the given uid/gid (see SENDER_PY). */
+  sendLocal(pkt: Packet, owner: { uid: number; gid: number }): void {
+    if (pkt.l4.kind !== "udp") throw new Error("local packets are UDP only");
+    nsRun(this.router, "python3", [
+      "-c",
+      SENDER_PY,
+      String(owner.uid),
+      String(owner.gid),
+      formatIpv4(pkt.ip.src),
+      String(pkt.l4.srcPort),
+      formatIpv4(pkt.ip.dst),
+      String(pkt.l4.dstPort),
+      String(pkt.payloadLength),
+    ]);
   }
 
   conntrackList(): string[] {

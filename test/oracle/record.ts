@@ -25,6 +25,7 @@ import {
   type RecordedEgress,
   type RecordedPacket,
   type Recording,
+  type LocalOwner,
   type Scenario,
 } from "./scenario";
 
@@ -34,6 +35,8 @@ export interface InputPacket {
   readonly iface: string;
   readonly packet: Packet;
   readonly frame: Uint8Array;
+  /** Sent by the router itself as this uid/gid (scenario key `local`), not injected. */
+  readonly local?: LocalOwner;
 }
 
 /** Splits packets.txt into one text block per packet (a line plus its indented continuation lines). */
@@ -52,7 +55,10 @@ export function loadInputPackets(sc: Scenario): InputPacket[] {
   const ifaces = sc.host.interfaces.filter((i) => i.name !== "lo");
   const defaultIface = ifaces.length === 1 ? ifaces[0].name : undefined;
   const file = `${sc.name}/${sc.packetsFile}`;
-  return packetBlocks(sc.packetsText).map((b, index) => {
+  const blocks = packetBlocks(sc.packetsText);
+  for (const k of sc.local.keys())
+    if (k >= blocks.length) throw new Error(`${sc.name}/scenario.yaml: local.${k}: no such packet`);
+  return blocks.map((b, index) => {
     // Pad with empty lines so the parser's line numbers match the file.
     const res = parseTcpdumpText("\n".repeat(b.line - 1) + b.text, { file, defaultIface });
     if (res.errors.length > 0) throw new Error(`${file}:${b.line}: ${res.errors[0].message}`);
@@ -62,7 +68,18 @@ export function loadInputPackets(sc: Scenario): InputPacket[] {
     const iface = packet.iface ?? defaultIface;
     const ri = ifaces.find((i) => i.name === iface);
     if (!ri) throw new Error(`${file}:${b.line}: packet names no known ingress interface (${iface})`);
-    if (packet.direction === "Out") throw new Error(`${file}:${b.line}: input packets must be "In"`);
+    const local = sc.local.get(index);
+    if (local) {
+      // Sent by the router: "<oif> Out", UDP from one of its addresses (what the sender can reproduce).
+      if (packet.direction !== "Out")
+        throw new Error(`${file}:${b.line}: a local packet (scenario key local.${index}) must be "Out"`);
+      if (packet.l4.kind !== "udp")
+        throw new Error(`${file}:${b.line}: local packets are UDP only (the sender uses sendto)`);
+      const frame = encodeEthernet(packet, { src: ri.mac, dst: sc.peers[ri.name].mac });
+      return { index, text: b.text, iface: ri.name, packet, frame, local };
+    }
+    if (packet.direction === "Out")
+      throw new Error(`${file}:${b.line}: input packets must be "In" (or listed under local:)`);
     const frame = encodeEthernet(packet, { src: sc.peers[ri.name].mac, dst: ri.mac });
     return { index, text: b.text, iface: ri.name, packet, frame };
   });
@@ -111,7 +128,8 @@ export async function recordScenario(sc: Scenario, tag: string, command: string)
       const pcap = join(work, `in-${inp.index}.pcap`);
       writeFileSync(pcap, writePcap([{ tsSec: 0, tsUsec: 0, data: inp.frame }]));
       windows.push(Date.now() * 1000 - 2000);
-      lab.inject(inp.iface, pcap);
+      if (inp.local) lab.sendLocal(inp.packet, inp.local);
+      else lab.inject(inp.iface, pcap);
       await sleep(SETTLE_MS);
       const { trace, log } = splitKmsg(kmsg.drain());
       results.push({ trace, log, conntrack: lab.conntrackList() });
@@ -154,7 +172,12 @@ export async function recordScenario(sc: Scenario, tag: string, command: string)
     const v = toolVersions();
     const packets: RecordedPacket[] = inputs.map((inp, i) => ({
       index: inp.index,
-      input: { text: inp.text, iface: inp.iface, hex: toHex(inp.frame) },
+      input: {
+        ...(inp.local ? { local: inp.local } : {}),
+        text: inp.text,
+        iface: inp.iface,
+        hex: toHex(inp.frame),
+      },
       trace: results[i].trace,
       log: results[i].log,
       egress: egress[i],

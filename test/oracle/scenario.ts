@@ -39,9 +39,31 @@ export interface Scenario {
   /** `ipset save` text loaded into the router namespace with `ipset restore` before the rules (optional). */
   readonly ipsetsFile?: string;
   readonly ipsetsText?: string;
+  /**
+   * Packets the router itself sends (key `local`): 0-based position in packets.txt -> owner of the sending
+   * process. Those lines read `<oif> Out IP ...`; the recorder sends them from the router namespace as that
+   * uid/gid (UDP `sendto` from the packet's source address and port), the engine replays them as locally
+   * generated with that socket owner.
+   */
+  readonly local: ReadonlyMap<number, LocalOwner>;
 }
 
-const SCENARIO_KEYS = ["description", "host", "rules", "packets", "peers", "sysctl", "gap_ms", "ipsets"];
+export interface LocalOwner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+const SCENARIO_KEYS = [
+  "description",
+  "host",
+  "rules",
+  "packets",
+  "peers",
+  "sysctl",
+  "gap_ms",
+  "ipsets",
+  "local",
+];
 
 function bad(file: string, message: string): never {
   throw new Error(`${file}: ${message}`);
@@ -89,6 +111,18 @@ export function loadScenario(dir: string): Scenario {
   const gapMs = raw.gap_ms === undefined ? 150 : Number(raw.gap_ms);
   if (!Number.isFinite(gapMs) || gapMs < 20) bad(file, `"gap_ms" must be a number >= 20`);
   const ipsetsFile = raw.ipsets === undefined ? undefined : str("ipsets");
+  const local = new Map<number, LocalOwner>();
+  if (raw.local !== undefined) {
+    if (typeof raw.local !== "object" || raw.local === null || Array.isArray(raw.local))
+      bad(file, `"local" must map packet positions (0-based) to {uid, gid}`);
+    for (const [k, v] of Object.entries(raw.local as Record<string, unknown>)) {
+      const o = v as { uid?: unknown; gid?: unknown } | null;
+      const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 0;
+      if (!/^\d+$/.test(k) || !o || !ok(o.uid) || !ok(o.gid))
+        bad(file, `local.${k}: want a 0-based packet position mapped to {uid: N, gid: N}`);
+      local.set(Number(k), { uid: o.uid, gid: o.gid });
+    }
+  }
   return {
     name,
     dir: absDir,
@@ -102,6 +136,7 @@ export function loadScenario(dir: string): Scenario {
     peers,
     sysctl,
     gapMs,
+    local,
     ...(ipsetsFile !== undefined
       ? { ipsetsFile, ipsetsText: readFileSync(join(absDir, ipsetsFile), "utf8") }
       : {}),
@@ -142,6 +177,8 @@ export interface RecordedPacket {
   /** 0-based position in packets.txt. */
   readonly index: number;
   readonly input: {
+    /** Set when the router itself sent the packet (scenario key `local`): the sending process's uid/gid. */
+    readonly local?: LocalOwner;
     /** The packet's line(s) in packets.txt. */
     readonly text: string;
     /** Router interface it entered by. */
