@@ -73,6 +73,7 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../wire/packet";
 import { jhash2, leU32, reciprocalScale } from "../util/jhash";
 import { Prng } from "../util/prng";
 import { nfNatIcmpReplyTranslation, nfNatManipPkt } from "./nf_nat_proto";
+import type { PacketWritable } from "./nf_nat_proto";
 import type { NfNatManipType, NfNatRange2 } from "./types";
 import {
   NF_NAT_RANGE_MAP_IPS,
@@ -635,13 +636,21 @@ export function nfNatPacket(
   ctinfo: CtInfo,
   hook: NfHook,
   pkt: Packet,
+  writable: PacketWritable = 0,
 ): Packet {
   const mtype = hook2manip(hook);
   const dir = ctinfoDir(ctinfo);
   let statusbit = mtype === "SRC" ? IPS_SRC_NAT : IPS_DST_NAT;
   if (dir === IP_CT_DIR_REPLY) statusbit ^= IPS_NAT_MASK;
-  if (ct.status & statusbit) return nfNatManipPkt(pkt, ct, mtype, dir);
+  if (ct.status & statusbit) return nfNatManipPkt(pkt, ct, mtype, dir, writable);
   return pkt;
+}
+
+/** Whether nf_nat_packet rewrites in this hook (the status bit for the manip type XOR the direction). */
+function nfNatPacketApplies(ct: { readonly status: number }, ctinfo: CtInfo, hook: NfHook): boolean {
+  let statusbit = hook2manip(hook) === "SRC" ? IPS_SRC_NAT : IPS_DST_NAT;
+  if (ctinfoDir(ctinfo) === IP_CT_DIR_REPLY) statusbit ^= IPS_NAT_MASK;
+  return (ct.status & statusbit) !== 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -656,6 +665,11 @@ export interface NatHookState {
   readonly out?: string;
   /** The nat table's chains; undefined when no nat table is registered (straight to the null binding). */
   readonly runChains?: NatChainRunner;
+  /**
+   * The caller owns the packet it passes (a working copy nothing else references; see PacketWritable):
+   * nf_nat_packet then rewrites it in place and the result says `rewritten`. ICMP error translation copies.
+   */
+  readonly writable?: PacketWritable;
 }
 
 export interface NatHookResult {
@@ -664,6 +678,8 @@ export interface NatHookResult {
   readonly pkt: Packet;
   /** Why the hook dropped, for traces. */
   readonly reason?: string;
+  /** `pkt` is the input object, rewritten in place (NatHookState.writable). */
+  readonly rewritten?: boolean;
 }
 
 /** nf_nat_oif_changed(): a MASQUERADEd connection's original-direction packet leaving by another interface. */
@@ -716,6 +732,11 @@ export function nfNatInetFn(
     }
   } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
     return oifChanged(nat, ct, pkt);
+  }
+  const writable = state.writable ?? 0;
+  if (writable !== 0 && nfNatPacketApplies(ct, ctinfo, state.hook)) {
+    const out = nfNatPacket(ct, ctinfo, state.hook, pkt, writable);
+    return out === pkt ? { verdict: NF_ACCEPT, pkt, rewritten: true } : { verdict: NF_ACCEPT, pkt: out };
   }
   return { verdict: NF_ACCEPT, pkt: nfNatPacket(ct, ctinfo, state.hook, pkt) };
 }

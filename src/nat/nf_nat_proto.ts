@@ -87,10 +87,14 @@ function addrChange(ip: Ipv4Header, target: Tuple, manip: NfNatManipType): [numb
   return manip === "SRC" ? [ip.src >>> 0, target.src >>> 0] : [ip.dst >>> 0, target.dst >>> 0];
 }
 
+/** A writable view of a value whose fields are `readonly` (in-place rewriting of an owned working copy). */
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /**
  * l4proto_manip_pkt() on a decoded header: tcp_manip_pkt, udp_manip_pkt, icmp_manip_pkt; others unchanged.
  * `oldIp`/`newIp` are the address being replaced and its new value (nf_nat_ipv4_csum_update's oldip/newip),
  * `newPort` the target's port on the manip's side, `icmpId` the target's src.u.icmp.id (either manip type).
+ * With `inPlace` the header object itself is rewritten (the caller owns it) and returned.
  */
 function l4protoManip(
   l4: L4Header,
@@ -100,6 +104,7 @@ function l4protoManip(
   newPort: number,
   icmpId: number,
   manip: NfNatManipType,
+  inPlace: boolean,
 ): L4Header {
   switch (protonum) {
     case IPPROTO_TCP:
@@ -113,25 +118,48 @@ function l4protoManip(
         checksum = csumReplace2(checksum, oldPort, newPort);
         if (l4.kind === "udp" && checksum === 0) checksum = 0xffff; // CSUM_MANGLED_0
       }
+      if (inPlace) {
+        const w = l4 as Mutable<typeof l4>;
+        if (manip === "SRC") w.srcPort = newPort;
+        else w.dstPort = newPort;
+        w.checksum = checksum;
+        return l4;
+      }
       return manip === "SRC" ? { ...l4, srcPort: newPort, checksum } : { ...l4, dstPort: newPort, checksum };
     }
     case IPPROTO_ICMP: {
       if (l4.kind !== "icmp" || !isIcmpQuery(l4.type)) return l4;
       const oldId = l4.restOfHeader >>> 16;
       const newId = icmpId & 0xffff;
-      return {
-        ...l4,
-        checksum: csumReplace2(l4.checksum, oldId, newId),
-        restOfHeader: ((newId << 16) | (l4.restOfHeader & 0xffff)) >>> 0,
-      };
+      const checksum = csumReplace2(l4.checksum, oldId, newId);
+      const restOfHeader = ((newId << 16) | (l4.restOfHeader & 0xffff)) >>> 0;
+      if (inPlace) {
+        const w = l4 as Mutable<typeof l4>;
+        w.checksum = checksum;
+        w.restOfHeader = restOfHeader;
+        return l4;
+      }
+      return { ...l4, checksum, restOfHeader };
     }
     default:
       return l4;
   }
 }
 
+/**
+ * How far the caller owns the packet it passes (a working copy no report or other packet references):
+ * 0 not at all (rewriting copies), 1 the packet object and its IP header (rewritten in place; a changed layer-4
+ * header is a new object), 2 its layer-4 header too.
+ */
+export type PacketWritable = 0 | 1 | 2;
+
 /** nf_nat_ipv4_manip_pkt() on a whole packet: layer 4, then the address and the IP header checksum. */
-export function nfNatIpv4ManipPkt(pkt: Packet, target: Tuple, manip: NfNatManipType): Packet {
+export function nfNatIpv4ManipPkt(
+  pkt: Packet,
+  target: Tuple,
+  manip: NfNatManipType,
+  writable: PacketWritable = 0,
+): Packet {
   return manipPkt(
     pkt,
     target.protonum,
@@ -139,10 +167,14 @@ export function nfNatIpv4ManipPkt(pkt: Packet, target: Tuple, manip: NfNatManipT
     manip === "SRC" ? target.srcU : target.dstU,
     target.srcU,
     manip,
+    writable,
   );
 }
 
-/** nfNatIpv4ManipPkt with the target tuple's fields passed one by one (no tuple object per packet). */
+/**
+ * nfNatIpv4ManipPkt with the target tuple's fields passed one by one (no tuple object per packet). With
+ * `writable` (see PacketWritable) the owned parts are rewritten in place and `pkt` itself is returned.
+ */
 function manipPkt(
   pkt: Packet,
   protonum: number,
@@ -150,12 +182,21 @@ function manipPkt(
   port: number,
   icmpId: number,
   manip: NfNatManipType,
+  writable: PacketWritable,
 ): Packet {
   const ip = pkt.ip;
   const oldIp = (manip === "SRC" ? ip.src : ip.dst) >>> 0;
   const newIp = addr >>> 0;
-  const l4 = l4protoManip(pkt.l4, protonum, oldIp, newIp, port, icmpId, manip);
+  const l4 = l4protoManip(pkt.l4, protonum, oldIp, newIp, port, icmpId, manip, writable === 2);
   const checksum = csumReplace4(ip.checksum, oldIp, newIp);
+  if (writable !== 0) {
+    const w = ip as Mutable<Ipv4Header>;
+    if (manip === "SRC") w.src = newIp;
+    else w.dst = newIp;
+    w.checksum = checksum;
+    if (l4 !== pkt.l4) (pkt as Mutable<Packet>).l4 = l4;
+    return pkt;
+  }
   const newIpHdr: Ipv4Header =
     manip === "SRC" ? { ...ip, src: newIp, checksum } : { ...ip, dst: newIp, checksum };
   return { ...pkt, ip: newIpHdr, l4 };
@@ -165,17 +206,23 @@ function manipPkt(
  * nf_nat_manip_pkt(): rewrite towards the inverse of the other direction's tuple. ORIGINAL packets take the
  * (inverted) REPLY tuple's addresses and ports, REPLY packets the (inverted) ORIGINAL ones.
  */
-export function nfNatManipPkt(pkt: Packet, ct: NatConnView, mtype: NfNatManipType, dir: number): Packet {
+export function nfNatManipPkt(
+  pkt: Packet,
+  ct: NatConnView,
+  mtype: NfNatManipType,
+  dir: number,
+  writable: PacketWritable = 0,
+): Packet {
   const other = dir === IP_CT_DIR_ORIGINAL ? ct.reply : ct.orig;
   if (other.protonum !== IPPROTO_ICMP) {
     // The inverse of a port tuple swaps its addresses and ports: read them from `other` directly.
     return mtype === "SRC"
-      ? manipPkt(pkt, other.protonum, other.dst, other.dstU, other.dstU, mtype)
-      : manipPkt(pkt, other.protonum, other.src, other.srcU, other.dstU, mtype);
+      ? manipPkt(pkt, other.protonum, other.dst, other.dstU, other.dstU, mtype, writable)
+      : manipPkt(pkt, other.protonum, other.src, other.srcU, other.dstU, mtype, writable);
   }
   const target = invertTuple(other);
   if (!target) return pkt; // an ICMP tuple without an inverse never gets a conntrack entry
-  return nfNatIpv4ManipPkt(pkt, target, mtype);
+  return nfNatIpv4ManipPkt(pkt, target, mtype, writable);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

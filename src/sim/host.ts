@@ -39,7 +39,7 @@
  * socket is recorded as accepting; no SYN-ACK is generated), broadcast forwarding, multicast routing, VRFs,
  * xfrm, bridge netfilter, the early-demux socket assignment.
  */
-import type { LinkHeader, Packet } from "../wire/packet";
+import type { L4Header, LinkHeader, Packet } from "../wire/packet";
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO,
@@ -98,7 +98,7 @@ import type { NatIface } from "../nat/nf_nat_masquerade";
 import { csumReplace2 } from "../nat/nf_nat_proto";
 import { Prng } from "../util/prng";
 import type { CtSummary, PacketJourney, PacketReport } from "../trace/events";
-import { CtSummaryRecord, NatStepRecord, TraceHitRecord } from "../trace/records";
+import { CtSummaryRecord, FlowSnapshot, NatStepRecord, TraceHitRecord } from "../trace/records";
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_NUM, HOOK_ORDER } from "./hooks";
@@ -124,7 +124,9 @@ export interface HostSimOptions {
   /**
    * The caller reads only fates and counts (`ctsim trace --quiet`): conntrack events are not recorded
    * (`report.events` stays empty) and TRACE hits are only counted (`traceHits`), without their records
-   * (`report.trace` stays empty). Everything else is the same.
+   * (`report.trace` stays empty), and NAT steps keep no from/to packets: a forwarded packet is copied once and
+   * that working copy rewritten in place (TTL, NAT, egress) instead of copied at every step. Everything else
+   * (fates, journeys' input/out, egress packets, conntrack) is the same.
    */
   readonly quiet?: boolean;
   /** ipsets by name (`-m set`). */
@@ -159,7 +161,17 @@ interface Flight {
   rt?: FibResult;
   /** Forwarded (ip_forward) rather than locally generated or delivered. */
   forwarded: boolean;
+  /**
+   * Quiet runs only: the packet value (its object and IP header) this flight made for itself and nothing else
+   * references, which TTL decrement, NAT and egress then rewrite in place instead of copying; `ownL4` is its
+   * layer-4 header when that is the flight's own too. Anything that keeps the packet (an emitted ICMP error
+   * quoting it) gives the ownership up.
+   */
+  own: Packet | undefined;
+  ownL4: L4Header | undefined;
 }
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const ZERO_MAC = "00:00:00:00:00:00";
 
@@ -604,7 +616,7 @@ export class HostSim implements HostServices, NatTargetHost {
       local,
       pktType: "host",
     };
-    return { skb, journey, ownsCt: false, forwarded: false };
+    return { skb, journey, ownsCt: false, forwarded: false, own: undefined, ownL4: undefined };
   }
 
   private nextIpId(): number {
@@ -802,6 +814,9 @@ export class HostSim implements HostServices, NatTargetHost {
     const skb = st.skb;
     const manip = hook === "POSTROUTING" || hook === "INPUT" ? "SRC" : "DST";
     const before = skb.pkt;
+    const dst0 = before.ip.dst;
+    const ownedBefore = before === st.own;
+    const from0 = ownedBefore ? new FlowSnapshot(before) : before;
     if (!skb.ct) {
       st.journey.nat.push({
         hook,
@@ -824,7 +839,12 @@ export class HostSim implements HostServices, NatTargetHost {
         skb.ct,
         skb.ctinfo,
         skb.pkt,
-        { hook: HOOK_NUM[hook], out: skb.outIface, runChains: this.natRunChains },
+        {
+          hook: HOOK_NUM[hook],
+          out: skb.outIface,
+          runChains: this.natRunChains,
+          writable: ownedBefore ? (before.l4 === st.ownL4 ? 2 : 1) : 0,
+        },
         this.now,
       );
     } finally {
@@ -832,10 +852,17 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     const { ran, decided } = call;
     skb.pkt = res.pkt;
-    const changed = res.pkt !== before;
-    // from/to texts are formatted only when read (src/trace/records.ts).
-    const from = ran || changed ? before : undefined;
-    const to = ran || changed ? res.pkt : undefined;
+    const changed = res.pkt !== before || res.rewritten === true;
+    if (this.quiet && res.pkt !== before) {
+      // A rewrite copies the packet and its IP header: the copy is this flight's own from here on.
+      st.own = res.pkt;
+      st.ownL4 = res.pkt.l4 !== before.l4 ? res.pkt.l4 : undefined;
+    }
+    // from/to texts are formatted only when read (src/trace/records.ts); a quiet run's own working copy is
+    // rewritten in place later, so its addresses and ports are kept as they are now.
+    const keep = ran || changed;
+    const from = keep ? from0 : undefined;
+    const to = !keep ? undefined : this.quiet && res.pkt === st.own ? new FlowSnapshot(res.pkt) : res.pkt;
     const by = decided ? `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}` : undefined;
     let step: NatStepRecord;
     if (res.verdict !== NF_ACCEPT) {
@@ -853,7 +880,7 @@ export class HostSim implements HostServices, NatTargetHost {
     } else step = changed ? new NatStepRecord(hook, manip, "rewrite", undefined, from, to) : NONE_STEPS[hook];
     st.journey.nat.push(step);
     if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
-    if (hook === "OUTPUT" && before.ip.dst !== res.pkt.ip.dst) {
+    if (hook === "OUTPUT" && dst0 !== res.pkt.ip.dst) {
       if (!this.routeLocal(st, "re-routed after DNAT (nf_nat_ipv4_local_fn)")) return false;
     }
     return true;
@@ -937,7 +964,12 @@ export class HostSim implements HostServices, NatTargetHost {
       this.drop(st, `TTL ${skb.pkt.ip.ttl} would reach 0 (ip_forward sent ICMP time exceeded)`);
       return;
     }
-    skb.pkt = decreaseTtl(skb.pkt);
+    if (!this.quiet) skb.pkt = decreaseTtl(skb.pkt);
+    else if (skb.pkt === st.own) decreaseTtlInPlace(skb.pkt);
+    else {
+      skb.pkt = st.own = decreaseTtl(skb.pkt);
+      st.ownL4 = undefined;
+    }
     if (rt.oif === iif && this.sendRedirects && this.fib.onLink(iif, skb.pkt.ip.src))
       this.maybeRedirect(st, rt);
     if (!this.runHook("FORWARD", st)) return;
@@ -1094,7 +1126,16 @@ export class HostSim implements HostServices, NatTargetHost {
       };
       if (!this.neighbourMac) this.egressLinks.set(out, link);
     }
-    const pkt: Packet = { ...skb.pkt, link, iface: out, direction: "Out" };
+    let pkt: Packet;
+    if (this.quiet && skb.pkt === st.own) {
+      // The flight ends here: its own packet becomes the egress packet (the same keys in the same order).
+      const w = skb.pkt as Mutable<Packet>;
+      w.link = link;
+      w.iface = out;
+      w.direction = "Out";
+      pkt = w;
+      st.own = st.ownL4 = undefined;
+    } else pkt = { ...skb.pkt, link, iface: out, direction: "Out" };
     st.journey.out = pkt;
     st.journey.fate = { kind: "left", iface: out };
     this.report!.egress.push({ iface: out, packet: pkt, packetId: st.journey.id });
@@ -1105,11 +1146,13 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** A target (REJECT) emits a packet: it goes through OUTPUT at once (nf_send_reset / icmp_send). */
   private emitLocal(pkt: Packet, why: string, parent: Flight, attach: boolean): void {
+    parent.own = parent.ownL4 = undefined;
     this.localOut(pkt, why, parent, attach);
   }
 
   /** icmp_send (src/net/icmp_send.ts) about the packet in flight; the error carries its conntrack. */
   private icmpError(st: Flight, type: number, code: number, info: number, cause: string): void {
+    st.own = st.ownL4 = undefined; // the error quotes the packet
     const pkt = st.skb.pkt;
     const r = icmpSend(pkt, type, code, info, {
       dstType: this.dstType(pkt.ip.dst),
@@ -1127,6 +1170,7 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** tcp_v4_send_reset (src/net/tcp_reset.ts) for a segment no socket took. */
   private tcpReset(st: Flight): void {
+    st.own = st.ownL4 = undefined;
     const pkt = st.skb.pkt;
     const r = tcpV4SendReset(pkt, { dstType: this.dstType(pkt.ip.dst), ttl: this.ipDefaultTtl });
     if ("refused" in r) {
@@ -1138,6 +1182,7 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** icmp_echo -> icmp_reply: same id, sequence and payload; source = the address pinged. */
   private echoReply(st: Flight): void {
+    st.own = st.ownL4 = undefined;
     const req = st.skb.pkt;
     if (req.l4.kind !== "icmp") return;
     const reply: Packet = {
@@ -1168,6 +1213,15 @@ export class HostSim implements HostServices, NatTargetHost {
 }
 
 /** ip_decrease_ttl: TTL - 1 with the header checksum updated incrementally. */
+/** decreaseTtl on a packet the caller owns (Flight.own): its IP header is rewritten in place. */
+function decreaseTtlInPlace(pkt: Packet): void {
+  const ip = pkt.ip as Mutable<Packet["ip"]>;
+  const from = (ip.ttl << 8) | ip.protocol;
+  const to = ((ip.ttl - 1) << 8) | ip.protocol;
+  ip.ttl = ip.ttl - 1;
+  ip.checksum = csumReplace2(ip.checksum, from, to);
+}
+
 export function decreaseTtl(pkt: Packet): Packet {
   const ip = pkt.ip;
   const from = (ip.ttl << 8) | ip.protocol;
