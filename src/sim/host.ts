@@ -501,6 +501,8 @@ export class HostSim implements HostServices, NatTargetHost {
       iface?: string;
       time?: number;
       /** direction Out: sent by a local socket whatever its source (IP_TRANSPARENT) */ local?: string;
+      /** Locally generated packets: the sending process's uid/gid (skb->sk owner, for -m owner and UID=/GID=). */
+      owner?: { readonly uid: number; readonly gid: number };
     } = {},
   ): PacketReport {
     const time = opts.time ?? pkt.tsSec + pkt.tsNsec / 1e9;
@@ -519,7 +521,13 @@ export class HostSim implements HostServices, NatTargetHost {
     this.depth = 0;
     if (pkt.direction === "Out") {
       if (opts.local !== undefined || this.fib.isLocalAddress(pkt.ip.src)) {
-        this.localOut(pkt, opts.local ?? "sent by the host (capture direction Out)");
+        this.localOut(
+          pkt,
+          opts.local ?? "sent by the host (capture direction Out)",
+          undefined,
+          false,
+          opts.owner,
+        );
       } else {
         const j = this.newJourney(pkt, pkt.iface, false);
         j.fate = {
@@ -1053,11 +1061,19 @@ export class HostSim implements HostServices, NatTargetHost {
   // output path
 
   /** The host sends `pkt` itself (ip_local_out). */
-  private localOut(pkt: Packet, cause: string, parent?: Flight, attachCt = false): void {
+  private localOut(
+    pkt: Packet,
+    cause: string,
+    parent?: Flight,
+    attachCt = false,
+    owner?: { readonly uid: number; readonly gid: number },
+  ): void {
     if (this.depth >= MAX_DEPTH) return;
     this.depth++;
     try {
       const st = this.newFlight(pkt, undefined, true, cause, parent?.journey.id);
+      // A process's packet carries its socket's owner; the kernel's own replies (RST, ICMP errors) do not.
+      if (owner) st.skb.owner = owner;
       if (attachCt && parent?.skb.ct && parent.skb.ctinfo !== undefined) {
         // nf_conntrack_attach: RELATED_REPLY when the original was in the ORIGINAL direction.
         const dir = parent.skb.ctinfo >= IP_CT_IS_REPLY ? 1 : IP_CT_DIR_ORIGINAL;

@@ -129,7 +129,7 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
     const owner = input.local?.[i];
     const r = sim.receive(pkt, {
       time: 1_000_000 + times[i],
-      ...(owner ? { local: `sendto() by a process with uid ${owner.uid}, gid ${owner.gid}` } : {}),
+      ...(owner ? { local: `sendto() by a process with uid ${owner.uid}, gid ${owner.gid}`, owner } : {}),
     });
     const ctstate: string[] = [];
     for (const j of r.packets) {
