@@ -787,7 +787,7 @@ export function parseCheckFile(
     return { errors: ctx.errors };
   }
   const keys = new Map<string, Located<unknown>>();
-  const known = [...TOP_KEYS, ...extraTopKeys];
+  const known = [...new Set([...TOP_KEYS, ...extraTopKeys])];
   const cases: CheckCase[] = [];
   let sawCases = false;
   for (const p of pairs(ctx, root)) {
