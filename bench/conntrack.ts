@@ -17,7 +17,8 @@
  * The run fails (exit 1) when any packet comes out INVALID or the table does not hold every connection.
  */
 import { Conntrack } from "../src/conntrack/core";
-import type { Packet, TcpHeader } from "../src/wire/packet";
+import { tcpSegment } from "./packets";
+import type { Packet } from "../src/wire/packet";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../src/wire/packet";
 import { IP_CT_NEW, NF_INET_PRE_ROUTING } from "../src/conntrack/types";
 import type { CtInfo } from "../src/conntrack/types";
@@ -42,9 +43,6 @@ function heapUsed(): number {
   return process.memoryUsage().heapUsed;
 }
 
-const NO_OPTIONS: TcpHeader["options"] = [];
-const NO_IP_OPTIONS = new Uint8Array(0);
-
 function segment(
   src: number,
   dst: number,
@@ -55,43 +53,7 @@ function segment(
   ack: number,
   len: number,
 ): Packet {
-  return {
-    ip: {
-      ihl: 20,
-      tos: 0,
-      totalLength: 40 + len,
-      id: 1,
-      rf: false,
-      df: true,
-      mf: false,
-      fragOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      checksum: 0,
-      src,
-      dst,
-      options: NO_IP_OPTIONS,
-    },
-    l4: {
-      kind: "tcp",
-      srcPort: sport,
-      dstPort: dport,
-      seq: seq >>> 0,
-      ack: ack >>> 0,
-      dataOffset: 20,
-      reserved: 0,
-      flags,
-      window: 64240,
-      checksum: 0,
-      urgentPointer: 0,
-      options: NO_OPTIONS,
-    },
-    payloadLength: len,
-    tsSec: 0,
-    tsNsec: 0,
-    ipChecksum: "correct",
-    l4Checksum: "correct",
-  };
+  return tcpSegment({ src, dst, sport, dport, flags, seq, ack, len });
 }
 
 /** The 10 packets of connection `n`, in order. */

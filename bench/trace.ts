@@ -29,6 +29,7 @@
  *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
  *     whole process (start-up, rule loading, decoding included).
  */
+import { tcpSegment } from "./packets";
 import { spawnSync } from "node:child_process";
 import {
   closeSync,
@@ -45,7 +46,7 @@ import { join } from "node:path";
 import { Chalk } from "chalk";
 import { CaptureReader } from "../src/wire/capture";
 import { PcapngWriter } from "../src/wire/pcapng_writer";
-import type { LinkHeader, Packet, TcpHeader } from "../src/wire/packet";
+import type { LinkHeader, Packet } from "../src/wire/packet";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../src/wire/packet";
 import { formatIpv4 } from "../src/wire/addr";
 import { parseHostFile } from "../src/host/hostfile";
@@ -167,9 +168,6 @@ sysctl:
   net.ipv4.ip_forward: 1
 `;
 
-const NO_OPTS: TcpHeader["options"] = [];
-const NO_IPOPTS = new Uint8Array(0);
-
 function tcp(
   src: number,
   dst: number,
@@ -184,46 +182,23 @@ function tcp(
   n: number,
 ): Packet {
   const ns = n * STEP_NS;
-  return {
-    ip: {
-      ihl: 20,
-      tos: 0,
-      totalLength: 40 + len,
-      id: n & 0xffff,
-      rf: false,
-      df: true,
-      mf: false,
-      fragOffset: 0,
-      ttl: 64,
-      protocol: 6,
-      checksum: 0,
-      src,
-      dst,
-      options: NO_IPOPTS,
-    },
-    l4: {
-      kind: "tcp",
-      srcPort: sport,
-      dstPort: dport,
-      seq: seq >>> 0,
-      ack: ack >>> 0,
-      dataOffset: 20,
-      reserved: 0,
-      flags,
-      window: 65535,
-      checksum: 0,
-      urgentPointer: 0,
-      options: NO_OPTS,
-    },
-    payloadLength: len,
+  return tcpSegment({
+    src,
+    dst,
+    sport,
+    dport,
+    flags,
+    seq,
+    ack,
+    len,
+    id: n & 0xffff,
+    window: 65535,
     iface,
-    direction: "In",
     link,
     tsSec: TS0 + Math.floor(ns / 1e9),
     tsNsec: ns % 1e9,
-    ipChecksum: "unknown",
-    l4Checksum: "unknown",
-  };
+    checksums: "unknown",
+  });
 }
 
 interface Flow {
