@@ -1,10 +1,13 @@
 /**
- * Throughput benchmark for the capture reader: generates a 1,000,000-packet Ethernet pcap (TCP with options,
- * UDP, ICMP echo and ICMP errors quoting a datagram) in os.tmpdir(), then reads it through CaptureReader in
- * fixed-size chunks and reports packets/s, MB/s and peak RSS.
+ * Throughput benchmark for the capture reader: generates a 1,000,000-packet Ethernet capture (TCP with options,
+ * UDP, ICMP echo and ICMP errors quoting a datagram; source MACs cycle through `--macs` clients, as in the
+ * trace benchmark's 200 clients) in os.tmpdir(), then reads it through CaptureReader in fixed-size chunks and
+ * reports packets/s, MB/s, ns/packet and peak RSS.
  *
- *   npx tsx bench/pcap-read.ts [--packets N] [--chunk 65536] [--keep]
+ *   npx tsx bench/pcap-read.ts [--format pcap|pcapng] [--packets N] [--chunk 65536] [--macs 200] [--runs 5] [--keep]
  *
+ * `--format pcapng` (what bench/trace.ts feeds the CLI) writes one IDB (if_name eth0, if_tsresol 9) and
+ * Enhanced Packet Blocks with nanosecond timestamps and an epb_flags option, as src/wire/pcapng_writer.ts does.
  * The file is deleted afterwards unless --keep is given; it is never written inside the repository.
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
@@ -23,6 +26,11 @@ function arg(name: string, def: number): number {
 const PACKETS = arg("--packets", 1_000_000);
 const CHUNK = arg("--chunk", 1 << 20);
 const KEEP = process.argv.includes("--keep");
+const MACS = arg("--macs", 200);
+const RUNS = arg("--runs", 5);
+const fi = process.argv.indexOf("--format");
+const FORMAT = fi > 0 ? process.argv[fi + 1] : "pcap";
+if (FORMAT !== "pcap" && FORMAT !== "pcapng") throw new Error(`--format: got ${FORMAT}, want pcap or pcapng`);
 
 const ipBase = {
   ihl: 20,
@@ -121,26 +129,80 @@ function generate(path: string): number {
   const fd = openSync(path, "w");
   const buf = Buffer.alloc(4 << 20);
   let o = 0;
-  buf.writeUInt32LE(0xa1b2c3d4, 0);
-  buf.writeUInt16LE(2, 4);
-  buf.writeUInt16LE(4, 6);
-  buf.writeUInt32LE(65535, 16);
-  buf.writeUInt32LE(1, 20);
-  o = 24;
+  if (FORMAT === "pcap") {
+    buf.writeUInt32LE(0xa1b2c3d4, 0);
+    buf.writeUInt16LE(2, 4);
+    buf.writeUInt16LE(4, 6);
+    buf.writeUInt32LE(65535, 16);
+    buf.writeUInt32LE(1, 20);
+    o = 24;
+  } else {
+    // SHB: byte-order magic, version 1.0, section length -1, no options.
+    buf.writeUInt32LE(0x0a0d0d0a, 0);
+    buf.writeUInt32LE(28, 4);
+    buf.writeUInt32LE(0x1a2b3c4d, 8);
+    buf.writeUInt16LE(1, 12);
+    buf.writeUInt16LE(0, 14);
+    buf.writeInt32LE(-1, 16);
+    buf.writeInt32LE(-1, 20);
+    buf.writeUInt32LE(28, 24);
+    // IDB: Ethernet, snaplen 0, if_name "eth0", if_tsresol 9, end of options.
+    const idb = 28;
+    buf.writeUInt32LE(1, idb);
+    buf.writeUInt32LE(40, idb + 4);
+    buf.writeUInt16LE(1, idb + 8);
+    buf.writeUInt32LE(0, idb + 12);
+    buf.writeUInt16LE(2, idb + 16);
+    buf.writeUInt16LE(4, idb + 18);
+    buf.write("eth0", idb + 20, "latin1");
+    buf.writeUInt16LE(9, idb + 24);
+    buf.writeUInt16LE(1, idb + 26);
+    buf.writeUInt8(9, idb + 28);
+    buf.writeUInt32LE(0, idb + 32);
+    buf.writeUInt32LE(40, idb + 36);
+    o = idb + 40;
+  }
   let total = 0;
   for (let i = 0; i < PACKETS; i++) {
     const f = tpl[(i * 7919) % tpl.length];
-    if (o + 16 + f.length > buf.length) {
+    const pad = (f.length + 3) & ~3;
+    if (o + 64 + pad > buf.length) {
       writeSync(fd, buf, 0, o);
       total += o;
       o = 0;
     }
-    buf.writeUInt32LE(1_700_000_000 + Math.floor(i / 100_000), o);
-    buf.writeUInt32LE((i * 10) % 1_000_000, o + 4);
-    buf.writeUInt32LE(f.length, o + 8);
-    buf.writeUInt32LE(f.length, o + 12);
-    buf.set(f, o + 16);
-    o += 16 + f.length;
+    const sec = 1_700_000_000 + Math.floor(i / 100_000);
+    const usec = (i * 10) % 1_000_000;
+    let data: number;
+    if (FORMAT === "pcap") {
+      buf.writeUInt32LE(sec, o);
+      buf.writeUInt32LE(usec, o + 4);
+      buf.writeUInt32LE(f.length, o + 8);
+      buf.writeUInt32LE(f.length, o + 12);
+      data = o + 16;
+      o += 16 + f.length;
+    } else {
+      const len = 28 + pad + 12 + 4;
+      const ns = BigInt(sec) * 1_000_000_000n + BigInt(usec) * 1000n;
+      buf.writeUInt32LE(6, o);
+      buf.writeUInt32LE(len, o + 4);
+      buf.writeUInt32LE(0, o + 8);
+      buf.writeUInt32LE(Number(ns >> 32n), o + 12);
+      buf.writeUInt32LE(Number(ns & 0xffffffffn), o + 16);
+      buf.writeUInt32LE(f.length, o + 20);
+      buf.writeUInt32LE(f.length, o + 24);
+      data = o + 28;
+      buf.fill(0, data + f.length, data + pad);
+      const opt = data + pad;
+      buf.writeUInt16LE(2, opt); // epb_flags: inbound
+      buf.writeUInt16LE(4, opt + 2);
+      buf.writeUInt32LE(1, opt + 4);
+      buf.writeUInt32LE(0, opt + 8); // opt_endofopt
+      buf.writeUInt32LE(len, opt + 12);
+      o += len;
+    }
+    buf.set(f, data);
+    buf[data + 11] = i % MACS; // source MAC 02:00:00:00:00:NN
   }
   writeSync(fd, buf, 0, o);
   total += o;
@@ -169,20 +231,26 @@ function read(path: string): { packets: number; skipped: number; seconds: number
   return { packets, skipped, seconds };
 }
 
-const path = join(tmpdir(), `ctsim-bench-${process.pid}.pcap`);
+const path = join(tmpdir(), `ctsim-bench-${process.pid}.${FORMAT}`);
 const g0 = process.hrtime.bigint();
 const bytes = generate(path);
 console.log(
   `generated ${PACKETS} packets, ${(bytes / 1e6).toFixed(1)} MB in ${(Number(process.hrtime.bigint() - g0) / 1e9).toFixed(2)} s: ${path}`,
 );
 try {
-  for (let run = 1; run <= 3; run++) {
+  const rates: number[] = [];
+  for (let run = 1; run <= RUNS; run++) {
     const r = read(path);
+    rates.push(r.packets / r.seconds);
     console.log(
-      `run ${run}: chunk ${CHUNK} B: ${r.packets} packets (${r.skipped} skipped) in ${r.seconds.toFixed(3)} s = ` +
+      `run ${run}: ${FORMAT}, chunk ${CHUNK} B: ${r.packets} packets (${r.skipped} skipped) in ${r.seconds.toFixed(3)} s = ` +
         `${Math.round(r.packets / r.seconds).toLocaleString("en-US")} packets/s, ${(bytes / 1e6 / r.seconds).toFixed(1)} MB/s`,
     );
   }
+  const median = rates.sort((a, b) => a - b)[rates.length >> 1];
+  console.log(
+    `median ${Math.round(median).toLocaleString("en-US")} packets/s = ${(1e9 / median).toFixed(0)} ns/packet`,
+  );
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
 } finally {
   if (!KEEP) unlinkSync(path);
