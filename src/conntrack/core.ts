@@ -216,6 +216,8 @@ export class NfConn implements NfConnL4View {
   acct: number[] | undefined = undefined;
   /** Cached IPCT_* bits not yet delivered (struct nf_conntrack_ecache.cache). */
   ecache = 0;
+  /** The NAT extension (nf_ct_ext_add(ct, NF_CT_EXT_NAT)): owned and typed by src/nat, absent until NAT adds it. */
+  natExt: object | undefined = undefined;
   /** When init_conntrack ran: the timer counts from confirmation, so confirm shifts timeout by the wait. */
   readonly created: Seconds;
   private readonly bind: Binding;

@@ -80,6 +80,11 @@ export class Fib {
   readonly rules: readonly RuleEntry[];
   private readonly ifaces = new Map<string, HostInterface>();
   private readonly localAddrs = new Map<number, string>();
+  /**
+   * Lookups memoised by destination when the host has no `ip rule` of its own (results are immutable and the
+   * tables do not change during a run); undefined when policy rules make the result depend on more.
+   */
+  private readonly byDst: Map<number, FibResult> | undefined;
 
   constructor(host: Host) {
     this.host = host;
@@ -121,6 +126,7 @@ export class Fib {
       .map((r, i) => [r, i] as const)
       .sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1])
       .map(([r]) => r);
+    this.byDst = host.rules.length === 0 ? new Map() : undefined;
   }
 
   private add(r: Route): void {
@@ -157,6 +163,19 @@ export class Fib {
 
   /** fib_rules_lookup + fib_table_lookup. */
   lookup(flow: FlowKey): FibResult {
+    if (this.byDst === undefined || flow.oif !== undefined) return this.walk(flow);
+    // Only the default rules (local, main, default): the result depends on the destination alone.
+    const key = flow.dst | 0;
+    let r = this.byDst.get(key);
+    if (r === undefined) {
+      if (this.byDst.size >= 1 << 16) this.byDst.clear();
+      r = this.walk({ dst: flow.dst });
+      this.byDst.set(key, r);
+    }
+    return r;
+  }
+
+  private walk(flow: FlowKey): FibResult {
     for (const e of this.rules) {
       if (e.rule && !ruleMatches(e.rule, flow)) continue;
       const t = this.tables.get(e.table);

@@ -130,7 +130,6 @@ export class NatState {
   /** nf_nat_bysource: key -> entries, newest first. */
   private readonly bysource = new Map<string, NfConn[]>();
   private bysourceSweepAt = 4096;
-  private readonly ext = new WeakMap<NfConn, NfConnNat>();
   /** 3.x per-protocol port rovers (tcp_port_rover, udp_port_rover, ...) and the ICMP `static u16 id`. */
   private readonly rovers = new Map<number, number>();
   icmpIdRover = 0;
@@ -145,17 +144,14 @@ export class NatState {
 
   /** nfct_nat() / nf_ct_nat_ext_add(): the NAT extension of a connection (created on first use). */
   natExt(ct: NfConn): NfConnNat {
-    let e = this.ext.get(ct);
-    if (!e) {
-      e = {};
-      this.ext.set(ct, e);
-    }
+    let e = ct.natExt as NfConnNat | undefined;
+    if (e === undefined) ct.natExt = e = {};
     return e;
   }
 
   /** nfct_nat() without creating it. */
   peekNatExt(ct: NfConn): NfConnNat | undefined {
-    return this.ext.get(ct);
+    return ct.natExt as NfConnNat | undefined;
   }
 
   rover(protonum: number): number {

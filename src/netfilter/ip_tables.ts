@@ -70,6 +70,20 @@ export interface CompiledRule {
   readonly matches: readonly CompiledMatch[];
   readonly step: Step;
   readonly trace: TracePoint;
+  /**
+   * ip_packet_match's address and protocol selectors flattened into numbers (an absent selector is mask 0, addr
+   * 0, proto 0, which every packet passes), so the walk reads them without following pointers; `slow` rules
+   * (interfaces, -f, `! -p all`, never-matching) go through ipPacketMatch.
+   */
+  readonly slow: boolean;
+  readonly sMask: number;
+  readonly sAddr: number;
+  readonly sInv: boolean;
+  readonly dMask: number;
+  readonly dAddr: number;
+  readonly dInv: boolean;
+  readonly proto: number;
+  readonly protoInv: boolean;
   /** Packet/byte counters as numbers (the model's bigint counters are synced by `syncCounters`). */
   packets: number;
   bytes: number;
@@ -97,7 +111,7 @@ export interface CompiledChain {
 export interface ChainIndex {
   /** Rules the index cannot place: candidates for every packet. */
   readonly others: Int32Array;
-  /** By exact destination address (unsigned). */
+  /** By exact destination address as a signed int32 (a small-integer key, which hashes fast). */
   readonly byDst: ReadonlyMap<number, DstBucket>;
   /** Number of rules placed in byDst. */
   readonly indexed: number;
@@ -208,12 +222,27 @@ function compileRule(
   const standardVerdict = t?.kind === "verdict";
   const comment: TraceComment =
     unconditional && standardVerdict ? (chain.builtin ? "policy" : "return") : "rule";
+  const proto = rule.proto?.proto ?? 0;
   return {
     rule,
     chain: compiled,
     matches,
     step,
     trace: { table: table.name, chain: chain.name, comment, num: rule.num },
+    slow:
+      rule.neverMatches === true ||
+      rule.inIface !== undefined ||
+      rule.outIface !== undefined ||
+      rule.fragment !== undefined ||
+      (proto === 0 && rule.proto?.invert === true),
+    sMask: rule.src ? rule.src.mask | 0 : 0,
+    sAddr: rule.src ? rule.src.addr | 0 : 0,
+    sInv: rule.src?.invert === true,
+    dMask: rule.dst ? rule.dst.mask | 0 : 0,
+    dAddr: rule.dst ? rule.dst.addr | 0 : 0,
+    dInv: rule.dst?.invert === true,
+    proto,
+    protoInv: rule.proto?.invert === true,
     packets: 0,
     bytes: 0,
   };
@@ -247,7 +276,7 @@ function indexKey(cr: CompiledRule): { dst: number; port?: number } | undefined 
   const rule = cr.rule;
   const d = rule.dst;
   if (!d || d.invert || d.mask >>> 0 !== 0xffffffff) return undefined;
-  const dst = d.addr >>> 0;
+  const dst = d.addr | 0;
   const p = rule.proto;
   if (!p || p.invert || (p.proto !== 6 && p.proto !== 17)) return { dst };
   const want = p.proto === 6 ? "tcp" : "udp";
@@ -299,7 +328,7 @@ function buildIndex(rules: readonly CompiledRule[], minRules: number): ChainInde
 /** The index's candidate positions for the packet (besides `others`). */
 function candidates(ix: ChainIndex, pkt: Packet): Int32Array {
   const ip = pkt.ip;
-  const b = ix.byDst.get(ip.dst >>> 0);
+  const b = ix.byDst.get(ip.dst | 0);
   if (!b) return EMPTY;
   const proto = ip.protocol;
   if (proto !== 6 && proto !== 17) return b.generic;
@@ -484,10 +513,21 @@ function traverse(
       }
       continue;
     }
-    const rule = cr.rule;
-    if (rule.neverMatches || !ipPacketMatch(rule, skb.pkt, inIface, outIface)) {
-      i++;
-      continue;
+    if (cr.slow) {
+      if (cr.rule.neverMatches || !ipPacketMatch(cr.rule, skb.pkt, inIface, outIface)) {
+        i++;
+        continue;
+      }
+    } else {
+      const ip = skb.pkt.ip;
+      if (
+        ((ip.src & cr.sMask) !== cr.sAddr) !== cr.sInv ||
+        ((ip.dst & cr.dMask) !== cr.dAddr) !== cr.dInv ||
+        (cr.proto !== 0 && (ip.protocol !== cr.proto) !== cr.protoInv)
+      ) {
+        i++;
+        continue;
+      }
     }
     let matched = true;
     par.chain = chain.name;

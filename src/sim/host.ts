@@ -429,11 +429,12 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** fib.addrType(addr) memoised: the host's interfaces and routes do not change during a run. */
   private dstType(addr: number): AddrType {
-    let t = this.dstTypes.get(addr);
+    // Keyed by the signed value: a small integer key hashes fast, an unsigned one above 2^31 is a heap number.
+    let t = this.dstTypes.get(addr | 0);
     if (t === undefined) {
       if (this.dstTypes.size >= 1 << 16) this.dstTypes.clear();
       t = this.fib.addrType(addr);
-      this.dstTypes.set(addr, t);
+      this.dstTypes.set(addr | 0, t);
     }
     return t;
   }
