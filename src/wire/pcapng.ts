@@ -11,6 +11,10 @@
  *
  * An interface name becomes `packet.iface`; unnamed interfaces use the caller's `defaultIface`.
  *
+ * Per packet the reader allocates only what the Packet keeps: block labels ("EPB #12 in section 1") are
+ * built when an error needs one, the timestamp divisor is computed once per interface, and EPB options are
+ * walked inline.
+ *
  * Left out on purpose: section-length skipping (sections are read block by block), comments and the other
  * options (hashes, drop counts, `if_fcslen`), and libpcap's per-interface snaplen truncation of EPB data.
  */
@@ -50,7 +54,14 @@ interface Interface {
   readonly binaryShift: number;
   /** if_tsoffset, seconds. */
   readonly tsOffset: number;
+  /** 10^pow10 when 0 <= pow10 <= 9 (exact division in doubles), else 0 (BigInt path). */
+  readonly tsDiv: number;
+  /** 10^(9 - pow10), turning a remainder into nanoseconds, when tsDiv is set. */
+  readonly nsecMul: number;
 }
+
+/** 2^21: below it a 64-bit timestamp's high word keeps hi * 2^32 + lo under 2^53, exact in a double. */
+const EXACT_HI_LIMIT = 0x200000;
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
@@ -61,12 +72,17 @@ export class PcapngParser implements RecordParser {
   private le = true;
   private section = 0;
   private interfaces: Interface[] = [];
+  /** Blocks seen in this section, by block name; EPBs are counted in `epbCount` instead. */
   private blockCounts = new Map<string, number>();
+  private epbCount = 0;
   private frameNo = 0;
+  /** `file + "#"`, the origin prefix of every frame. */
+  private readonly originPrefix: string;
 
   constructor(opts: CaptureParserOptions = {}) {
     this.opts = opts;
     this.file = opts.file ?? "<input>";
+    this.originPrefix = this.file + "#";
   }
 
   private u16(b: Uint8Array, o: number): number {
@@ -79,12 +95,34 @@ export class PcapngParser implements RecordParser {
       : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
 
-  private blockLabel(type: number, count: boolean): string {
-    const name = BLOCK_NAMES[type] ?? `block type 0x${type.toString(16).padStart(8, "0")}`;
-    let n = this.blockCounts.get(name) ?? 0;
-    if (count) this.blockCounts.set(name, ++n);
-    else n++;
-    return `${name} #${n} in section ${type === BT_SHB && !count ? this.section + 1 : Math.max(this.section, 1)}`;
+  private static blockName(type: number): string {
+    return BLOCK_NAMES[type] ?? `block type 0x${type.toString(16).padStart(8, "0")}`;
+  }
+
+  /** Blocks named `name` counted so far in this section. */
+  private countOf(name: string): number {
+    return name === "EPB" ? this.epbCount : (this.blockCounts.get(name) ?? 0);
+  }
+
+  /** Counts a complete block of this type; its label is then `blockLabel(type)`. */
+  private countBlock(type: number): void {
+    if (type === BT_EPB) this.epbCount++;
+    else {
+      const name = PcapngParser.blockName(type);
+      this.blockCounts.set(name, (this.blockCounts.get(name) ?? 0) + 1);
+    }
+  }
+
+  /** "EPB #3 in section 1": the label of the last counted block of this type (built only for errors). */
+  private blockLabel(type: number): string {
+    const name = PcapngParser.blockName(type);
+    return `${name} #${this.countOf(name)} in section ${Math.max(this.section, 1)}`;
+  }
+
+  /** The label the next block of this type will get (a block rejected before it was counted). */
+  private nextBlockLabel(type: number): string {
+    const name = PcapngParser.blockName(type);
+    return `${name} #${this.countOf(name) + 1} in section ${type === BT_SHB ? this.section + 1 : Math.max(this.section, 1)}`;
   }
 
   private fail(code: string, message: string, offset: number, block: string): never {
@@ -107,7 +145,7 @@ export class PcapngParser implements RecordParser {
             "PCAPNG_BAD_BYTE_ORDER_MAGIC",
             `bad byte-order magic 0x${bomBe.toString(16).padStart(8, "0")} in section header`,
             base + pos,
-            this.blockLabel(BT_SHB, false),
+            this.nextBlockLabel(BT_SHB),
           );
         }
       } else if (this.section === 0) {
@@ -125,7 +163,7 @@ export class PcapngParser implements RecordParser {
           "PCAPNG_BAD_BLOCK_LENGTH",
           `invalid block length ${len}`,
           base + pos,
-          this.blockLabel(type, false),
+          this.nextBlockLabel(type),
         );
       }
       if (len > MAX_BLOCK_LENGTH) {
@@ -133,41 +171,47 @@ export class PcapngParser implements RecordParser {
           "PCAPNG_BLOCK_TOO_LARGE",
           `block length ${len} exceeds the maximum ${MAX_BLOCK_LENGTH}`,
           base + pos,
-          this.blockLabel(type, false),
+          this.nextBlockLabel(type),
         );
       }
       if (avail < len) return pos;
-      const label = this.blockLabel(type, true);
+      this.countBlock(type);
       const trailer = this.u32(b, pos + len - 4);
       if (trailer !== len) {
         this.fail(
           "PCAPNG_BLOCK_LENGTH_MISMATCH",
           `block length ${len} at the start but ${trailer} at the end`,
           base + pos,
-          label,
+          this.blockLabel(type),
         );
       }
       switch (type) {
         case BT_SHB: {
           const major = this.u16(b, pos + 12);
           if (major !== 1)
-            this.fail("PCAPNG_BAD_VERSION", `unsupported pcapng version ${major}`, base + pos, label);
+            this.fail(
+              "PCAPNG_BAD_VERSION",
+              `unsupported pcapng version ${major}`,
+              base + pos,
+              this.blockLabel(BT_SHB),
+            );
           this.section++;
           this.interfaces = [];
           this.blockCounts = new Map([["SHB", 1]]);
+          this.epbCount = 0;
           break;
         }
         case BT_IDB:
-          this.readIdb(b, pos, len, base, label);
+          this.readIdb(b, pos, len, base);
           break;
         case BT_EPB:
-          out.push(this.readEpb(b, pos, len, base, label));
+          out.push(this.readEpb(b, pos, len, base));
           break;
         case BT_SPB:
-          out.push(this.readSpb(b, pos, len, base, label));
+          out.push(this.readSpb(b, pos, len, base));
           break;
         case BT_PB:
-          out.push(this.readPb(b, pos, len, base, label));
+          out.push(this.readPb(b, pos, len, base));
           break;
         default:
           break; // NRB, ISB, DSB, custom and unknown blocks carry nothing we use
@@ -188,7 +232,7 @@ export class PcapngParser implements RecordParser {
     if (have >= 8) {
       const type = this.section === 0 ? BT_SHB : this.u32(b, pos);
       if (type !== BT_SHB || have >= 12) {
-        label = this.blockLabel(type, false);
+        label = this.nextBlockLabel(type);
         if (type !== BT_SHB) want = ` of ${this.u32(b, pos + 4)}`;
         else {
           const bomLe = (b[pos + 8] | (b[pos + 9] << 8)) === 0x3c4d;
@@ -202,6 +246,15 @@ export class PcapngParser implements RecordParser {
     this.fail("PCAPNG_TRUNCATED", `capture ends inside a block (${have}${want} bytes)`, base + pos, label);
   }
 
+  private badOption(code: number, olen: number, base: number, blockPos: number, type: number): never {
+    this.fail(
+      "PCAPNG_BAD_OPTION",
+      `option ${code} of length ${olen} runs past the end of the block`,
+      base + blockPos,
+      this.blockLabel(type),
+    );
+  }
+
   /** Walks the options in b[start..end); calls `fn(code, valueOffset, valueLength)` for each. */
   private options(
     b: Uint8Array,
@@ -209,7 +262,7 @@ export class PcapngParser implements RecordParser {
     end: number,
     base: number,
     blockPos: number,
-    label: string,
+    type: number,
     fn: (code: number, at: number, len: number) => void,
   ): void {
     let o = start;
@@ -218,29 +271,27 @@ export class PcapngParser implements RecordParser {
       const olen = this.u16(b, o + 2);
       if (code === 0) return; // opt_endofopt
       const next = o + 4 + ((olen + 3) & ~3);
-      if (next > end) {
-        this.fail(
-          "PCAPNG_BAD_OPTION",
-          `option ${code} of length ${olen} runs past the end of the block`,
-          base + blockPos,
-          label,
-        );
-      }
+      if (next > end) this.badOption(code, olen, base, blockPos, type);
       fn(code, o + 4, olen);
       o = next;
     }
   }
 
-  private readIdb(b: Uint8Array, pos: number, len: number, base: number, label: string): void {
+  private readIdb(b: Uint8Array, pos: number, len: number, base: number): void {
     if (len < 20)
-      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `interface block too short (${len} bytes)`, base + pos, label);
+      this.fail(
+        "PCAPNG_BAD_BLOCK_LENGTH",
+        `interface block too short (${len} bytes)`,
+        base + pos,
+        this.blockLabel(BT_IDB),
+      );
     const linktype = this.u16(b, pos + 8);
     const snaplen = this.u32(b, pos + 12);
     let name: string | undefined;
     let pow10 = 6;
     let binaryShift = 0;
     let tsOffset = 0;
-    this.options(b, pos + 16, pos + len - 4, base, pos, label, (code, at, olen) => {
+    this.options(b, pos + 16, pos + len - 4, base, pos, BT_IDB, (code, at, olen) => {
       if (code === 2) name = utf8.decode(b.subarray(at, at + olen)).replace(/\0+$/, "");
       else if (code === 9 && olen >= 1) {
         const r = b[at];
@@ -254,17 +305,27 @@ export class PcapngParser implements RecordParser {
         tsOffset = hi * 0x100000000 + lo;
       }
     });
-    this.interfaces.push({ linktype, snaplen, name, pow10, binaryShift, tsOffset });
+    const exact = pow10 >= 0 && pow10 <= 9;
+    this.interfaces.push({
+      linktype,
+      snaplen,
+      name,
+      pow10,
+      binaryShift,
+      tsOffset,
+      tsDiv: exact ? 10 ** pow10 : 0,
+      nsecMul: exact ? 10 ** (9 - pow10) : 0,
+    });
   }
 
-  private iface(id: number, base: number, pos: number, label: string): Interface {
+  private iface(id: number, base: number, pos: number, type: number): Interface {
     const itf = this.interfaces[id];
     if (itf === undefined) {
       this.fail(
         "PCAPNG_BAD_INTERFACE",
         `interface ${id} is not defined in this section (${this.interfaces.length} interfaces)`,
         base + pos,
-        label,
+        this.blockLabel(type),
       );
     }
     return itf;
@@ -273,20 +334,42 @@ export class PcapngParser implements RecordParser {
   /** Sets ctx.tsSec/tsNsec from a 64-bit timestamp in the interface's units. */
   private setTimestamp(itf: Interface, hi: number, lo: number): void {
     const ctx = this.ctx;
-    if (itf.pow10 >= 0 && itf.pow10 <= 9) {
-      // Long division of the 64-bit value by 10^pow10 in 16-bit limbs keeps every step exact in a double.
-      const d = 10 ** itf.pow10;
-      let q = 0;
-      let r = 0;
-      const limbs = [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff];
-      for (let i = 0; i < 4; i++) {
-        const cur = r * 65536 + limbs[i];
-        const qd = Math.floor(cur / d);
+    const d = itf.tsDiv;
+    if (d !== 0) {
+      let q: number;
+      let r: number;
+      if (hi < EXACT_HI_LIMIT) {
+        // The value is below 2^53: one division, corrected by one step where the quotient was rounded.
+        const v = hi * 0x100000000 + lo;
+        q = Math.floor(v / d);
+        r = v - q * d;
+        if (r < 0) {
+          q--;
+          r += d;
+        } else if (r >= d) {
+          q++;
+          r -= d;
+        }
+      } else {
+        // Long division in 16-bit limbs keeps every step exact in a double.
+        let cur = hi >>> 16;
+        q = Math.floor(cur / d);
+        r = cur - q * d;
+        cur = r * 65536 + (hi & 0xffff);
+        let qd = Math.floor(cur / d);
+        r = cur - qd * d;
+        q = q * 65536 + qd;
+        cur = r * 65536 + (lo >>> 16);
+        qd = Math.floor(cur / d);
+        r = cur - qd * d;
+        q = q * 65536 + qd;
+        cur = r * 65536 + (lo & 0xffff);
+        qd = Math.floor(cur / d);
         r = cur - qd * d;
         q = q * 65536 + qd;
       }
       ctx.tsSec = q + itf.tsOffset;
-      ctx.tsNsec = r * 10 ** (9 - itf.pow10);
+      ctx.tsNsec = r * itf.nsecMul;
     } else {
       const v = (BigInt(hi) << 32n) | BigInt(lo);
       let sec: bigint;
@@ -310,45 +393,56 @@ export class PcapngParser implements RecordParser {
     ctx.iface = itf.name ?? this.opts.defaultIface;
     ctx.direction = undefined;
     ctx.link = undefined;
-    ctx.origin = this.file + "#" + ++this.frameNo;
+    ctx.origin = this.originPrefix + ++this.frameNo;
   }
 
-  private readEpb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+  private readEpb(b: Uint8Array, pos: number, len: number, base: number): Frame {
     if (len < 32)
       this.fail(
         "PCAPNG_BAD_BLOCK_LENGTH",
         `enhanced packet block too short (${len} bytes)`,
         base + pos,
-        label,
+        this.blockLabel(BT_EPB),
       );
-    const itf = this.iface(this.u32(b, pos + 8), base, pos, label);
+    const itf = this.iface(this.u32(b, pos + 8), base, pos, BT_EPB);
     const caplen = this.u32(b, pos + 20);
     const dataEnd = pos + 28 + ((caplen + 3) & ~3);
-    if (caplen > len - 32 || dataEnd > pos + len - 4) {
+    const optEnd = pos + len - 4;
+    if (caplen > len - 32 || dataEnd > optEnd) {
       this.fail(
         "PCAPNG_BAD_CAPLEN",
         `captured length ${caplen} does not fit in a block of ${len} bytes`,
         base + pos,
-        label,
+        this.blockLabel(BT_EPB),
       );
     }
     this.prepare(itf);
     this.setTimestamp(itf, this.u32(b, pos + 12), this.u32(b, pos + 16));
+    // The options walk of `options()`, inline: only epb_flags (2) is used.
     let flags = 0;
-    if (dataEnd < pos + len - 4) {
-      this.options(b, dataEnd, pos + len - 4, base, pos, label, (code, at, olen) => {
-        if (code === 2 && olen >= 4) flags = this.u32(b, at);
-      });
+    for (let o = dataEnd; o + 4 <= optEnd;) {
+      const code = this.u16(b, o);
+      const olen = this.u16(b, o + 2);
+      if (code === 0) break; // opt_endofopt
+      const next = o + 4 + ((olen + 3) & ~3);
+      if (next > optEnd) this.badOption(code, olen, base, pos, BT_EPB);
+      if (code === 2 && olen >= 4) flags = this.u32(b, o + 4);
+      o = next;
     }
     const dir = flags & 3; // epb_flags bits 0-1: 1 inbound, 2 outbound
     if (dir !== 0) this.ctx.direction = dir === 1 ? "In" : "Out";
     return decodeLinkFrame(itf.linktype, b, pos + 28, caplen, this.ctx, this.opts);
   }
 
-  private readSpb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+  private readSpb(b: Uint8Array, pos: number, len: number, base: number): Frame {
     if (len < 16)
-      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `simple packet block too short (${len} bytes)`, base + pos, label);
-    const itf = this.iface(0, base, pos, label);
+      this.fail(
+        "PCAPNG_BAD_BLOCK_LENGTH",
+        `simple packet block too short (${len} bytes)`,
+        base + pos,
+        this.blockLabel(BT_SPB),
+      );
+    const itf = this.iface(0, base, pos, BT_SPB);
     const origLen = this.u32(b, pos + 8);
     let caplen = Math.min(origLen, len - 16);
     if (itf.snaplen !== 0 && caplen > itf.snaplen) caplen = itf.snaplen;
@@ -358,17 +452,22 @@ export class PcapngParser implements RecordParser {
     return decodeLinkFrame(itf.linktype, b, pos + 12, caplen, this.ctx, this.opts);
   }
 
-  private readPb(b: Uint8Array, pos: number, len: number, base: number, label: string): Frame {
+  private readPb(b: Uint8Array, pos: number, len: number, base: number): Frame {
     if (len < 32)
-      this.fail("PCAPNG_BAD_BLOCK_LENGTH", `packet block too short (${len} bytes)`, base + pos, label);
-    const itf = this.iface(this.u16(b, pos + 8), base, pos, label);
+      this.fail(
+        "PCAPNG_BAD_BLOCK_LENGTH",
+        `packet block too short (${len} bytes)`,
+        base + pos,
+        this.blockLabel(BT_PB),
+      );
+    const itf = this.iface(this.u16(b, pos + 8), base, pos, BT_PB);
     const caplen = this.u32(b, pos + 20);
     if (caplen > len - 32) {
       this.fail(
         "PCAPNG_BAD_CAPLEN",
         `captured length ${caplen} does not fit in a block of ${len} bytes`,
         base + pos,
-        label,
+        this.blockLabel(BT_PB),
       );
     }
     this.prepare(itf);

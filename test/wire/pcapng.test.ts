@@ -71,6 +71,64 @@ describe("pcapng reader", () => {
     expect(f.kind === "packet" && [f.packet.tsSec, f.packet.tsNsec]).toEqual([5, 500_000_000]);
   });
 
+  it("converts decimal resolutions 10^0..10^9 exactly, near multiples of the divisor too (property)", () => {
+    const ts = fc.oneof(
+      fc.bigInt({ min: 0n, max: (1n << 53n) - 1n }), // one-division path
+      fc.bigInt({ min: 1n << 53n, max: (1n << 64n) - 1n }), // long-division path
+      fc.tuple(fc.bigInt({ min: 1n, max: 1n << 34n }), fc.integer({ min: -1, max: 1 })).map(
+        ([k, e]) => k * 1_000_000_000n + BigInt(e), // next to a second boundary at 10^9
+      ),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 9 }), ts, (pow10, v) => {
+        const d = 10n ** BigInt(pow10);
+        const wantSec = v / d;
+        fc.pre(wantSec < 1n << 53n); // larger seconds are not exact in a Packet's number either
+        const file = concatBytes([shb(true), idb(true, 101, { tsresol: pow10 }), epb(true, 0, v, SYN)]);
+        const [f] = readCaptureBytes(file);
+        const got = f.kind === "packet" ? [f.packet.tsSec, f.packet.tsNsec] : f.kind;
+        const want = [Number(wantSec), Number((v % d) * 10n ** BigInt(9 - pow10))];
+        expect(got, `ts ${v} at 10^-${pow10}: got ${String(got)}, want ${String(want)}`).toEqual(want);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("names the failing block by its number in the section, counted per block type", () => {
+    const flagsAt = (b: Uint8Array) => b.length - 4 - 4 - 8; // EPB with one option: flags, end, trailer
+    const badOpt = epb(true, 0, 0n, SYN, { flags: 1 });
+    new DataView(badOpt.buffer).setUint16(flagsAt(badOpt) + 2, 200, true); // option runs past the block
+    const file = concatBytes([
+      shb(true),
+      idb(true, 101),
+      epb(true, 0, 0n, SYN),
+      ngBlock(4, new Uint8Array(8), true),
+      idb(true, 101),
+      badOpt,
+    ]);
+    const d = inputError(() => readCaptureBytes(file, { file: "o.pcapng" })).diagnostic;
+    expect(d).toMatchObject({
+      code: "PCAPNG_BAD_OPTION",
+      message: "option 2 of length 200 runs past the end of the block",
+      offset: file.length - badOpt.length,
+      block: "EPB #2 in section 1",
+    });
+    const badIdb = idb(true, 101, { name: "eth0" });
+    new DataView(badIdb.buffer).setUint16(18, 300, true);
+    const file2 = concatBytes([shb(true), idb(true, 101), epb(true, 0, 0n, SYN), shb(true), badIdb]);
+    expect(inputError(() => readCaptureBytes(file2)).diagnostic).toMatchObject({
+      code: "PCAPNG_BAD_OPTION",
+      block: "IDB #1 in section 2",
+    });
+    const v2 = shb(true);
+    new DataView(v2.buffer).setUint16(12, 2, true);
+    const file3 = concatBytes([shb(true), idb(true, 101), v2]);
+    expect(inputError(() => readCaptureBytes(file3)).diagnostic).toMatchObject({
+      code: "PCAPNG_BAD_VERSION",
+      block: "SHB #2 in section 1",
+    });
+  });
+
   it("resets interfaces at each section, which may change byte order", () => {
     const file = concatBytes([
       shb(true),
