@@ -130,18 +130,18 @@ const GENERIC: ReadonlyMap<string, readonly string[]> = new Map([
   ["c", ["set-counters"]],
 ]);
 
-/** The short letter of `-x` or `--long-name` in an option table, or undefined. */
-function letterOf(table: ReadonlyMap<string, readonly string[]>, word: string): string | undefined {
-  if (word.startsWith("--")) {
-    const name = word.slice(2);
-    for (const [letter, longs] of table) if (longs.includes(name)) return letter;
-    return undefined;
+/** Every spelling of an option table (`-x`, `--long-name`) -> its short letter; the first letter wins. */
+function spellings(table: ReadonlyMap<string, readonly string[]>): ReadonlyMap<string, string> {
+  const out = new Map<string, string>();
+  for (const [letter, longs] of table) {
+    out.set(`-${letter}`, letter);
+    for (const name of longs) if (!out.has(`--${name}`)) out.set(`--${name}`, letter);
   }
-  if (word.length === 2 && word[0] === "-" && table.has(word[1])) return word[1];
-  return undefined;
+  return out;
 }
 
-const genericLetter = (word: string) => letterOf(GENERIC, word);
+const GENERIC_SPELLINGS = spellings(GENERIC);
+const genericLetter = (word: string) => GENERIC_SPELLINGS.get(word);
 
 /** Commands: letter -> long names. */
 const COMMANDS: ReadonlyMap<string, readonly string[]> = new Map([
@@ -160,11 +160,44 @@ const COMMANDS: ReadonlyMap<string, readonly string[]> = new Map([
   ["C", ["check"]],
 ]);
 
-const commandLetter = (word: string) => letterOf(COMMANDS, word);
+const COMMAND_SPELLINGS = spellings(COMMANDS);
+const commandLetter = (word: string) => COMMAND_SPELLINGS.get(word);
 
 /** Options that change nothing in the rule set (`-w`, `-v`, `-n`, ...): dropped before parsing. */
 const IGNORED_FLAGS = new Set(["-v", "--verbose", "-n", "--numeric", "-x", "--exact", "--line-numbers"]);
 const IGNORED_WITH_OPTIONAL_NUMBER = new Set(["-w", "--wait", "-W", "--wait-interval"]);
+
+/**
+ * The words without the options that change nothing: `--opt=value` split first, then `-v`/`-n`/... dropped,
+ * then `-w [seconds]` / `-W [usecs]` with their optional number. The input itself when there is none.
+ */
+function dropIgnoredOptions(argvIn: readonly Token[]): readonly Token[] {
+  let plain = true;
+  for (const t of argvIn) {
+    const x = t.text;
+    if (
+      x.charCodeAt(0) === 0x2d &&
+      (IGNORED_FLAGS.has(x) ||
+        IGNORED_WITH_OPTIONAL_NUMBER.has(x) ||
+        (x.startsWith("--") && x.indexOf("=") > 2))
+    ) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return argvIn;
+  const argv = splitLongEquals(argvIn).filter((t) => !IGNORED_FLAGS.has(t.text));
+  // -w [seconds], -W [usecs]
+  const kept: Token[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (IGNORED_WITH_OPTIONAL_NUMBER.has(argv[i].text)) {
+      if (i + 1 < argv.length && /^\d+(\.\d+)?$/.test(argv[i + 1].text)) i++;
+      continue;
+    }
+    kept.push(argv[i]);
+  }
+  return kept;
+}
 
 /** Splits `--opt=value` into two tokens, as getopt_long does. */
 export function splitLongEquals(tokens: readonly Token[]): Token[] {
@@ -370,17 +403,7 @@ export class RulesetBuilder {
   /** Runs one iptables command (argv without the program name) against `tableName`. */
   exec(tableName: TableName, argvIn: readonly Token[], line: LineInfo, counters?: Counters): void {
     this.checked.delete(tableName);
-    let argv = splitLongEquals(argvIn).filter((t) => !IGNORED_FLAGS.has(t.text));
-    // -w [seconds], -W [usecs]
-    const kept: Token[] = [];
-    for (let i = 0; i < argv.length; i++) {
-      if (IGNORED_WITH_OPTIONAL_NUMBER.has(argv[i].text)) {
-        if (i + 1 < argv.length && /^\d+(\.\d+)?$/.test(argv[i + 1].text)) i++;
-        continue;
-      }
-      kept.push(argv[i]);
-    }
-    argv = kept;
+    const argv = dropIgnoredOptions(argvIn);
     // Find the command option and its arguments.
     let cmdIndex = -1;
     let letter: string | undefined;
@@ -409,7 +432,10 @@ export class RulesetBuilder {
       return;
     }
     const cmdTok = argv[cmdIndex];
-    const rest = [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
+    const rest =
+      cmdIndex === 0 && !attached
+        ? argv.slice(1)
+        : [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
     // rest[0] is normally the chain when the command takes one.
     const takeChain = (): Token | undefined => {
       const t = rest[0];
@@ -466,8 +492,14 @@ export class RulesetBuilder {
         const rules = this.expand(spec, source, counters);
         // iptables-nft: nft_rule_append / nft_rule_insert create the built-in chain (nft_xt_builtin_init).
         if (letter === "A" || letter === "I") markCreated(chain, line.line, "rule");
-        if (letter === "A") chain.rules.push(...rules);
-        else if (letter === "I") {
+        if (letter === "A") {
+          // The rules already there keep their numbers: number only the new ones (renumber is O(chain)).
+          const before = chain.rules.length;
+          for (const r of rules) chain.rules.push(r);
+          if (before > 0 && chain.rules[before - 1].num !== before) renumber(chain);
+          else for (let k = before; k < chain.rules.length; k++) chain.rules[k].num = k + 1;
+          return;
+        } else if (letter === "I") {
           const at = index ?? 1;
           if (at < 1 || at > chain.rules.length + 1) {
             this.error(
@@ -1246,18 +1278,30 @@ export function tokenizeRestoreLine(text: string): {
   error?: { column: number; message: string };
 } {
   const tokens: Token[] = [];
+  const n = text.length;
   let i = 0;
-  while (i < text.length) {
-    while (i < text.length && /\s/.test(text[i])) i++;
-    if (i >= text.length) break;
+  while (i < n) {
+    while (i < n && isSpace(text.charCodeAt(i))) i++;
+    if (i >= n) break;
     const start = i;
-    let word = "";
+    // Fast path: an unquoted word is a slice of the line.
+    let c = text.charCodeAt(i);
+    while (c !== 0x22 && !isSpace(c)) {
+      if (++i >= n) break;
+      c = text.charCodeAt(i);
+    }
+    if (i >= n || c !== 0x22) {
+      tokens.push({ text: text.slice(start, i), column: start + 1 });
+      continue;
+    }
+    // A double quote: the rest of the word character by character.
+    let word = text.slice(start, i);
     let quoted = false;
     let openAt = 0;
-    while (i < text.length && (quoted || !/\s/.test(text[i]))) {
+    while (i < n && (quoted || !isSpace(text.charCodeAt(i)))) {
       const ch = text[i];
       if (quoted) {
-        if (ch === "\\" && i + 1 < text.length) {
+        if (ch === "\\" && i + 1 < n) {
           word += text[i + 1];
           i += 2;
           continue;
@@ -1286,7 +1330,34 @@ export function tokenizeRestoreLine(text: string): {
   return { tokens };
 }
 
+/** Whether a UTF-16 code unit is what `/\s/` matches (ECMAScript WhiteSpace and LineTerminator). */
+function isSpace(c: number): boolean {
+  if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return true;
+  if (c < 0xa0) return false;
+  return (
+    c === 0xa0 ||
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000 ||
+    c === 0xfeff
+  );
+}
+
 const COUNTER_RE = /^\[(\d+):(\d+)\]$/;
+
+/** `-t`, `--table` or `-tNAME` (`/^-t\w/`). */
+function isTableOption(x: Token): boolean {
+  const t = x.text;
+  if (t.charCodeAt(0) !== 0x2d || t.charCodeAt(1) === 0x2d) return t === "--table";
+  if (t.charCodeAt(1) !== 0x74 /* t */) return false;
+  if (t.length === 2) return true;
+  const c = t.charCodeAt(2);
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+}
 
 /**
  * Parses iptables-save / iptables-restore text (and `iptables -S` output). Never throws on bad input: every
@@ -1294,15 +1365,19 @@ const COUNTER_RE = /^\[(\d+):(\d+)\]$/;
  */
 export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
   const b = new RulesetBuilder(options);
-  const lines = text.split(/\r?\n/);
+  const lines = text.split("\n");
+  const last = lines.length - 1;
   let current: TableName | undefined;
   let currentLine: LineInfo | undefined;
   let sawTableHeader = false;
   for (let n = 0; n < lines.length; n++) {
-    const raw = lines[n].replace(/\r$/, "");
+    // The lines of split(/\r?\n/), then one more trailing \r removed.
+    let raw = lines[n];
+    if (n < last && raw.endsWith("\r")) raw = raw.slice(0, -1);
+    if (raw.endsWith("\r")) raw = raw.slice(0, -1);
     const line: LineInfo = { line: n + 1, text: raw };
     const trimmed = raw.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    if (trimmed === "" || trimmed.charCodeAt(0) === 0x23 /* # */) continue;
     const lead = raw.length - raw.trimStart().length;
     if (trimmed.startsWith("*")) {
       if (current)
@@ -1391,7 +1466,7 @@ export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
       counters = { packets: BigInt(m[1]), bytes: BigInt(m[2]) };
       argv = argv.slice(1);
     }
-    const t = argv.find((x) => x.text === "-t" || x.text === "--table" || /^-t\w/.test(x.text));
+    const t = argv.find(isTableOption);
     if (t) {
       b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
       continue;
