@@ -206,24 +206,35 @@ function formatMac(b: Uint8Array, o: number): string {
 }
 
 /**
- * Untagged IPv4 Ethernet headers, cached by their 12 address bytes: a capture holds few MAC pairs, and
- * LinkHeader values are immutable, so frames share them (saves two string builds per packet).
+ * Untagged IPv4 Ethernet headers, cached by their 12 address bytes: a capture holds a bounded set of MAC pairs
+ * (a host's peers and gateways), and LinkHeader values are immutable, so frames share them (saves two string
+ * builds and an object per packet). An open-addressing table keyed by the three 32-bit words of the addresses;
+ * it is emptied when half full, so a capture with ever-new MACs costs one table clear per 512 new pairs.
  */
-const LINK_CACHE_SIZE = 8;
-const linkKeys = new Float64Array(LINK_CACHE_SIZE * 2).fill(-1);
-const linkValues: LinkHeader[] = [];
-let linkNext = 0;
+const LINK_CACHE_SLOTS = 1024; // a power of two
+const LINK_CACHE_MAX = LINK_CACHE_SLOTS / 2;
+const linkKeys = new Int32Array(LINK_CACHE_SLOTS * 3);
+const linkValues: (LinkHeader | undefined)[] = new Array<LinkHeader | undefined>(LINK_CACHE_SLOTS).fill(
+  undefined,
+);
+let linkCount = 0;
 
 function untaggedLink(b: Uint8Array, o: number): LinkHeader {
-  // Two exact doubles: bytes 0..5 (dst) and 6..11 (src), each < 2^48.
-  const dst =
-    ((b[o] << 8) | b[o + 1]) * 0x100000000 +
-    (((b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5]) >>> 0);
-  const src =
-    ((b[o + 6] << 8) | b[o + 7]) * 0x100000000 +
-    (((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0);
-  for (let i = 0; i < linkValues.length; i++) {
-    if (linkKeys[2 * i] === dst && linkKeys[2 * i + 1] === src) return linkValues[i];
+  const w0 = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
+  const w1 = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
+  const w2 = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
+  const h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b), 0xc2b2ae35);
+  let i = h >>> 22; // the top 10 bits: LINK_CACHE_SLOTS
+  for (;;) {
+    const v = linkValues[i];
+    if (v === undefined) break;
+    if (linkKeys[3 * i] === w0 && linkKeys[3 * i + 1] === w1 && linkKeys[3 * i + 2] === w2) return v;
+    i = (i + 1) & (LINK_CACHE_SLOTS - 1);
+  }
+  if (linkCount >= LINK_CACHE_MAX) {
+    linkValues.fill(undefined);
+    linkCount = 0;
+    i = h >>> 22;
   }
   const link: LinkHeader = Object.freeze({
     dst: formatMac(b, o),
@@ -231,11 +242,11 @@ function untaggedLink(b: Uint8Array, o: number): LinkHeader {
     ethertype: ETH_P_IP,
     vlans: NO_VLANS,
   });
-  const slot = linkNext;
-  linkNext = (linkNext + 1) % LINK_CACHE_SIZE;
-  linkKeys[2 * slot] = dst;
-  linkKeys[2 * slot + 1] = src;
-  linkValues[slot] = link;
+  linkKeys[3 * i] = w0;
+  linkKeys[3 * i + 1] = w1;
+  linkKeys[3 * i + 2] = w2;
+  linkValues[i] = link;
+  linkCount++;
   return link;
 }
 

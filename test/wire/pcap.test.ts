@@ -67,6 +67,43 @@ describe("pcap reader", () => {
     expect(b.l4.kind).toBe("udp");
   });
 
+  it("formats each MAC pair once while cached, across more pairs than the cache holds (property)", () => {
+    const ip = encodeIpv4(tcpPacket());
+    const hex = (n: number) => n.toString(16).padStart(2, "0");
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.array(fc.tuple(fc.nat({ max: 1500 }), fc.nat({ max: 3 })), { minLength: 1, maxLength: 1200 }),
+          fc.array(fc.tuple(fc.nat({ max: 2 }), fc.constant(0)), { minLength: 1, maxLength: 50 }),
+        ),
+        (pairs) => {
+          const records = pairs.map(([s, d]) => {
+            const f = ethernet(ip);
+            f.set([2, 0, 0, 0, 0xd0, d], 0);
+            f.set([2, 0, 0, 0, s >> 8, s & 0xff], 6);
+            return { data: f };
+          });
+          const ps = packets(readCaptureBytes(pcapFile(1, records)));
+          ps.forEach((p, i) => {
+            const [s, d] = pairs[i];
+            const want = {
+              dst: `02:00:00:00:d0:${hex(d)}`,
+              src: `02:00:00:00:${hex(s >> 8)}:${hex(s & 0xff)}`,
+              ethertype: 0x0800,
+              vlans: [],
+            };
+            expect(p.link, `packet ${i}`).toEqual(want);
+            // A repeated pair is a cache hit (the table empties only on a miss): the very same object.
+            if (i > 0 && pairs[i - 1][0] === s && pairs[i - 1][1] === d) {
+              expect(p.link, `packet ${i}: shared with packet ${i - 1}`).toBe(ps[i - 1].link);
+            }
+          });
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+
   it("reports non-IPv4 frames as skipped, numbered like the packets", () => {
     const arp = ethernet(new Uint8Array(28), 0x0806);
     const v6 = ethernet(Uint8Array.of(0x60, 0, 0, 0), 0x86dd);
