@@ -222,16 +222,17 @@ interface PendingExt {
   readonly raw: string[];
 }
 
+/** One shape for every rule (undefined for what the rule does not say): built once per rule line. */
 interface ParsedSpec {
   readonly srcs: (AddrSelector | undefined)[];
   readonly dsts: (AddrSelector | undefined)[];
-  readonly inIface?: IfaceSelector;
-  readonly outIface?: IfaceSelector;
-  readonly proto?: ProtoSelector;
-  readonly fragment?: { readonly invert: boolean };
+  readonly inIface: IfaceSelector | undefined;
+  readonly outIface: IfaceSelector | undefined;
+  readonly proto: ProtoSelector | undefined;
+  readonly fragment: { readonly invert: boolean } | undefined;
   readonly matches: MatchInstance[];
-  readonly target?: RuleTarget;
-  readonly counters?: Counters;
+  readonly target: RuleTarget | undefined;
+  readonly counters: Counters | undefined;
   readonly neverMatches: boolean;
 }
 
@@ -483,12 +484,11 @@ export class RulesetBuilder {
         }
         const spec = this.parseRuleSpec(tableName, rest, line);
         if (!spec) return;
-        const source: RuleSource = {
-          ...(this.options.file !== undefined ? { file: this.options.file } : {}),
-          line: line.line,
-          column: cmdTok.column,
-          text: line.text,
-        };
+        const file = this.options.file;
+        const source: RuleSource =
+          file !== undefined
+            ? { file, line: line.line, column: cmdTok.column, text: line.text }
+            : { line: line.line, column: cmdTok.column, text: line.text };
         const rules = this.expand(spec, source, counters);
         // iptables-nft: nft_rule_append / nft_rule_insert create the built-in chain (nft_xt_builtin_init).
         if (letter === "A" || letter === "I") markCreated(chain, line.line, "rule");
@@ -704,22 +704,23 @@ export class RulesetBuilder {
 
   private expand(spec: ParsedSpec, source: RuleSource, counters?: Counters): Rule[] {
     const out: Rule[] = [];
+    const c = counters ?? spec.counters;
     for (const src of spec.srcs) {
       for (const dst of spec.dsts) {
-        out.push({
-          num: 0,
-          ...(src ? { src } : {}),
-          ...(dst ? { dst } : {}),
-          ...(spec.inIface ? { inIface: spec.inIface } : {}),
-          ...(spec.outIface ? { outIface: spec.outIface } : {}),
-          ...(spec.proto ? { proto: spec.proto } : {}),
-          ...(spec.fragment ? { fragment: spec.fragment } : {}),
-          matches: spec.matches,
-          ...(spec.target ? { target: spec.target } : {}),
-          counters: { ...(counters ?? spec.counters ?? zeroCounters()) },
-          source,
-          neverMatches: spec.neverMatches,
-        });
+        // Properties added in the order of the Rule interface, present only when set (as iptables-save prints).
+        const r: { -readonly [K in keyof Rule]?: Rule[K] } = { num: 0 };
+        if (src) r.src = src;
+        if (dst) r.dst = dst;
+        if (spec.inIface) r.inIface = spec.inIface;
+        if (spec.outIface) r.outIface = spec.outIface;
+        if (spec.proto) r.proto = spec.proto;
+        if (spec.fragment) r.fragment = spec.fragment;
+        r.matches = spec.matches;
+        if (spec.target) r.target = spec.target;
+        r.counters = c ? { packets: c.packets, bytes: c.bytes } : zeroCounters();
+        r.source = source;
+        r.neverMatches = spec.neverMatches;
+        out.push(r as Rule);
       }
     }
     return out;
@@ -989,11 +990,12 @@ export class RulesetBuilder {
       }
       if (t.startsWith("-") && t.length > 1 && !/^-\d/.test(t)) {
         // An extension option: the target first, then the matches from the most recent one.
-        const name = t.replace(/^--?/, "");
+        const name = t.charCodeAt(1) === 0x2d ? t.slice(2) : t.slice(1);
         let owner: PendingExt | undefined;
         let spec: ReturnType<typeof findOption>;
-        const candidates = [...(targetExt ? [targetExt] : []), ...[...exts].reverse()];
-        for (const e of candidates) {
+        // The target first, then the matches from the most recent one.
+        for (let k = targetExt ? -1 : 0; k < exts.length; k++) {
+          const e = k < 0 ? targetExt! : exts[exts.length - 1 - k];
           if (e.unknown) continue;
           const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
           spec = findOption(d, name);
@@ -1024,6 +1026,7 @@ export class RulesetBuilder {
           }
         }
         if (!owner) {
+          const candidates = [...(targetExt ? [targetExt] : []), ...[...exts].reverse()];
           const lastUnknown = [
             ...(targetExt?.unknown ? [targetExt] : []),
             ...[...exts].reverse().filter((e) => e.unknown),
@@ -1121,7 +1124,9 @@ export class RulesetBuilder {
           continue;
         }
         owner.opts.push({ name: spec!.name, args, invert: optInvert, column: tok.column });
-        owner.raw.push(...(optInvert ? ["!"] : []), t, ...args);
+        if (optInvert) owner.raw.push("!");
+        owner.raw.push(t);
+        for (const a of args) owner.raw.push(a);
         continue;
       }
       this.error("IPT_SYNTAX", `unexpected argument "${t}"`, line, tok.column);
@@ -1129,18 +1134,18 @@ export class RulesetBuilder {
     if (invert) this.error("IPT_SYNTAX", "! at the end of the rule", line, invertCol);
 
     // Parse each extension now that the whole rule (including a late -p) is known.
-    const ctxFor = (e: PendingExt): XtParseContext => ({
-      table: tableName,
-      ...(proto ? { proto } : {}),
-      env: this.env,
-      fail: (message: string, at?: XtOption) => ({
-        ...(this.options.file !== undefined ? { file: this.options.file } : {}),
-        line: line.line,
-        column: at?.column ?? e.column,
-        code: "IPT_BAD_VALUE",
-        message: `${e.kind === "match" ? e.name : e.name}: ${message.replace(new RegExp(`^${e.name}: `), "")}`,
-        excerpt: line.text,
-      }),
+    const env = this.env;
+    const ctxFor = (e: PendingExt): XtParseContext => {
+      const fail = (message: string, at?: XtOption) => failAt(e, message, at);
+      return proto ? { table: tableName, proto, env, fail } : { table: tableName, env, fail };
+    };
+    const failAt = (e: PendingExt, message: string, at?: XtOption) => ({
+      ...(this.options.file !== undefined ? { file: this.options.file } : {}),
+      line: line.line,
+      column: at?.column ?? e.column,
+      code: "IPT_BAD_VALUE",
+      message: `${e.kind === "match" ? e.name : e.name}: ${message.replace(new RegExp(`^${e.name}: `), "")}`,
+      excerpt: line.text,
     });
     const matches: MatchInstance[] = [];
     for (const e of exts) {
@@ -1173,18 +1178,7 @@ export class RulesetBuilder {
       }
     }
     if (this.errors.length > errorsBefore) return undefined;
-    return {
-      srcs,
-      dsts,
-      ...(inIface ? { inIface } : {}),
-      ...(outIface ? { outIface } : {}),
-      ...(proto ? { proto } : {}),
-      ...(fragment ? { fragment } : {}),
-      matches,
-      ...(target ? { target } : {}),
-      ...(counters ? { counters } : {}),
-      neverMatches,
-    };
+    return { srcs, dsts, inIface, outIface, proto, fragment, matches, target, counters, neverMatches };
   }
 
   /**

@@ -157,9 +157,22 @@ export class Registry {
   }
 }
 
-/** Finds the spec for `--name` (by name or alias). */
+/** Each descriptor's spellings -> spec, built on first use (descriptors are immutable values). */
+const OPTION_INDEX = new WeakMap<Descriptor, ReadonlyMap<string, OptionSpec>>();
+
+/** Finds the spec for `--name` (by name or alias): the first spec of the table that has the spelling. */
 export function findOption(d: Descriptor, name: string): OptionSpec | undefined {
-  return d.options.find((o) => o.name === name || (o.aliases ?? []).includes(name));
+  let index = OPTION_INDEX.get(d);
+  if (index === undefined) {
+    const m = new Map<string, OptionSpec>();
+    for (const o of d.options) {
+      if (!m.has(o.name)) m.set(o.name, o);
+      for (const a of o.aliases ?? []) if (!m.has(a)) m.set(a, o);
+    }
+    index = m;
+    OPTION_INDEX.set(d, index);
+  }
+  return index.get(name);
 }
 
 /**
