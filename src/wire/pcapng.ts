@@ -60,7 +60,7 @@ interface Interface {
   readonly nsecMul: number;
 }
 
-/** 2^21: below it a 64-bit timestamp's high word keeps hi * 2^32 + lo under 2^53, exact in a double. */
+/** 2^21: when hi < d * 2^21, the 64-bit timestamp (hi * 2^32 + lo) divided by d is below 2^53. */
 const EXACT_HI_LIMIT = 0x200000;
 
 const utf8 = new TextDecoder("utf-8", { fatal: false });
@@ -338,20 +338,19 @@ export class PcapngParser implements RecordParser {
     if (d !== 0) {
       let q: number;
       let r: number;
-      if (hi < EXACT_HI_LIMIT) {
-        // The value is below 2^53: one division, corrected by one step where the quotient was rounded.
-        const v = hi * 0x100000000 + lo;
-        q = Math.floor(v / d);
-        r = v - q * d;
-        if (r < 0) {
-          q--;
-          r += d;
-        } else if (r >= d) {
-          q++;
-          r -= d;
+      if (hi < d * EXACT_HI_LIMIT) {
+        // The quotient is below 2^53. Estimate it from the value rounded to a double (off by at most
+        // 2^11 / d + 1), then fix it with the remainder, which is small and exact modulo 2^32.
+        q = Math.floor((hi * 0x100000000 + lo) / d);
+        r = (lo - Math.imul(q, d)) | 0;
+        if (r < 0 || r >= d) {
+          const k = Math.floor(r / d);
+          q += k;
+          r -= k * d;
         }
       } else {
-        // Long division in 16-bit limbs keeps every step exact in a double.
+        // Seconds beyond 2^53: long division in 16-bit limbs, every step exact in a double (the quotient is
+        // rounded as it grows).
         let cur = hi >>> 16;
         q = Math.floor(cur / d);
         r = cur - q * d;
