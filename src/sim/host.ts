@@ -58,8 +58,8 @@ import { Fib } from "../host/route";
 import type { AddrType, FibResult } from "../host/route";
 import { InputError } from "../errors";
 import { Conntrack, ctinfoState } from "../conntrack/core";
-import type { CtLookupResult, NfConn } from "../conntrack/core";
-import type { CtInfo } from "../conntrack/types";
+import type { CtEvent, CtLookupResult, NfConn } from "../conntrack/core";
+import type { CtInfo, NfHook } from "../conntrack/types";
 import {
   CTINFO_NAMES,
   IP_CT_DIR_ORIGINAL,
@@ -94,10 +94,12 @@ import type { AddrTypeName } from "../netfilter/xt/xt_addrtype";
 import type { IpSet } from "../ipset/ipset";
 import type { NatTargetHost } from "../netfilter/xt/xt_nat";
 import { NatState, nfNatIpv4Fn } from "../nat/nf_nat_core";
+import type { NatChainRunner } from "../nat/nf_nat_core";
+import type { PacketWritable } from "../nat/nf_nat_proto";
 import type { NatIface } from "../nat/nf_nat_masquerade";
 import { csumReplace2 } from "../nat/nf_nat_proto";
 import { Prng } from "../util/prng";
-import type { CtSummary, PacketJourney, PacketReport } from "../trace/events";
+import type { CtSummary, Fate, PacketJourney, PacketReport, TraceHit } from "../trace/events";
 import { CtSummaryRecord, FlowSnapshot, NatStepRecord, TraceHitRecord } from "../trace/records";
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
@@ -174,19 +176,29 @@ interface Flight {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const ZERO_MAC = "00:00:00:00:00:00";
+const QUIET_EMPTY: never[] = Object.freeze([]) as never[];
 
 /** A HOOK_ORDER entry of HostSim's plan: table entries carry their compiled table. */
 type PlannedEntry =
   | Exclude<HookEntry, { kind: "table" }>
   | (Extract<HookEntry, { kind: "table" }> & { readonly compiled: CompiledTable });
 
-/** State of one nat hook call (HostSim.natHook). */
+/**
+ * State of one nat hook call (HostSim.natHook) and the NatHookState it hands to nf_nat_ipv4_fn: one per nesting
+ * depth (a target may emit a packet that runs a nat hook of its own), reused by every call at that depth.
+ */
 interface NatCall {
-  readonly st: Flight;
-  readonly hook: Hook;
-  readonly table: CompiledTable;
+  st: Flight | undefined;
+  hook: Hook;
+  table: CompiledTable | undefined;
   ran: boolean;
   decided: TracePoint | undefined;
+  readonly state: {
+    hook: NfHook;
+    out: string | undefined;
+    runChains: NatChainRunner;
+    writable: PacketWritable;
+  };
 }
 
 /** PacketJourney.hooks labels (`raw:PREROUTING ACCEPT`, `conntrack PREROUTING`), built once, not per packet. */
@@ -274,15 +286,19 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly tables = new Map<TableName, CompiledTable>();
   private readonly traceByDefault: boolean;
   private readonly ruleState = new Map<object, unknown>();
-  /** The nat hook being run (see natHook). */
+  /** The nat hook being run (see natHook), and the pool of NatCall by depth. */
   private natCall?: NatCall;
+  private readonly natCalls: NatCall[] = [];
+  private natDepth = 0;
   private readonly natRunChains = (pkt: Packet): number => {
     const c = this.natCall!;
+    const st = c.st!;
+    const table = c.table!;
     c.ran = true;
-    c.st.skb.pkt = pkt;
-    if (!this.chainRuns(c.table, c.hook)) return NF_ACCEPT;
-    const r = this.doTable(c.table, c.hook, c.st);
-    c.st.journey.hooks.push(HOOK_LABELS.nat[c.hook][r.verdict]);
+    st.skb.pkt = pkt;
+    if (!this.chainRuns(table, c.hook)) return NF_ACCEPT;
+    const r = this.doTable(table, c.hook, st);
+    st.journey.hooks.push(HOOK_LABELS.nat[c.hook][r.verdict]);
     c.decided = r.decidedBy;
     return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
   };
@@ -325,6 +341,8 @@ export class HostSim implements HostServices, NatTargetHost {
   private natIfaceList?: readonly NatIface[];
   /** Egress link headers by interface when no neighbourMac function is given (they are then constant). */
   private readonly egressLinks = new Map<string, LinkHeader>();
+  /** The `left on IFACE` fate of each interface (immutable, shared by every packet that leaves there). */
+  private readonly leftFates = new Map<string, Fate>();
   private report?: PacketReport;
   /** TRACE hits so far (every packet's, records built or not). */
   traceHits = 0;
@@ -514,9 +532,10 @@ export class HostSim implements HostServices, NatTargetHost {
       origin: pkt.origin,
       time: this.now,
       packets: [],
-      trace: [],
+      // Quiet runs record neither TRACE hits nor events: one shared frozen empty array each, not two per packet.
+      trace: this.quiet ? (QUIET_EMPTY as TraceHit[]) : [],
       egress: [],
-      events: this.conntrack.takeEvents(),
+      events: this.quiet ? (QUIET_EMPTY as CtEvent[]) : this.conntrack.takeEvents(),
     };
     this.report = report;
     this.depth = 0;
@@ -556,7 +575,7 @@ export class HostSim implements HostServices, NatTargetHost {
       };
       this.ipRcv(st);
     }
-    const late = this.conntrack.takeEvents();
+    const late = this.quiet ? QUIET_EMPTY : this.conntrack.takeEvents();
     if (late.length > 0) report.events.push(...late);
     this.report = undefined;
     return report;
@@ -840,26 +859,36 @@ export class HostSim implements HostServices, NatTargetHost {
     // The nat table runs through one runner (no per-packet closure); `natCall` is this call's state, saved and
     // restored because a target may emit a packet that goes through a nat hook of its own.
     const saved = this.natCall;
-    const call: NatCall = (this.natCall = { st, hook, table: natTable, ran: false, decided: undefined });
+    const call = (this.natCalls[this.natDepth] ??= {
+      st: undefined,
+      hook,
+      table: undefined,
+      ran: false,
+      decided: undefined,
+      state: { hook: 0, out: undefined, runChains: this.natRunChains, writable: 0 },
+    });
+    call.st = st;
+    call.hook = hook;
+    call.table = natTable;
+    call.ran = false;
+    call.decided = undefined;
+    const state = call.state;
+    state.hook = HOOK_NUM[hook];
+    state.out = skb.outIface;
+    state.writable = ownedBefore ? (before.l4 === st.ownL4 ? 2 : 1) : 0;
+    this.natCall = call;
+    this.natDepth++;
     let res;
     try {
-      res = nfNatIpv4Fn(
-        this.nat,
-        skb.ct,
-        skb.ctinfo,
-        skb.pkt,
-        {
-          hook: HOOK_NUM[hook],
-          out: skb.outIface,
-          runChains: this.natRunChains,
-          writable: ownedBefore ? (before.l4 === st.ownL4 ? 2 : 1) : 0,
-        },
-        this.now,
-      );
+      res = nfNatIpv4Fn(this.nat, skb.ct, skb.ctinfo, skb.pkt, state, this.now);
     } finally {
       this.natCall = saved;
+      this.natDepth--;
+      call.st = undefined;
+      call.table = undefined;
     }
-    const { ran, decided } = call;
+    // (read back through the interface: the assignments above narrowed them for the compiler)
+    const { ran, decided } = call as NatCall;
     skb.pkt = res.pkt;
     const changed = res.pkt !== before || res.rewritten === true;
     if (this.quiet && res.pkt !== before) {
@@ -1154,7 +1183,9 @@ export class HostSim implements HostServices, NatTargetHost {
       st.own = st.ownL4 = undefined;
     } else pkt = { ...skb.pkt, link, iface: out, direction: "Out" };
     st.journey.out = pkt;
-    st.journey.fate = { kind: "left", iface: out };
+    let fate = this.leftFates.get(out);
+    if (fate === undefined) this.leftFates.set(out, (fate = Object.freeze({ kind: "left", iface: out })));
+    st.journey.fate = fate;
     this.report!.egress.push({ iface: out, packet: pkt, packetId: st.journey.id });
   }
 

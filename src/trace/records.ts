@@ -151,6 +151,7 @@ function flowText(p: Packet): string {
  * rewritten in place afterwards (HostSim's quiet working copy). Its text is the same as flowText's.
  */
 export class FlowSnapshot {
+  /** Addresses as int32 (formatIpv4 reads the bits): an unsigned value above 2^31 would be a boxed number. */
   readonly src: number;
   readonly dst: number;
   readonly ports: boolean;
@@ -158,8 +159,8 @@ export class FlowSnapshot {
   readonly dstPort: number;
   constructor(p: Packet) {
     const l4 = p.l4;
-    this.src = p.ip.src;
-    this.dst = p.ip.dst;
+    this.src = p.ip.src | 0;
+    this.dst = p.ip.dst | 0;
     this.ports = l4.kind === "tcp" || l4.kind === "udp";
     this.srcPort = l4.kind === "tcp" || l4.kind === "udp" ? l4.srcPort : 0;
     this.dstPort = l4.kind === "tcp" || l4.kind === "udp" ? l4.dstPort : 0;
