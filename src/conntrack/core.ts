@@ -295,6 +295,26 @@ export class NfConn implements NfConnL4View {
       : this.rs === s && this.rd === d && this.ru === u && ((this.pz >>> 8) & 0xff) === protonum;
   }
 
+  /**
+   * One direction's tuple field by field, without building a Tuple (hot paths such as NAT rewriting): addresses
+   * as int32 (`>>> 0` for the unsigned value), ports/ids and the protocol number as they are.
+   */
+  tupleSrc(dir: CtDir): number {
+    return dir === 0 ? this.os : this.rs;
+  }
+  tupleDst(dir: CtDir): number {
+    return dir === 0 ? this.od : this.rd;
+  }
+  tupleSrcU(dir: CtDir): number {
+    return (dir === 0 ? this.ou : this.ru) >>> 16;
+  }
+  tupleDstU(dir: CtDir): number {
+    return (dir === 0 ? this.ou : this.ru) & 0xffff;
+  }
+  tupleProtonum(dir: CtDir): number {
+    return dir === 0 ? this.pz & 0xff : (this.pz >>> 8) & 0xff;
+  }
+
   /** The table hash of one direction's tuple. */
   hashOf(dir: CtDir): number {
     const zone = (this.pz >>> 16) & 0xffff;

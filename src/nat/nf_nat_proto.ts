@@ -43,6 +43,12 @@ export interface NatConnView {
   readonly orig: Tuple;
   readonly reply: Tuple;
   readonly status: number;
+  /** Field-by-field tuple reads that build no Tuple (NfConn has them; plain views fall back to orig/reply). */
+  tupleSrc?(dir: 0 | 1): number;
+  tupleDst?(dir: 0 | 1): number;
+  tupleSrcU?(dir: 0 | 1): number;
+  tupleDstU?(dir: 0 | 1): number;
+  tupleProtonum?(dir: 0 | 1): number;
 }
 
 const IPS_NAT_DONE_MASK = (1 << 7) | (1 << 8);
@@ -213,6 +219,16 @@ export function nfNatManipPkt(
   dir: number,
   writable: PacketWritable = 0,
 ): Packet {
+  if (ct.tupleProtonum !== undefined) {
+    const od = dir === IP_CT_DIR_ORIGINAL ? 1 : 0;
+    const protonum = ct.tupleProtonum(od);
+    if (protonum !== IPPROTO_ICMP) {
+      const dstU = ct.tupleDstU!(od);
+      return mtype === "SRC"
+        ? manipPkt(pkt, protonum, ct.tupleDst!(od), dstU, dstU, mtype, writable)
+        : manipPkt(pkt, protonum, ct.tupleSrc!(od), ct.tupleSrcU!(od), dstU, mtype, writable);
+    }
+  }
   const other = dir === IP_CT_DIR_ORIGINAL ? ct.reply : ct.orig;
   if (other.protonum !== IPPROTO_ICMP) {
     // The inverse of a port tuple swaps its addresses and ports: read them from `other` directly.
