@@ -1159,7 +1159,7 @@ export class RulesetBuilder {
         this.errors.push({ ...r, severity: "error" });
         continue;
       }
-      matches.push({ name: e.name, options: r, raw: e.raw, implicit: e.implicit, unknown: false });
+      matches.push({ name: e.name, options: r, raw: e.raw.slice(), implicit: e.implicit, unknown: false });
     }
     if (targetExt) {
       if (targetExt.unknown) {
@@ -1174,11 +1174,30 @@ export class RulesetBuilder {
         const d = this.registry.target(targetExt.name)!;
         const r = d.parse(targetExt.opts, ctxFor(targetExt));
         if (isDiagnostic(r)) this.errors.push({ ...r, severity: "error" });
-        else target = { kind: "extension", name: d.name, options: r, raw: targetExt.raw, unknown: false };
+        else
+          target = {
+            kind: "extension",
+            name: d.name,
+            options: r,
+            raw: targetExt.raw.slice(),
+            unknown: false,
+          };
       }
     }
     if (this.errors.length > errorsBefore) return undefined;
-    return { srcs, dsts, inIface, outIface, proto, fragment, matches, target, counters, neverMatches };
+    // Arrays kept by the rule are copied to their length (a pushed-to array keeps spare capacity).
+    return {
+      srcs,
+      dsts,
+      inIface,
+      outIface,
+      proto,
+      fragment,
+      matches: matches.slice(),
+      target,
+      counters,
+      neverMatches,
+    };
   }
 
   /**
