@@ -76,6 +76,34 @@ export function newFrameContext(): FrameContext {
   return { tsSec: 0, tsNsec: 0, iface: undefined, direction: undefined, link: undefined, origin: "" };
 }
 
+const DIGITS3: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, "0"));
+
+/**
+ * Frame origins "<file>#<n>" for a reader's frame numbers: the "<file>#<thousands>" prefix is built once per
+ * thousand frames and the last three digits come from a table, so a frame costs one string concatenation and
+ * no number-to-string conversion.
+ */
+export class OriginNames {
+  private readonly prefix: string;
+  private thousands = 0;
+  private thousandsPrefix = "";
+
+  constructor(file: string) {
+    this.prefix = file + "#";
+  }
+
+  /** The origin of frame `n` (a positive integer). */
+  of(n: number): string {
+    const k = Math.floor(n / 1000);
+    if (k === 0) return this.prefix + n;
+    if (k !== this.thousands) {
+      this.thousands = k;
+      this.thousandsPrefix = this.prefix + k;
+    }
+    return this.thousandsPrefix + DIGITS3[n - k * 1000];
+  }
+}
+
 export interface LinkDecodeOptions {
   /** Interface names by ifindex, for LINUX_SLL2 captures (otherwise the context's iface is kept). */
   readonly ifaceByIndex?: ReadonlyMap<number, string>;
@@ -269,7 +297,7 @@ export interface RecordParser {
 }
 
 export class PcapParser implements RecordParser {
-  private readonly file: string;
+  private readonly origins: OriginNames;
   private readonly opts: CaptureParserOptions;
   private readonly ctx = newFrameContext();
   private headerDone = false;
@@ -282,7 +310,7 @@ export class PcapParser implements RecordParser {
 
   constructor(opts: CaptureParserOptions = {}) {
     this.opts = opts;
-    this.file = opts.file ?? "<input>";
+    this.origins = new OriginNames(opts.file ?? "<input>");
   }
 
   /** Link type from the file header (after the header has been parsed). */
@@ -337,7 +365,7 @@ export class PcapParser implements RecordParser {
       pos += 24;
     }
     const ctx = this.ctx;
-    const file = this.file;
+    const origins = this.origins;
     const defaultIface = this.opts.defaultIface;
     const linktype = this.linktype;
     const le = this.le;
@@ -369,7 +397,7 @@ export class PcapParser implements RecordParser {
       ctx.iface = defaultIface;
       ctx.direction = undefined;
       ctx.link = undefined;
-      ctx.origin = file + "#" + n;
+      ctx.origin = origins.of(n);
       out.push(decodeLinkFrame(linktype, b, pos + 16, caplen, ctx, this.opts));
       pos += 16 + caplen;
     }

@@ -20,7 +20,13 @@
  */
 import { InputError } from "../errors";
 import type { Frame } from "./capture";
-import { decodeLinkFrame, newFrameContext, type CaptureParserOptions, type RecordParser } from "./pcap";
+import {
+  decodeLinkFrame,
+  newFrameContext,
+  OriginNames,
+  type CaptureParserOptions,
+  type RecordParser,
+} from "./pcap";
 
 export const BT_SHB = 0x0a0d0d0a;
 export const BT_IDB = 0x00000001;
@@ -67,7 +73,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
 
 export class PcapngParser implements RecordParser {
   private readonly opts: CaptureParserOptions;
-  private readonly file: string;
   private readonly ctx = newFrameContext();
   private le = true;
   private section = 0;
@@ -76,13 +81,11 @@ export class PcapngParser implements RecordParser {
   private blockCounts = new Map<string, number>();
   private epbCount = 0;
   private frameNo = 0;
-  /** `file + "#"`, the origin prefix of every frame. */
-  private readonly originPrefix: string;
+  private readonly origins: OriginNames;
 
   constructor(opts: CaptureParserOptions = {}) {
     this.opts = opts;
-    this.file = opts.file ?? "<input>";
-    this.originPrefix = this.file + "#";
+    this.origins = new OriginNames(opts.file ?? "<input>");
   }
 
   private u16(b: Uint8Array, o: number): number {
@@ -392,7 +395,7 @@ export class PcapngParser implements RecordParser {
     ctx.iface = itf.name ?? this.opts.defaultIface;
     ctx.direction = undefined;
     ctx.link = undefined;
-    ctx.origin = this.originPrefix + ++this.frameNo;
+    ctx.origin = this.origins.of(++this.frameNo);
   }
 
   private readEpb(b: Uint8Array, pos: number, len: number, base: number): Frame {

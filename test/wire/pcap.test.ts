@@ -4,6 +4,7 @@ import { InputError } from "../../src/errors";
 import { readCaptureBytes, type Frame } from "../../src/wire/capture";
 import { encodeIpv4 } from "../../src/wire/ipv4";
 import type { Packet } from "../../src/wire/packet";
+import { OriginNames } from "../../src/wire/pcap";
 import { concatBytes, ethernet, pcapFile, tcpPacket, udpPacket } from "./capture_builders";
 
 function packets(frames: Frame[]): Packet[] {
@@ -65,6 +66,19 @@ describe("pcap reader", () => {
     expect(a.link).toMatchObject({ ethertype: 0x8100, vlans: [100] });
     expect(b.link).toMatchObject({ ethertype: 0x88a8, vlans: [10, 20] });
     expect(b.l4.kind).toBe("udp");
+  });
+
+  it("names frame n of a file `file#n`, across thousands boundaries and jumps (property)", () => {
+    const names = new OriginNames("c.pcap");
+    for (let n = 1; n <= 3001; n++) {
+      const got = names.of(n);
+      if (got !== `c.pcap#${n}`) expect(got, `frame ${n}`).toBe(`c.pcap#${n}`);
+    }
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 40 }), (n) => {
+        expect(names.of(n), `frame ${n}`).toBe(`c.pcap#${n}`);
+      }),
+    );
   });
 
   it("formats each MAC pair once while cached, across more pairs than the cache holds (property)", () => {
