@@ -23,7 +23,14 @@
 
 import type { SourceLocation } from "../errors";
 import { parseIpv4 } from "../wire/addr";
-import type { Descriptor, LoadEnvironment, Registry, XtOption, XtParseContext } from "./registry";
+import type {
+  Descriptor,
+  LoadEnvironment,
+  Registry,
+  XtCheckContext,
+  XtOption,
+  XtParseContext,
+} from "./registry";
 import { DEFAULT_ENVIRONMENT, findOption, isDiagnostic, parseProto, xtCheckEntry } from "./registry";
 import type {
   AddrSelector,
@@ -1241,7 +1248,7 @@ export class RulesetBuilder {
       const hooks = hookSets.get(c.name)!;
       c.hooks = [...hooks];
       for (const r of c.rules) {
-        const ctx = {
+        const ctx: XtCheckContext = {
           table: tableName,
           chain: c.name,
           hooks,
@@ -1255,18 +1262,24 @@ export class RulesetBuilder {
             excerpt: r.source.text,
           }),
         };
-        const items: [Descriptor | undefined, unknown][] = r.matches
-          .filter((m) => !m.unknown)
-          .map((m) => [this.registry.match(m.name), m.options]);
-        if (r.target?.kind === "extension" && !r.target.unknown)
-          items.push([this.registry.target(r.target.name), r.target.options]);
-        for (const [d, options] of items) {
-          if (!d) continue;
-          const bad = xtCheckEntry(d, options, ctx);
-          if (bad) this.errors.push({ ...bad, severity: "error" });
+        // The matches in rule order, then the target.
+        for (const m of r.matches) {
+          if (m.unknown) continue;
+          const d = this.registry.match(m.name);
+          if (d) this.checkEntry(d, m.options, ctx);
+        }
+        const t = r.target;
+        if (t?.kind === "extension" && !t.unknown) {
+          const d = this.registry.target(t.name);
+          if (d) this.checkEntry(d, t.options, ctx);
         }
       }
     }
+  }
+
+  private checkEntry(d: Descriptor, options: unknown, ctx: XtCheckContext): void {
+    const bad = xtCheckEntry(d, options, ctx);
+    if (bad) this.errors.push({ ...bad, severity: "error" });
   }
 
   /** Checks every table not yet checked and returns the result. */

@@ -180,22 +180,23 @@ export function findOption(d: Descriptor, name: string): OptionSpec | undefined 
  * descriptor's own checkentry.
  */
 export function xtCheckEntry(d: Descriptor, options: unknown, ctx: XtCheckContext): Diagnostic | undefined {
-  const what = `${d.kind} ${d.name}`;
   if (d.table !== undefined && d.table !== ctx.table) {
-    return ctx.fail(`${what} is only valid in table "${d.table}", not "${ctx.table}"`);
+    return ctx.fail(`${d.kind} ${d.name} is only valid in table "${d.table}", not "${ctx.table}"`);
   }
   if (d.hooks !== undefined) {
-    const bad = [...ctx.hooks].filter((h) => !d.hooks!.includes(h));
+    let allowed = true;
+    for (const h of ctx.hooks) if (!d.hooks.includes(h)) allowed = false;
+    const bad = allowed ? [] : [...ctx.hooks].filter((h) => !d.hooks!.includes(h));
     if (bad.length > 0) {
       return ctx.fail(
-        `${what} is only valid in ${d.hooks.join("/")}, but chain ${ctx.chain} is reached from ${bad.join("/")}`,
+        `${d.kind} ${d.name} is only valid in ${d.hooks.join("/")}, but chain ${ctx.chain} is reached from ${bad.join("/")}`,
       );
     }
   }
   if (d.proto !== undefined) {
     const p = ctx.rule.proto;
     if (p === undefined || p.proto !== d.proto || p.invert) {
-      return ctx.fail(`${what} needs "-p ${protoName(d.proto)}" (not inverted)`);
+      return ctx.fail(`${d.kind} ${d.name} needs "-p ${protoName(d.proto)}" (not inverted)`);
     }
   }
   return d.check
