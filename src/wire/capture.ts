@@ -11,7 +11,9 @@
  *
  * Memory: each pushed chunk is copied once into a buffer the reader owns, and packet payloads are views into
  * it (no per-packet copy), so a chunk stays alive while any packet decoded from it is referenced. Keep chunks
- * modest (64 KiB .. 1 MiB) when packets are retained for long.
+ * modest (64 KiB .. 1 MiB) when packets are retained for long. A caller that hands its chunks over for good
+ * (`push(chunk, true)`, e.g. the fresh buffers of a Node read stream) saves that copy: only the record cut at
+ * each chunk boundary is copied, into a small buffer, and the rest is decoded in place.
  *
  * Left out on purpose: compressed captures, and reading the file itself (src/cli does the I/O).
  */
@@ -67,10 +69,19 @@ export class CaptureReader {
     this.opts = opts;
   }
 
-  push(chunk: Uint8Array): Frame[] {
+  /**
+   * Decodes the records completed by `chunk`. With `transfer`, the caller gives the chunk to the reader: it
+   * must never modify it afterwards (packet payloads and the kept tail may be views into it).
+   */
+  push(chunk: Uint8Array, transfer = false): Frame[] {
     if (this.ended) throw new Error("CaptureReader.push after end()");
     const out: Frame[] = [];
     if (chunk.length === 0) return out;
+    if (transfer && (this.parser !== undefined || (this.tail.length === 0 && chunk.length >= 4))) {
+      this.parser ??= this.createParser(chunk, this.tailOffset);
+      this.pushInPlace(chunk, out);
+      return out;
+    }
     // Decoded payloads are views into `buf`, so `buf` must be ours: copy the chunk (the caller may reuse it).
     let buf: Uint8Array;
     if (this.tail.length === 0) {
@@ -94,6 +105,41 @@ export class CaptureReader {
     this.tail = pos === buf.length ? EMPTY_BYTES : buf.subarray(pos);
     this.tailOffset = base + pos;
     return out;
+  }
+
+  /** `push` of a transferred chunk once the format is known: parses it where it lies. */
+  private pushInPlace(chunk: Uint8Array, out: Frame[]): void {
+    const parser = this.parser!;
+    let head = this.tail;
+    let headOffset = this.tailOffset;
+    let start = 0;
+    if (head.length > 0) {
+      // The record cut at the boundary: join the tail with the start of the chunk, doubling the borrowed part
+      // until the parser gets past the tail, then continue in the chunk itself.
+      let k = Math.min(chunk.length, Math.max(head.length, 512));
+      for (;;) {
+        const joined = new Uint8Array(head.length + k);
+        joined.set(head, 0);
+        joined.set(chunk.subarray(0, k), head.length);
+        const p = parser.parse(joined, 0, joined.length, headOffset, out);
+        if (p >= head.length) {
+          start = p - head.length;
+          break;
+        }
+        if (k === chunk.length) {
+          this.tail = joined.subarray(p);
+          this.tailOffset = headOffset + p;
+          return;
+        }
+        head = joined.subarray(p, head.length);
+        headOffset += p;
+        k = Math.min(chunk.length, 2 * k);
+      }
+    }
+    const base = headOffset + head.length; // file offset of chunk[0]
+    const pos = parser.parse(chunk, start, chunk.length, base, out);
+    this.tail = pos === chunk.length ? EMPTY_BYTES : chunk.subarray(pos);
+    this.tailOffset = base + pos;
   }
 
   end(): Frame[] {

@@ -40,6 +40,33 @@ function readChunked(bytes: Uint8Array, sizes: number[]): Frame[] {
   return frames;
 }
 
+/** Reads `bytes` in fresh chunks of the given sizes, each handed over with `push(chunk, true)`. */
+function readTransferred(bytes: Uint8Array, sizes: number[]): { frames: Frame[]; chunks: Uint8Array[] } {
+  const reader = new CaptureReader({ file: "s" });
+  const frames: Frame[] = [];
+  const chunks: Uint8Array[] = [];
+  let o = 0;
+  let i = 0;
+  while (o < bytes.length) {
+    const n = Math.min(Math.max(1, sizes[i++ % sizes.length]), bytes.length - o);
+    const chunk = bytes.slice(o, o + n);
+    chunks.push(chunk);
+    frames.push(...reader.push(chunk, true));
+    o += n;
+  }
+  frames.push(...reader.end());
+  return { frames, chunks };
+}
+
+/** Frames, or the diagnostic of the InputError thrown. */
+function outcome(fn: () => Frame[]): unknown {
+  try {
+    return fn();
+  } catch (e) {
+    return (e as { diagnostic?: unknown }).diagnostic ?? String(e);
+  }
+}
+
 describe("CaptureReader", () => {
   it("detects the format from the magic", () => {
     expect(detectCaptureFormat(PCAP)).toBe("pcap");
@@ -61,7 +88,39 @@ describe("CaptureReader", () => {
         { numRuns: 150 },
       );
     });
+
+    it(`yields the same frames and errors from transferred chunks of a ${name} file (property)`, () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 8 }),
+          fc.integer({ min: 0, max: file.length }),
+          (sizes, cut) => {
+            const bytes = file.subarray(0, cut);
+            const want = outcome(() => readChunked(bytes, sizes));
+            const got = outcome(() => readTransferred(bytes, sizes).frames);
+            expect(got, `cut at ${cut}, chunks ${sizes.join(",")}`).toEqual(want);
+          },
+        ),
+        { numRuns: 200 },
+      );
+    });
   }
+
+  it("decodes a transferred chunk in place: payloads are views into it, not copies", () => {
+    const records = [{ data: ethernet(SYN) }, { data: ethernet(UDP) }];
+    for (let i = 0; i < 20; i++) records.push({ data: ethernet(SYN) });
+    const file = pcapFile(1, records);
+    const cut = 24 + 16 + ethernet(SYN).length + 5; // inside the second record's header
+    const { frames, chunks } = readTransferred(file, [cut, file.length - cut]);
+    expect(frames.length).toBe(22);
+    const payloads = frames.map((f) => (f.kind === "packet" ? f.packet.payload : undefined));
+    expect(payloads[0]?.buffer, "packet 1 lies in chunk 1").toBe(chunks[0].buffer);
+    expect(payloads[1]?.length).toBe(3);
+    expect(payloads[1]?.buffer, "packet 2 spans the boundary: copied").not.toBe(chunks[0].buffer);
+    expect(payloads[1]?.buffer, "packet 2 spans the boundary: copied").not.toBe(chunks[1].buffer);
+    expect(payloads[21]?.buffer, "packet 22 lies in chunk 2").toBe(chunks[1].buffer);
+    expect(frames).toEqual(readCaptureBytes(file, { file: "s" }));
+  });
 
   it("keeps only the unconsumed tail between pushes", () => {
     const reader = new CaptureReader();
