@@ -288,6 +288,8 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly ruleState = new Map<object, unknown>();
   /** The nat hook being run (see natHook), and the pool of NatCall by depth. */
   private natCall?: NatCall;
+  /** The compiled nat table (undefined: iptable_nat not loaded, no NAT hooks registered). */
+  private readonly natTable: CompiledTable | undefined;
   private readonly natCalls: NatCall[] = [];
   private natDepth = 0;
   private readonly natRunChains = (pkt: Packet): number => {
@@ -420,6 +422,7 @@ export class HostSim implements HostServices, NatTargetHost {
           if (r.target?.kind === "extension" && r.target.name === "TRACE") hasTrace = true;
     }
     this.problems = problems;
+    this.natTable = this.tables.get("nat");
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
     this.hookPlan = Object.fromEntries(
       HOOKS.map((h) => [
@@ -836,7 +839,7 @@ export class HostSim implements HostServices, NatTargetHost {
   }
 
   private natHook(hook: Hook, st: Flight): boolean {
-    const natTable = this.tables.get("nat");
+    const natTable = this.natTable;
     if (!natTable) return true; // iptable_nat not loaded: no NAT hooks registered
     if (this.backend === "nft" && !this.natHooksNft) return true; // no nat base chain: none registered
     const skb = st.skb;
