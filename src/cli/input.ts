@@ -95,7 +95,7 @@ export async function readPacketInput(
         if (detectCaptureFormat(joined)) {
           mode = "capture";
           capture = new CaptureReader({ file, ...iface });
-          onFrames(capture.push(joined));
+          onFrames(capture.push(joined, true));
         } else {
           mode = "text";
           text = newText();
@@ -103,7 +103,8 @@ export async function readPacketInput(
         }
         continue;
       }
-      if (capture) onFrames(capture.push(bytes));
+      // A read stream hands out a fresh buffer per read and never touches it again: the reader may keep it.
+      if (capture) onFrames(capture.push(bytes, true));
       else onText(text!.push(decoder.decode(bytes, { stream: true })));
     }
     if (mode === undefined) {
