@@ -74,7 +74,8 @@ export function lexShell(
     let bad = false;
     while (i < joined.length && !bad) {
       const ch = joined[i];
-      if (ch === " " || ch === "\t") {
+      // Blanks separate words; so does any other white space (a stray \r, \v, \f), which also ends a word below.
+      if (ch === " " || ch === "\t" || /\s/.test(ch)) {
         i++;
         continue;
       }
@@ -293,8 +294,12 @@ export type RulesetFormat = "save" | "script";
  * variable, an assignment, a shebang); otherwise iptables-save / restore / `-S` text.
  */
 export function detectFormat(text: string): RulesetFormat {
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
+  // Line by line up to the first that decides (no split of a whole 10,000-rule file); trim() drops the \r of CRLF.
+  for (let start = 0; start <= text.length;) {
+    let end = text.indexOf("\n", start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
     if (line.startsWith("#!")) return "script";
     if (line === "" || line.startsWith("#")) continue;
     if (

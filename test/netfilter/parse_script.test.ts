@@ -103,4 +103,28 @@ describe("shell scripts of iptables commands", () => {
       loadRuleset("iptables -A INPUT -j DROP\n").ruleset.tables.get("filter")!.chains.get("INPUT")!.rules,
     ).toHaveLength(1);
   });
+
+  it("detects the format from the first deciding line, whatever the line endings", () => {
+    const cases: [string, string][] = [
+      ["", "save"],
+      ["\n\n", "save"],
+      ["  # comment\r\n\r\n  COMMIT\r\n", "save"],
+      ["\r\n\t[0:0] -A INPUT -j DROP", "save"],
+      ["# c\r\n  \r\nIPT=iptables\r\n*filter\n", "script"],
+      ["#!/bin/sh", "script"],
+      ["\n\n  #!/bin/bash\n*filter\n", "script"],
+      ["COMMIT\r", "save"],
+      ["COMMITX\n", "script"],
+    ];
+    for (const [text, want] of cases) {
+      const got = detectFormat(text);
+      if (got !== want) expect.fail(`detectFormat(${JSON.stringify(text)}): got ${got}, want ${want}`);
+    }
+  });
+
+  it("white space other than blanks separates words (a stray \\r or \\v once looped forever)", () => {
+    const r = parseScript("iptables -A INPUT\x0b-p tcp\r --dport 22\f-j ACCEPT\r\r\n", { file: "fw.sh" });
+    expect(r.errors).toEqual([]);
+    expect(saveRuleset(r.ruleset)).toContain("-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT");
+  });
 });
