@@ -27,7 +27,7 @@ export const commentMatch: MatchDescriptor<CommentMatchOptions> = {
     const o = m.get("comment");
     if (!o) return ctx.fail("comment: --comment is required");
     if (o.invert) return ctx.fail("comment: --comment cannot be inverted", o);
-    if (new TextEncoder().encode(o.args[0]).length >= XT_MAX_COMMENT_LEN) {
+    if (utf8Length(o.args[0]) >= XT_MAX_COMMENT_LEN) {
       return ctx.fail(`comment is too long (at most ${XT_MAX_COMMENT_LEN - 1} bytes)`, o);
     }
     return { comment: o.args[0] };
@@ -36,6 +36,24 @@ export const commentMatch: MatchDescriptor<CommentMatchOptions> = {
     return `--comment ${saveString(o.comment)}`;
   },
 };
+
+/** Bytes of the UTF-8 encoding TextEncoder gives (a lone surrogate becomes U+FFFD, 3 bytes), without encoding. */
+export function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
 
 /** comment_mt: always true. */
 export function commentMt(): boolean {
