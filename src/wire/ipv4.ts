@@ -102,6 +102,16 @@ function u16(b: Uint8Array, o: number): number {
   return (b[o] << 8) | b[o + 1];
 }
 
+/**
+ * `foldChecksum(sum) === 0`: the bytes summed verify. Below 2^32 (any IPv4 datagram with its pseudo header)
+ * the end-around carry is folded with integer operations instead of foldChecksum's floating-point modulo.
+ */
+function sumVerifies(sum: number): boolean {
+  if (sum >= 0x100000000) return foldChecksum(sum) === 0;
+  const s = (sum >>> 16) + (sum & 0xffff); // <= 0x1fffe
+  return (s >>> 16) + (s & 0xffff) === 0xffff;
+}
+
 function u32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
@@ -187,7 +197,9 @@ export function decodeIpv4(
   const totalLength = u16(buf, offset + 2);
   if (totalLength < ihl) return { failure: `IPv4 total length ${totalLength} below header length ${ihl}` };
   const ip = readIpv4Header(buf, offset, ihl);
-  const ipChecksum: ChecksumStatus = internetChecksum(buf, offset, ihl) === 0 ? "correct" : "incorrect";
+  const ipChecksum: ChecksumStatus = sumVerifies(onesComplementSum(buf, offset, ihl))
+    ? "correct"
+    : "incorrect";
 
   const l4Start = offset + ihl;
   const l4Len = totalLength - ihl; // from the header
@@ -225,7 +237,7 @@ export function decodeIpv4(
     hdrLen = dataOffset;
     if (complete) {
       const sum = onesComplementSum(buf, l4Start, l4Len, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, l4Len));
-      l4Checksum = foldChecksum(sum) === 0 ? "correct" : "incorrect";
+      l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
     }
   } else if (ip.protocol === IPPROTO_UDP) {
     if (l4Avail < 8) return { failure: `truncated UDP header (${l4Avail} bytes)` };
@@ -243,7 +255,7 @@ export function decodeIpv4(
       l4Checksum = "correct";
     } else if (complete) {
       const sum = onesComplementSum(buf, l4Start, l4Len, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, l4Len));
-      l4Checksum = foldChecksum(sum) === 0 ? "correct" : "incorrect";
+      l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
     }
   } else if (ip.protocol === IPPROTO_ICMP) {
     if (l4Avail < 8) return { failure: `truncated ICMP header (${l4Avail} bytes)` };
@@ -269,7 +281,7 @@ export function decodeIpv4(
       ? { kind: "icmp", type, code, checksum, restOfHeader, quote }
       : { kind: "icmp", type, code, checksum, restOfHeader };
     l4 = icmp;
-    if (complete) l4Checksum = internetChecksum(buf, l4Start, l4Len) === 0 ? "correct" : "incorrect";
+    if (complete) l4Checksum = sumVerifies(onesComplementSum(buf, l4Start, l4Len)) ? "correct" : "incorrect";
   } else {
     l4 = OTHER_L4;
     hdrLen = 0;
