@@ -1,8 +1,10 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseSave, tokenizeRestoreLine } from "../../src/netfilter/parse_save";
 import type { LoadOptions } from "../../src/netfilter/parse_save";
 import type { Rule } from "../../src/netfilter/ruleset";
 import { formatRuleSpec, saveRuleset } from "../../src/netfilter/save";
+import { utf8Length } from "../../src/netfilter/xt/xt_comment";
 
 function load(text: string, opts: LoadOptions = {}) {
   return parseSave(text, { file: "t.rules", ...opts });
@@ -201,5 +203,167 @@ describe("checkentry: tables and hooks from the kernel's xt_* descriptors", () =
   it("loops between user chains are refused (ELOOP)", () => {
     const r = load("*filter\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j A\nCOMMIT\n");
     expect(r.errors.map((e) => e.code)).toEqual(["IPT_LOOP"]);
+  });
+});
+
+/** The restore tokenizer as first written (one character at a time, `/\s/` per character): the reference. */
+function referenceTokenize(text: string): { texts: string[]; columns: number[]; error?: number } {
+  const texts: string[] = [];
+  const columns: number[] = [];
+  let i = 0;
+  while (i < text.length) {
+    while (i < text.length && /\s/.test(text[i])) i++;
+    if (i >= text.length) break;
+    const start = i;
+    let word = "";
+    let quoted = false;
+    let openAt = 0;
+    while (i < text.length && (quoted || !/\s/.test(text[i]))) {
+      const ch = text[i];
+      if (quoted && ch === "\\" && i + 1 < text.length) {
+        word += text[i + 1];
+        i += 2;
+      } else if (ch === '"') {
+        if (!quoted) openAt = i;
+        quoted = !quoted;
+        i++;
+      } else {
+        word += ch;
+        i++;
+      }
+    }
+    if (quoted) return { texts, columns, error: openAt + 1 };
+    texts.push(word);
+    columns.push(start + 1);
+  }
+  return { texts, columns };
+}
+
+describe("fast paths of the loader agree with the plain algorithm", () => {
+  it("the tokenizer separates words at exactly the code units /\\s/ matches", () => {
+    const wrong: number[] = [];
+    for (let c = 0; c < 0x10000; c++) {
+      const ch = String.fromCharCode(c);
+      const got = tokenizeRestoreLine(`a${ch}b`);
+      const want = /\s/.test(ch) ? 2 : ch === '"' ? -1 : 1;
+      if ((got.error ? -1 : got.tokens.length) !== want) wrong.push(c);
+    }
+    expect(wrong, `code units tokenized differently from /\\s/: ${wrong.slice(0, 10).join(", ")}`).toEqual(
+      [],
+    );
+  });
+
+  it("the tokenizer gives the reference's words, columns and errors", () => {
+    const piece = fc.constantFrom(
+      "a",
+      "-A",
+      "--x",
+      '"',
+      "\\",
+      " ",
+      "  ",
+      "\t",
+      "\u00a0",
+      "\u2028",
+      "\r",
+      "é",
+      "😀",
+      "!",
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 24 }), (parts) => {
+        const text = parts.join("");
+        const got = tokenizeRestoreLine(text);
+        const want = referenceTokenize(text);
+        expect(got.tokens.map((t) => t.text)).toEqual(want.texts);
+        expect(got.tokens.map((t) => t.column)).toEqual(want.columns);
+        expect(got.error?.column).toBe(want.error);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("rule numbers stay 1..n through -A after -I, -D, -R and -E", () => {
+    const r = load(
+      [
+        "*filter",
+        "-N X",
+        "-A X -j ACCEPT",
+        "-A X -s 1.1.1.1,2.2.2.2 -j DROP",
+        "-I X 1 -j RETURN",
+        "-A X -j ACCEPT",
+        "-D X 2",
+        "-A X -p tcp -j ACCEPT",
+        "-R X 1 -j DROP",
+        "-A X -p udp -j ACCEPT",
+        "-E X Y",
+        "-A Y -d 3.3.3.3,4.4.4.4 -j ACCEPT",
+        "-D Y -p tcp -j ACCEPT",
+        "-A Y -j RETURN",
+        "COMMIT",
+        "",
+      ].join("\n"),
+    );
+    expect(r.errors).toEqual([]);
+    const rules = r.ruleset.tables.get("filter")!.chains.get("Y")!.rules;
+    expect(rules.map((x) => `${x.num} ${formatRuleSpec(x)}`)).toEqual([
+      "1 -j DROP",
+      "2 -s 1.1.1.1/32 -j DROP",
+      "3 -s 2.2.2.2/32 -j DROP",
+      "4 -j ACCEPT",
+      "5 -p udp -j ACCEPT",
+      "6 -d 3.3.3.3/32 -j ACCEPT",
+      "7 -d 4.4.4.4/32 -j ACCEPT",
+      "8 -j RETURN",
+    ]);
+  });
+
+  it("a rule's properties come in the order of the Rule interface (JSON output depends on it)", () => {
+    const r = load(
+      '*filter\n[1:2] -A INPUT -s 1.1.1.1 -d 2.2.2.2 -i a -o b -p tcp -f -m comment --comment "x" -j ACCEPT\nCOMMIT\n',
+    );
+    const rule = r.ruleset.tables.get("filter")!.chains.get("INPUT")!.rules[0];
+    expect(Object.keys(rule)).toEqual([
+      "num",
+      "src",
+      "dst",
+      "inIface",
+      "outIface",
+      "proto",
+      "fragment",
+      "matches",
+      "target",
+      "counters",
+      "source",
+      "neverMatches",
+    ]);
+    expect(
+      Object.keys(load("-A INPUT\n").ruleset.tables.get("filter")!.chains.get("INPUT")!.rules[0]),
+    ).toEqual(["num", "matches", "counters", "source", "neverMatches"]);
+    expect(rule.counters).toEqual({ packets: 1n, bytes: 2n });
+  });
+
+  it("ignored options (-w, --wait=N, -v) and --opt=value are handled as before the fast path", () => {
+    const r = load("*filter\n-w 5 -v -A INPUT -p tcp --dport=22 --wait=2 -j ACCEPT -W\nCOMMIT\n");
+    expect(r.errors).toEqual([]);
+    expect(formatRuleSpec(r.ruleset.tables.get("filter")!.chains.get("INPUT")!.rules[0])).toBe(
+      "-p tcp -m tcp --dport 22 -j ACCEPT",
+    );
+  });
+
+  it("comments are limited to 255 UTF-8 bytes, counted as TextEncoder counts them", () => {
+    const enc = new TextEncoder();
+    fc.assert(
+      fc.property(fc.string({ unit: "binary" }), (s) => {
+        expect(utf8Length(s)).toBe(enc.encode(s).length);
+      }),
+    );
+    expect(utf8Length("\ud800x\udc00")).toBe(enc.encode("\ud800x\udc00").length);
+    const ok = "é".repeat(127) + "a"; // 255 bytes
+    const tooLong = "😀".repeat(64); // 256 bytes
+    expect(oneRule("filter", "INPUT", `-m comment --comment "${ok}"`).errors).toEqual([]);
+    expect(oneRule("filter", "INPUT", `-m comment --comment "${tooLong}"`).errors).toEqual([
+      "2:21 comment: comment is too long (at most 255 bytes)",
+    ]);
   });
 });
