@@ -99,8 +99,8 @@ import type { PacketWritable } from "../nat/nf_nat_proto";
 import type { NatIface } from "../nat/nf_nat_masquerade";
 import { csumReplace2 } from "../nat/nf_nat_proto";
 import { Prng } from "../util/prng";
-import type { CtSummary, Fate, PacketJourney, PacketReport, TraceHit } from "../trace/events";
-import { CtSummaryRecord, FlowSnapshot, NatStepRecord, TraceHitRecord } from "../trace/records";
+import type { CtSummary, Fate, NatStep, PacketJourney, PacketReport, TraceHit } from "../trace/events";
+import { CtSummaryRecord, NatStepRecord, TraceHitRecord } from "../trace/records";
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_NUM, HOOK_ORDER } from "./hooks";
@@ -124,11 +124,12 @@ export interface HostSimOptions {
   /** MAC of the neighbour `addr` on `iface` (egress Ethernet destination); default 00:00:00:00:00:00. */
   readonly neighbourMac?: (iface: string, addr: number) => string | undefined;
   /**
-   * The caller reads only fates and counts (`ctsim trace --quiet`): conntrack events are not recorded
-   * (`report.events` stays empty) and TRACE hits are only counted (`traceHits`), without their records
-   * (`report.trace` stays empty), and NAT steps keep no from/to packets: a forwarded packet is copied once and
-   * that working copy rewritten in place (TTL, NAT, egress) instead of copied at every step. Everything else
-   * (fates, journeys' input/out, egress packets, conntrack) is the same.
+   * The caller reads only fates and counts (`ctsim trace --quiet`): every decision is made as without it (the
+   * same fates, egress packets, conntrack table and counters), but nothing is recorded for reading later.
+   * TRACE hits are only counted (`traceHits`; `report.trace` stays empty), conntrack events are not recorded
+   * (`report.events` stays empty), and journeys carry their input, fate and egress packet but no per-step
+   * detail (hook labels, NAT steps, log lines, conntrack summary, a forwarded packet's route text). A forwarded
+   * packet is copied once and that working copy rewritten in place (TTL, NAT, egress) instead of at every step.
    */
   readonly quiet?: boolean;
   /** ipsets by name (`-m set`). */
@@ -300,7 +301,7 @@ export class HostSim implements HostServices, NatTargetHost {
     st.skb.pkt = pkt;
     if (!this.chainRuns(table, c.hook)) return NF_ACCEPT;
     const r = this.doTable(table, c.hook, st);
-    st.journey.hooks.push(HOOK_LABELS.nat[c.hook][r.verdict]);
+    this.noteHook(st, HOOK_LABELS.nat[c.hook][r.verdict]);
     c.decided = r.decidedBy;
     return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
   };
@@ -313,7 +314,7 @@ export class HostSim implements HostServices, NatTargetHost {
     ruleState: this.ruleState,
     effects: {
       emitLocal: (pkt: Packet, why: string) => this.emitLocal(pkt, why, this.curFlight!, true),
-      log: (line: string) => this.curFlight!.journey.log.push(line),
+      log: (line: string) => this.noteLog(this.curFlight!, line),
     },
     trace: (point: TracePoint, skb: Skb, hook: Hook) => this.traceHit(point, skb, hook, this.curFlight!),
   };
@@ -613,7 +614,17 @@ export class HostSim implements HostServices, NatTargetHost {
     // Same keys in the same order as below; the spreads cost a runtime call per packet.
     const j: PacketJourney =
       cause === undefined && parent === undefined
-        ? { id: report.packets.length, input: pkt, inIface, local, hooks: [], nat: [], log: [] }
+        ? this.quiet
+          ? {
+              id: report.packets.length,
+              input: pkt,
+              inIface,
+              local,
+              hooks: QUIET_EMPTY,
+              nat: QUIET_EMPTY,
+              log: QUIET_EMPTY,
+            }
+          : { id: report.packets.length, input: pkt, inIface, local, hooks: [], nat: [], log: [] }
         : {
             id: report.packets.length,
             ...(cause ? { cause } : {}),
@@ -621,12 +632,23 @@ export class HostSim implements HostServices, NatTargetHost {
             input: pkt,
             inIface,
             local,
-            hooks: [],
-            nat: [],
-            log: [],
+            hooks: this.quiet ? QUIET_EMPTY : [],
+            nat: this.quiet ? QUIET_EMPTY : [],
+            log: this.quiet ? QUIET_EMPTY : [],
           };
     report.packets.push(j);
     return j;
+  }
+
+  /** Journey notes (hook labels, NAT steps, log lines): quiet runs record none. */
+  private noteHook(st: Flight, label: string): void {
+    if (!this.quiet) st.journey.hooks.push(label);
+  }
+  private noteNat(st: Flight, step: NatStep): void {
+    if (!this.quiet) st.journey.nat.push(step);
+  }
+  private noteLog(st: Flight, line: string): void {
+    if (!this.quiet) st.journey.log.push(line);
   }
 
   private newFlight(
@@ -708,7 +730,7 @@ export class HostSim implements HostServices, NatTargetHost {
           const mark0 = skb.mark;
           const ip0 = skb.pkt.ip;
           const r = this.doTable(t, hook, st);
-          st.journey.hooks.push(HOOK_LABELS[e.table][hook][r.verdict]);
+          this.noteHook(st, HOOK_LABELS[e.table][hook][r.verdict]);
           if (r.verdict !== "ACCEPT") return this.tableVerdict(st, r, `${e.table}:${hook}`);
           if (
             hook === "OUTPUT" &&
@@ -724,7 +746,7 @@ export class HostSim implements HostServices, NatTargetHost {
         }
         case "conntrack":
           if (!this.ctInUse) {
-            st.journey.hooks.push("conntrack not in use (no rule needs it)");
+            this.noteHook(st, "conntrack not in use (no rule needs it)");
             break;
           }
           if (!this.ctIn(hook, st)) return false;
@@ -778,9 +800,9 @@ export class HostSim implements HostServices, NatTargetHost {
 
   private ctIn(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    st.journey.hooks.push(CT_LABELS[hook]);
+    this.noteHook(st, CT_LABELS[hook]);
     if (skb.ct) {
-      st.journey.ct ??= this.ctSummary(skb.ct, skb.ctinfo!, undefined, true);
+      if (!this.quiet) st.journey.ct ??= this.ctSummary(skb.ct, skb.ctinfo!, undefined, true);
       return true;
     }
     if (skb.untracked || skb.ctTemplate?.notrack) {
@@ -795,7 +817,7 @@ export class HostSim implements HostServices, NatTargetHost {
     skb.ctinfo = r.ctinfo;
     skb.ctReason = r.reason;
     st.ownsCt = r.ct !== undefined && !r.ct.confirmed;
-    st.journey.ct = this.ctSummaryOf(r);
+    if (!this.quiet) st.journey.ct = this.ctSummaryOf(r);
     if (r.verdict === NF_DROP) {
       return this.drop(st, `conntrack dropped it: ${r.reason?.text ?? "nf_conntrack_in returned NF_DROP"}`);
     }
@@ -847,9 +869,9 @@ export class HostSim implements HostServices, NatTargetHost {
     const before = skb.pkt;
     const dst0 = before.ip.dst;
     const ownedBefore = before === st.own;
-    const from0 = ownedBefore ? new FlowSnapshot(before) : before;
+    const from0 = this.quiet ? undefined : before;
     if (!skb.ct) {
-      st.journey.nat.push({
+      this.noteNat(st, {
         hook,
         manip,
         kind: "skipped",
@@ -894,16 +916,25 @@ export class HostSim implements HostServices, NatTargetHost {
     const { ran, decided } = call as NatCall;
     skb.pkt = res.pkt;
     const changed = res.pkt !== before || res.rewritten === true;
-    if (this.quiet && res.pkt !== before) {
-      // A rewrite copies the packet and its IP header: the copy is this flight's own from here on.
-      st.own = res.pkt;
-      st.ownL4 = res.pkt.l4 !== before.l4 ? res.pkt.l4 : undefined;
+    if (this.quiet) {
+      // A rewrite copies the packet and its IP header: the copy is this flight's own from here on. Quiet runs
+      // record no NAT step.
+      if (res.pkt !== before) {
+        st.own = res.pkt;
+        st.ownL4 = res.pkt.l4 !== before.l4 ? res.pkt.l4 : undefined;
+      }
+      if (res.verdict !== NF_ACCEPT) {
+        const by = decided && `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}`;
+        return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
+      }
+      if (hook === "OUTPUT" && dst0 !== res.pkt.ip.dst)
+        return this.routeLocal(st, "re-routed after DNAT (nf_nat_ipv4_local_fn)");
+      return true;
     }
-    // from/to texts are formatted only when read (src/trace/records.ts); a quiet run's own working copy is
-    // rewritten in place later, so its addresses and ports are kept as they are now.
+    // from/to texts are formatted only when read (src/trace/records.ts).
     const keep = ran || changed;
     const from = keep ? from0 : undefined;
-    const to = !keep ? undefined : this.quiet && res.pkt === st.own ? new FlowSnapshot(res.pkt) : res.pkt;
+    const to = !keep ? undefined : res.pkt;
     const by = decided ? `${decided.table}:${decided.chain}:${decided.comment}:${decided.num}` : undefined;
     let step: NatStepRecord;
     if (res.verdict !== NF_ACCEPT) {
@@ -919,7 +950,7 @@ export class HostSim implements HostServices, NatTargetHost {
         to,
       );
     } else step = changed ? new NatStepRecord(hook, manip, "rewrite", undefined, from, to) : NONE_STEPS[hook];
-    st.journey.nat.push(step);
+    this.noteNat(st, step);
     if (res.verdict !== NF_ACCEPT) return this.drop(st, `NAT: ${res.reason ?? "dropped"}`, by);
     if (hook === "OUTPUT" && dst0 !== res.pkt.ip.dst) {
       if (!this.routeLocal(st, "re-routed after DNAT (nf_nat_ipv4_local_fn)")) return false;
@@ -934,7 +965,7 @@ export class HostSim implements HostServices, NatTargetHost {
     const r = this.conntrack.confirm(ct, this.now, skb.ctinfo);
     st.ownsCt = false;
     if (r.verdict !== NF_ACCEPT) {
-      st.journey.hooks.push(`confirm ${hook} DROP`);
+      this.noteHook(st, `confirm ${hook} DROP`);
       return this.drop(st, `conntrack confirm dropped it: ${r.reason?.text ?? "insert failed"}`);
     }
     if (r.ct) skb.ct = r.ct;
@@ -968,7 +999,7 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     switch (type) {
       case "unicast":
-        st.journey.route = routeText(rt);
+        if (!this.quiet) st.journey.route = routeText(rt);
         this.ipForward(st, rt);
         return;
       case "blackhole":
@@ -1141,7 +1172,7 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     st.rt = rt;
     skb.outIface = rt.oif;
-    st.journey.route = `${routeText(rt)}${why ? ` (${why})` : ""}`;
+    if (!this.quiet) st.journey.route = `${routeText(rt)}${why ? ` (${why})` : ""}`;
     return true;
   }
 
@@ -1158,7 +1189,7 @@ export class HostSim implements HostServices, NatTargetHost {
     const out = skb.outIface ?? rt.oif ?? "lo";
     if (out === "lo") {
       // dev_loopback_xmit -> netif_rx: the packet comes back in on lo with its conntrack attached.
-      st.journey.hooks.push("loopback");
+      this.noteHook(st, "loopback");
       skb.inIface = "lo";
       skb.outIface = undefined;
       st.link = { dst: ZERO_MAC, src: ZERO_MAC, ethertype: 0x0800, vlans: [] };
@@ -1213,7 +1244,7 @@ export class HostSim implements HostServices, NatTargetHost {
       id: this.nextIpId(),
     });
     if ("refused" in r) {
-      st.journey.log.push(`(${cause}: icmp_send sends nothing: ${r.refused})`);
+      this.noteLog(st, `(${cause}: icmp_send sends nothing: ${r.refused})`);
       return;
     }
     this.localOut(r.packet, `icmp_send: ${cause}`, st, true);
@@ -1225,7 +1256,7 @@ export class HostSim implements HostServices, NatTargetHost {
     const pkt = st.skb.pkt;
     const r = tcpV4SendReset(pkt, { dstType: this.dstType(pkt.ip.dst), ttl: this.ipDefaultTtl });
     if ("refused" in r) {
-      st.journey.log.push(`(tcp_v4_send_reset sends nothing: ${r.refused})`);
+      this.noteLog(st, `(tcp_v4_send_reset sends nothing: ${r.refused})`);
       return;
     }
     this.localOut(r.packet, "tcp_v4_send_reset: no socket", st, false);

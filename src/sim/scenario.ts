@@ -99,6 +99,8 @@ export function rootListeners(
 export interface SimulateOptions {
   readonly kernel?: string;
   readonly seed?: number | string;
+  /** HostSim's quiet mode (no TRACE/LOG records, no per-step detail): egress and conntrack only. */
+  readonly quiet?: boolean;
 }
 
 /** Replays one scenario; throws InputError when the rules do not load. */
@@ -121,6 +123,7 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
     ...(input.host.sockets.length > 0 ? { socketLookup: rootListeners(input.host) } : {}),
     ...(opts.kernel ? { kernel: opts.kernel } : {}),
     ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    ...(opts.quiet ? { quiet: true } : {}),
   };
   const sim = new HostSim(simOpts);
   const times = recorderTimes(input.packets, input.gapMs);

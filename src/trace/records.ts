@@ -146,34 +146,6 @@ function flowText(p: Packet): string {
   return `${formatIpv4(p.ip.src)} > ${formatIpv4(p.ip.dst)}`;
 }
 
-/**
- * The addresses and ports of a packet at one moment (what a NAT step's from/to shows), for a packet that is
- * rewritten in place afterwards (HostSim's quiet working copy). Its text is the same as flowText's.
- */
-export class FlowSnapshot {
-  /** Addresses as int32 (formatIpv4 reads the bits): an unsigned value above 2^31 would be a boxed number. */
-  readonly src: number;
-  readonly dst: number;
-  readonly ports: boolean;
-  readonly srcPort: number;
-  readonly dstPort: number;
-  constructor(p: Packet) {
-    const l4 = p.l4;
-    this.src = p.ip.src | 0;
-    this.dst = p.ip.dst | 0;
-    this.ports = l4.kind === "tcp" || l4.kind === "udp";
-    this.srcPort = l4.kind === "tcp" || l4.kind === "udp" ? l4.srcPort : 0;
-    this.dstPort = l4.kind === "tcp" || l4.kind === "udp" ? l4.dstPort : 0;
-  }
-  text(): string {
-    return this.ports
-      ? `${formatIpv4(this.src)}:${this.srcPort} > ${formatIpv4(this.dst)}:${this.dstPort}`
-      : `${formatIpv4(this.src)} > ${formatIpv4(this.dst)}`;
-  }
-}
-
-const flowTextOf = (p: Packet | FlowSnapshot): string => (p instanceof FlowSnapshot ? p.text() : flowText(p));
-
 export class NatStepRecord implements NatStep {
   private fromText?: string;
   private toText?: string;
@@ -184,17 +156,17 @@ export class NatStepRecord implements NatStep {
     readonly kind: NatStep["kind"],
     readonly by: string | undefined,
     /** Packets before and after the hook (undefined: no from/to). */
-    private readonly before: Packet | FlowSnapshot | undefined,
-    private readonly after: Packet | FlowSnapshot | undefined,
+    private readonly before: Packet | undefined,
+    private readonly after: Packet | undefined,
     readonly why?: string,
   ) {}
 
   get from(): string | undefined {
-    return this.before && (this.fromText ??= flowTextOf(this.before));
+    return this.before && (this.fromText ??= flowText(this.before));
   }
 
   get to(): string | undefined {
-    return this.after && (this.toText ??= flowTextOf(this.after));
+    return this.after && (this.toText ??= flowText(this.after));
   }
 
   toJSON(): NatStep {

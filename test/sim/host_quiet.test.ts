@@ -5,7 +5,6 @@ import { parseHostFile } from "../../src/host/hostfile";
 import { loadRuleset } from "../../src/netfilter/parse_script";
 import { parseTcpdumpText } from "../../src/wire/text";
 import { HostSim } from "../../src/sim/host";
-import { formatSummary } from "../../src/trace/summary";
 
 const SEED = join(__dirname, "../../examples/seed001");
 
@@ -24,11 +23,12 @@ function seedPackets() {
 }
 
 describe("HostSim quiet option (ctsim trace --quiet)", () => {
-  it("decides every packet as without it, counts TRACE hits, builds no TRACE records or events", () => {
+  it("decides every packet as without it, counts TRACE hits, records no TRACE hits, events or step detail", () => {
     const loud = seedSim(false);
     const quiet = seedSim(true);
     let records = 0;
     let events = 0;
+    let steps = 0;
     for (const p of seedPackets()) {
       const a = loud.receive(p);
       const b = quiet.receive(p);
@@ -36,11 +36,24 @@ describe("HostSim quiet option (ctsim trace --quiet)", () => {
       events += a.events.length;
       expect(b.trace, "quiet: no TRACE records").toEqual([]);
       expect(b.events, "quiet: no conntrack events").toEqual([]);
-      expect(b.packets.map(formatSummary)).toEqual(a.packets.map(formatSummary));
+      expect(b.packets.map((j) => j.fate)).toEqual(a.packets.map((j) => j.fate));
+      expect(b.packets.map((j) => j.input)).toEqual(a.packets.map((j) => j.input));
+      expect(b.packets.map((j) => j.out)).toEqual(a.packets.map((j) => j.out));
       expect(b.egress.map((e) => e.packet)).toEqual(a.egress.map((e) => e.packet));
+      // No per-step detail is recorded.
+      for (const j of b.packets) {
+        expect([j.hooks.length, j.nat.length, j.log.length, j.ct], `quiet journey ${j.id}`).toEqual([
+          0,
+          0,
+          0,
+          undefined,
+        ]);
+      }
+      steps += a.packets.reduce((n, j) => n + j.hooks.length + j.nat.length, 0);
     }
     expect(records, "seed 001 is traced").toBeGreaterThan(0);
     expect(events, "seed 001 has conntrack events").toBeGreaterThan(0);
+    expect(steps, "the loud run records hook labels and NAT steps").toBeGreaterThan(0);
     expect(loud.traceHits, `got ${loud.traceHits} hits counted, want ${records} records`).toBe(records);
     expect(quiet.traceHits, `got ${quiet.traceHits} quiet hits, want ${records}`).toBe(records);
     expect(quiet.conntrackLines()).toEqual(loud.conntrackLines());

@@ -1,0 +1,27 @@
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { simulateScenario } from "../../src/sim/scenario";
+import { simInput } from "../oracle/compare";
+import { SCENARIO_ROOT, listScenarios, loadScenario } from "../oracle/scenario";
+
+// Quiet mode rewrites one working copy of each forwarded packet in place instead of copying it at every step.
+// Over every kernel-recorded scenario it must leave the same packets and the same conntrack table as a full run.
+describe("HostSim quiet mode over the oracle scenarios", () => {
+  const names = listScenarios();
+  it("has scenarios to replay", () => {
+    expect(names.length, "oracle scenarios").toBeGreaterThan(30);
+  });
+  for (const name of names) {
+    it(`${name}: same egress packets and conntrack entries as a full run`, () => {
+      const input = simInput(loadScenario(join(SCENARIO_ROOT, name)));
+      const loud = simulateScenario(input);
+      const quiet = simulateScenario(input, { quiet: true });
+      expect(quiet.length).toBe(loud.length);
+      quiet.forEach((q, i) => {
+        expect(q.trace, `packet ${i}: quiet records no TRACE lines`).toEqual([]);
+        expect(q.egress, `packet ${i}: egress`).toEqual(loud[i].egress);
+        expect(q.conntrack, `packet ${i}: conntrack`).toEqual(loud[i].conntrack);
+      });
+    });
+  }
+});
