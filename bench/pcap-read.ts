@@ -4,10 +4,13 @@
  * trace benchmark's 200 clients) in os.tmpdir(), then reads it through CaptureReader in fixed-size chunks and
  * reports packets/s, MB/s, the median wall and CPU ns/packet over the runs, and peak RSS.
  *
- *   npx tsx bench/pcap-read.ts [--format pcap|pcapng] [--packets N] [--chunk 65536] [--macs 200] [--runs 5] [--keep]
+ *   npx tsx bench/pcap-read.ts [--format pcap|pcapng] [--packets N] [--chunk 65536] [--macs 200] [--runs 5]
+ *                              [--transfer] [--keep]
  *
  * `--format pcapng` (what bench/trace.ts feeds the CLI) writes one IDB (if_name eth0, if_tsresol 9) and
  * Enhanced Packet Blocks with nanosecond timestamps and an epb_flags option, as src/wire/pcapng_writer.ts does.
+ * By default one buffer is reused for every read, so the reader copies each chunk; `--transfer` reads into a
+ * fresh buffer each time and hands it over (`push(chunk, true)`), as the CLI does with its read stream.
  * The file is deleted afterwards unless --keep is given; it is never written inside the repository.
  */
 import { closeSync, openSync, readSync, unlinkSync, writeSync } from "node:fs";
@@ -26,6 +29,7 @@ function arg(name: string, def: number): number {
 const PACKETS = arg("--packets", 1_000_000);
 const CHUNK = arg("--chunk", 1 << 20);
 const KEEP = process.argv.includes("--keep");
+const TRANSFER = process.argv.includes("--transfer");
 const MACS = arg("--macs", 200);
 const RUNS = arg("--runs", 5);
 const fi = process.argv.indexOf("--format");
@@ -212,16 +216,18 @@ function generate(path: string): number {
 
 function read(path: string): { packets: number; skipped: number; seconds: number; cpuSeconds: number } {
   const fd = openSync(path, "r");
-  const chunk = Buffer.alloc(CHUNK);
+  let chunk = Buffer.alloc(CHUNK);
   const reader = new CaptureReader({ file: path, defaultIface: "eth0" });
   let packets = 0;
   let skipped = 0;
   const t0 = process.hrtime.bigint();
   const c0 = process.cpuUsage();
   for (;;) {
+    if (TRANSFER) chunk = Buffer.allocUnsafeSlow(CHUNK);
     const n = readSync(fd, chunk, 0, CHUNK, null);
     if (n === 0) break;
-    for (const f of reader.push(chunk.subarray(0, n))) {
+    const bytes = new Uint8Array(chunk.buffer, chunk.byteOffset, n);
+    for (const f of reader.push(bytes, TRANSFER)) {
       if (f.kind === "packet") packets++;
       else skipped++;
     }
@@ -247,7 +253,7 @@ try {
     rates.push(r.packets / r.seconds);
     cpuNs.push((r.cpuSeconds * 1e9) / r.packets);
     console.log(
-      `run ${run}: ${FORMAT}, chunk ${CHUNK} B: ${r.packets} packets (${r.skipped} skipped) in ${r.seconds.toFixed(3)} s = ` +
+      `run ${run}: ${FORMAT}, chunk ${CHUNK} B${TRANSFER ? " transferred" : ""}: ${r.packets} packets (${r.skipped} skipped) in ${r.seconds.toFixed(3)} s = ` +
         `${Math.round(r.packets / r.seconds).toLocaleString("en-US")} packets/s, ${(bytes / 1e6 / r.seconds).toFixed(1)} MB/s, ` +
         `${r.cpuSeconds.toFixed(3)} s CPU`,
     );
