@@ -749,7 +749,8 @@ export class RulesetBuilder {
     let targetExt: PendingExt | undefined;
     let invert = false;
     let invertCol = 0;
-    const seen = new Set<string>();
+    /** Generic options given once already, a bit per letter of "sdiopj" (-g counts as -j). */
+    let seen = 0;
     const table = this.table(tableName);
 
     for (let i = 0; i < tokens.length; i++) {
@@ -793,9 +794,10 @@ export class RulesetBuilder {
         }
         const inv = invert || valueInvert;
         invert = false;
-        if ("sdiopjg".includes(letter)) {
-          const key = letter === "g" ? "j" : letter;
-          if (seen.has(key)) {
+        const once = "sdiopjg".indexOf(letter);
+        if (once >= 0) {
+          const bit = 1 << (letter === "g" ? 5 : once);
+          if ((seen & bit) !== 0) {
             this.error(
               "IPT_SYNTAX",
               `multiple ${letter === "g" || letter === "j" ? "-j/-g" : `-${letter}`} options`,
@@ -804,7 +806,7 @@ export class RulesetBuilder {
             );
             continue;
           }
-          seen.add(key);
+          seen |= bit;
         }
         if (inv && "jgmc".includes(letter)) {
           this.error("IPT_SYNTAX", `${t} cannot be inverted`, line, invertCol);
