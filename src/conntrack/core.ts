@@ -574,7 +574,8 @@ export class Conntrack {
       if (ct.status & ~oldStatus & IPS_ASSURED) ev |= 1 << IPCT_ASSURED;
       if (watch && l4.showState!(ct) !== oldState) ev |= 1 << IPCT_PROTOINFO;
       const tracked = (res as { events?: readonly string[] }).events;
-      if (tracked) for (const e of tracked) if (e === "IPCT_PROTOINFO") ev |= 1 << IPCT_PROTOINFO;
+      if (tracked !== undefined && tracked.length !== 0 && tracked.includes("IPCT_PROTOINFO"))
+        ev |= 1 << IPCT_PROTOINFO;
       ct.ecache |= ev;
       if (ct.confirmed && ct.timeout < this.earliest) this.earliest = ct.timeout;
       return { ct, ctinfo, state: ctinfoState(ctinfo), dir, verdict: res.verdict, l4: res };

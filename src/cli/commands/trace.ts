@@ -235,7 +235,10 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   const progress = process.stderr.isTTY === true && !process.env.CTSIM_NO_PROGRESS;
   let out: number | undefined;
   const writer = opts.write ? new PcapngWriter({ linkType: "ethernet" }) : undefined;
-  const fates = new Map<string, number>();
+  // Fate counts by kind; consecutive packets usually share a fate, so the last counter is kept at hand.
+  const fates = new Map<string, { n: number }>();
+  let lastFate = "";
+  let lastCount = { n: 0 };
   let packets = 0;
   const started = performance.now();
   const stdout = new OutputBuffer(io.stdout);
@@ -251,7 +254,14 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
           const r = sim.receive(p, opts.in ? { iface: opts.in } : {});
           packets++;
           const k = r.packets[0]?.fate?.kind ?? "unknown";
-          fates.set(k, (fates.get(k) ?? 0) + 1);
+          if (k === lastFate) lastCount.n++;
+          else {
+            lastFate = k;
+            let c = fates.get(k);
+            if (c === undefined) fates.set(k, (c = { n: 0 }));
+            lastCount = c;
+            c.n++;
+          }
           if (writer && out !== undefined) for (const e of r.egress) writeSync(out, writer.write(e.packet));
           if (progress && packets % 10000 === 0) io.stderr(`\rctsim: ${packets} packets`);
           if (opts.quiet) return;
@@ -293,7 +303,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   }
   if (opts.quiet) {
     const secs = (performance.now() - started) / 1000;
-    const fateText = [...fates].map(([k, n]) => `${k} ${n}`).join(", ");
+    const fateText = [...fates].map(([k, c]) => `${k} ${c.n}`).join(", ");
     io.stdout(
       `${packets} packets (${fateText || "none"}), ${sim.traceHits} TRACE lines, ${sim.conntrack.count} conntrack entries; ${(packets / Math.max(secs, 1e-9)).toFixed(0)} packets/s\n`,
     );
