@@ -1307,12 +1307,29 @@ export function tokenizeRestoreLine(text: string): {
 } {
   const tokens: Token[] = [];
   const n = text.length;
+  // iptables-save separates words with single spaces: when " " is the line's only white space, an unquoted
+  // word ends at the next space, found natively.
+  const spaceOnly = !OTHER_WHITE_SPACE.test(text);
+  let quoteAt = spaceOnly ? text.indexOf('"') : -1;
   let i = 0;
   while (i < n) {
+    if (spaceOnly) {
+      while (text.charCodeAt(i) === 0x20) i++;
+      if (i >= n) break;
+      if (quoteAt >= 0 && quoteAt < i) quoteAt = text.indexOf('"', i);
+      let end = text.indexOf(" ", i);
+      if (end < 0) end = n;
+      if (quoteAt < 0 || quoteAt >= end) {
+        tokens.push({ text: text.slice(i, end), column: i + 1 });
+        i = end;
+        continue;
+      }
+      // A quote in the word: the general path below.
+    }
     while (i < n && isSpace(text.charCodeAt(i))) i++;
     if (i >= n) break;
     const start = i;
-    // Fast path: an unquoted word is a slice of the line.
+    // An unquoted word is a slice of the line.
     let c = text.charCodeAt(i);
     while (c !== 0x22 && !isSpace(c)) {
       if (++i >= n) break;
@@ -1357,6 +1374,9 @@ export function tokenizeRestoreLine(text: string): {
   }
   return { tokens };
 }
+
+/** White space other than " " (`/\s/` without the space). */
+const OTHER_WHITE_SPACE = /[^\S ]/;
 
 /** Whether a UTF-16 code unit is what `/\s/` matches (ECMAScript WhiteSpace and LineTerminator). */
 function isSpace(c: number): boolean {

@@ -281,6 +281,20 @@ describe("fast paths of the loader agree with the plain algorithm", () => {
       }),
       { numRuns: 3000 },
     );
+    // Lines whose only white space is " " (what iptables-save writes) take the indexOf path.
+    const savePiece = fc.constantFrom("a", "-A", "--x", '"', '""', "\\", " ", "  ", "é", "!", "ns/svc:p80");
+    fc.assert(
+      fc.property(fc.array(savePiece, { maxLength: 30 }), (parts) => {
+        const text = parts.join("");
+        const got = tokenizeRestoreLine(text);
+        const want = referenceTokenize(text);
+        expect(got.tokens.map((t) => [t.text, t.column])).toEqual(
+          want.texts.map((w, k) => [w, want.columns[k]]),
+        );
+        expect(got.error?.column).toBe(want.error);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it("rule numbers stay 1..n through -A after -I, -D, -R and -E", () => {
