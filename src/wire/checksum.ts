@@ -55,7 +55,13 @@ export function onesComplementSum(buf: Uint8Array, offset: number, len: number, 
 
 /** Folds a running sum to 16 bits and complements it (`csum_fold`). */
 export function foldChecksum(sum: number): number {
-  // Reduce with division first: `sum` may exceed 32 bits, where bit operators would truncate it.
+  if (sum >= 0 && sum < 0x100000000) {
+    // Any IPv4 datagram's sum: two end-around-carry folds with integer operations.
+    sum = (sum >>> 16) + (sum & 0xffff);
+    sum = (sum >>> 16) + (sum & 0xffff);
+    return ~sum & 0xffff;
+  }
+  // Beyond 32 bits, where bit operators would truncate it: reduce with division first.
   sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return ~sum & 0xffff;
