@@ -64,3 +64,24 @@ describe("internet checksum", () => {
     expect(transportChecksum(udp, 0, 8, 0x0a000001, 0x0a000002, 17)).toBe(0);
   });
 });
+
+describe("foldChecksum", () => {
+  /** The textbook fold (RFC 1071): add the carries back until 16 bits remain, then complement. */
+  function reference(sum: number): number {
+    let s = BigInt(sum);
+    while (s > 0xffffn) s = (s & 0xffffn) + (s >> 16n);
+    return Number(~s & 0xffffn);
+  }
+  it("agrees with the textbook fold on both sides of 2^32", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: 0, max: 2 ** 32 - 1 }), fc.integer({ min: 0, max: 2 ** 40 })),
+        (sum) => {
+          expect(foldChecksum(sum), `sum ${sum}`).toBe(reference(sum));
+        },
+      ),
+    );
+    for (const sum of [0, 0xffff, 0x10000, 0x1fffe, 0xffffffff, 0x100000000, 2 ** 53 - 1])
+      expect(foldChecksum(sum), `sum ${sum}`).toBe(reference(sum));
+  });
+});
