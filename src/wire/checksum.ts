@@ -61,8 +61,8 @@ export function foldChecksum(sum: number): number {
     sum = (sum >>> 16) + (sum & 0xffff);
     return ~sum & 0xffff;
   }
-  // Beyond 32 bits, where bit operators would truncate it: reduce with division first.
-  sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
+  // Beyond 32 bits, where bit operators would truncate it: reduce with division until it fits.
+  while (sum > 0xffffffff) sum = (sum % 0x10000) + Math.floor(sum / 0x10000);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return ~sum & 0xffff;
 }
