@@ -293,6 +293,7 @@ function indexKey(cr: CompiledRule): { dst: number; port?: number } | undefined 
 }
 
 function buildIndex(rules: readonly CompiledRule[], minRules: number): ChainIndex | undefined {
+  if (rules.length < minRules) return undefined; // too few rules to index, whatever their shape
   const others: number[] = [];
   const buckets = new Map<number, { all: number[]; generic: number[]; ports: Map<number, number[]> }>();
   let indexed = 0;
