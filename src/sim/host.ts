@@ -179,10 +179,32 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 const ZERO_MAC = "00:00:00:00:00:00";
 const QUIET_EMPTY: never[] = Object.freeze([]) as never[];
 
-/** A HOOK_ORDER entry of HostSim's plan: table entries carry their compiled table. */
-type PlannedEntry =
-  | Exclude<HookEntry, { kind: "table" }>
-  | (Extract<HookEntry, { kind: "table" }> & { readonly compiled: CompiledTable });
+/**
+ * A HOOK_ORDER entry of HostSim's plan, in one object shape for every kind (so the per-packet dispatch reads
+ * `kind` from a single hidden class): table entries carry their compiled table and their journey labels.
+ */
+interface PlannedEntry {
+  readonly kind: HookEntry["kind"];
+  readonly table: TableName | undefined;
+  readonly compiled: CompiledTable | undefined;
+  readonly labels: Record<DoTableResult["verdict"], string> | undefined;
+}
+
+/** Position of a hook in HostSim's plan (a switch on the interned names, no keyed property lookup). */
+function hookIndex(hook: Hook): number {
+  switch (hook) {
+    case "PREROUTING":
+      return 0;
+    case "INPUT":
+      return 1;
+    case "FORWARD":
+      return 2;
+    case "OUTPUT":
+      return 3;
+    default:
+      return 4;
+  }
+}
 
 /**
  * State of one nat hook call (HostSim.natHook) and the NatHookState it hands to nf_nat_ipv4_fn: one per nesting
@@ -301,7 +323,7 @@ export class HostSim implements HostServices, NatTargetHost {
     st.skb.pkt = pkt;
     if (!this.chainRuns(table, c.hook)) return NF_ACCEPT;
     const r = this.doTable(table, c.hook, st);
-    this.noteHook(st, HOOK_LABELS.nat[c.hook][r.verdict]);
+    if (!this.quiet) st.journey.hooks.push(HOOK_LABELS.nat[c.hook][r.verdict]);
     c.decided = r.decidedBy;
     return r.verdict === "ACCEPT" ? NF_ACCEPT : NF_DROP;
   };
@@ -335,7 +357,8 @@ export class HostSim implements HostServices, NatTargetHost {
    * HOOK_ORDER with the tables resolved: a table entry stays only when its chain for the hook runs (which tables
    * exist and the backend are fixed at construction), carrying its compiled table.
    */
-  private readonly hookPlan: Record<Hook, readonly PlannedEntry[]>;
+  /** The functions at each hook (by hookIndex), tables without a traversed chain left out. */
+  private readonly hookPlan: readonly (readonly PlannedEntry[])[];
   /** With `--backend nft`: whether the nat table has a base chain (then every nat hook is registered). */
   private readonly natHooksNft: boolean;
   /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
@@ -425,16 +448,17 @@ export class HostSim implements HostServices, NatTargetHost {
     this.problems = problems;
     this.natTable = this.tables.get("nat");
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
-    this.hookPlan = Object.fromEntries(
-      HOOKS.map((h) => [
-        h,
-        HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
-          if (e.kind !== "table") return [e];
-          const t = this.tables.get(e.table);
-          return t && this.chainRuns(t, h) ? [{ ...e, compiled: t }] : [];
-        }),
-      ]),
-    ) as unknown as Record<Hook, readonly PlannedEntry[]>;
+    const plan: PlannedEntry[][] = [];
+    for (const h of HOOKS) {
+      plan[hookIndex(h)] = HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
+        if (e.kind !== "table")
+          return [{ kind: e.kind, table: undefined, compiled: undefined, labels: undefined }];
+        const t = this.tables.get(e.table);
+        if (!t || !this.chainRuns(t, h)) return [];
+        return [{ kind: "table", table: e.table, compiled: t, labels: HOOK_LABELS[e.table][h] }];
+      });
+    }
+    this.hookPlan = plan;
     const natModel = opts.ruleset.tables.get("nat");
     this.natHooksNft =
       natModel !== undefined && [...natModel.chains.values()].some((c) => c.builtin && nftChainExists(c));
@@ -723,14 +747,16 @@ export class HostSim implements HostServices, NatTargetHost {
   /** Runs every function registered at `hook`; false when the packet did not survive (its fate is set). */
   private runHook(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    for (const e of this.hookPlan[hook]) {
+    const plan = this.hookPlan[hookIndex(hook)];
+    for (let k = 0; k < plan.length; k++) {
+      const e = plan[k];
       switch (e.kind) {
         case "table": {
-          const t = e.compiled;
+          const t = e.compiled!;
           const mark0 = skb.mark;
           const ip0 = skb.pkt.ip;
           const r = this.doTable(t, hook, st);
-          this.noteHook(st, HOOK_LABELS[e.table][hook][r.verdict]);
+          if (!this.quiet) st.journey.hooks.push(e.labels![r.verdict]);
           if (r.verdict !== "ACCEPT") return this.tableVerdict(st, r, `${e.table}:${hook}`);
           if (
             hook === "OUTPUT" &&
@@ -800,7 +826,7 @@ export class HostSim implements HostServices, NatTargetHost {
 
   private ctIn(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    this.noteHook(st, CT_LABELS[hook]);
+    if (!this.quiet) st.journey.hooks.push(CT_LABELS[hook]);
     if (skb.ct) {
       if (!this.quiet) st.journey.ct ??= this.ctSummary(skb.ct, skb.ctinfo!, undefined, true);
       return true;
