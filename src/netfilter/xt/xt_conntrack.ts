@@ -240,13 +240,19 @@ export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionPar
     const dir = ctinfoDir(skb.ctinfo ?? 0) === IP_CT_DIR_ORIGINAL ? "ORIGINAL" : "REPLY";
     if (dir !== o.ctdir) return false;
   }
-  const orig = ct.orig;
-  const reply = ct.reply;
-  if (!addrHit(o.ctorigsrc, orig.src) || !addrHit(o.ctorigdst, orig.dst)) return false;
-  if (!addrHit(o.ctreplsrc, reply.src) || !addrHit(o.ctrepldst, reply.dst)) return false;
-  if (o.ctproto && (orig.protonum === o.ctproto.value) === o.ctproto.invert) return false;
-  if (!portHit(o.ctorigsrcport, orig.srcU) || !portHit(o.ctorigdstport, orig.dstU)) return false;
-  if (!portHit(o.ctreplsrcport, reply.srcU) || !portHit(o.ctrepldstport, reply.dstU)) return false;
+  // The tuples are built only for the options that read them (most rules test --ctstate alone). The checks
+  // have no side effects, so their order does not matter.
+  if (o.ctorigsrc || o.ctorigdst || o.ctproto || o.ctorigsrcport || o.ctorigdstport) {
+    const orig = ct.orig;
+    if (!addrHit(o.ctorigsrc, orig.src) || !addrHit(o.ctorigdst, orig.dst)) return false;
+    if (o.ctproto && (orig.protonum === o.ctproto.value) === o.ctproto.invert) return false;
+    if (!portHit(o.ctorigsrcport, orig.srcU) || !portHit(o.ctorigdstport, orig.dstU)) return false;
+  }
+  if (o.ctreplsrc || o.ctrepldst || o.ctreplsrcport || o.ctrepldstport) {
+    const reply = ct.reply;
+    if (!addrHit(o.ctreplsrc, reply.src) || !addrHit(o.ctrepldst, reply.dst)) return false;
+    if (!portHit(o.ctreplsrcport, reply.srcU) || !portHit(o.ctrepldstport, reply.dstU)) return false;
+  }
   if (o.ctstatus) {
     let mask = 0;
     for (const n of o.ctstatus.value) mask |= CTSTATUS_BITS[n];
