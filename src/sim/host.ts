@@ -550,6 +550,12 @@ export class HostSim implements HostServices, NatTargetHost {
       /** direction Out: sent by a local socket whatever its source (IP_TRANSPARENT) */ local?: string;
       /** Locally generated packets: the sending process's uid/gid (skb->sk owner, for -m owner and UID=/GID=). */
       owner?: { readonly uid: number; readonly gid: number };
+      /**
+       * The caller hands `pkt` over and will not read it again (`ctsim trace --quiet`): a quiet run then rewrites
+       * it in place as its working copy instead of copying it first, so the journey's `input` ends up showing the
+       * packet as it left. No effect without the quiet option.
+       */
+      consume?: boolean;
     } = {},
   ): PacketReport {
     const time = opts.time ?? pkt.tsSec + pkt.tsNsec / 1e9;
@@ -595,6 +601,10 @@ export class HostSim implements HostServices, NatTargetHost {
         });
       }
       const st = this.newFlight(pkt, iface, false);
+      if (this.quiet && opts.consume === true) {
+        st.own = pkt;
+        st.ownL4 = pkt.l4;
+      }
       st.link = pkt.link ?? {
         dst: this.fib.interface(iface)!.mac,
         src: ZERO_MAC,

@@ -101,6 +101,8 @@ export interface SimulateOptions {
   readonly seed?: number | string;
   /** HostSim's quiet mode (no TRACE/LOG records, no per-step detail): egress and conntrack only. */
   readonly quiet?: boolean;
+  /** With quiet: hand each packet over (`receive`'s consume), a fresh copy of the input's so it stays intact. */
+  readonly consume?: boolean;
 }
 
 /** Replays one scenario; throws InputError when the rules do not load. */
@@ -130,7 +132,9 @@ export function simulateScenario(input: ScenarioInput, opts: SimulateOptions = {
   const out: ScenarioPacketResult[] = [];
   input.packets.forEach((pkt, i) => {
     const owner = input.local?.[i];
-    const r = sim.receive(pkt, {
+    const consume = opts.consume === true;
+    const r = sim.receive(consume ? structuredClone(pkt) : pkt, {
+      ...(consume ? { consume } : {}),
       time: 1_000_000 + times[i],
       ...(owner ? { local: `sendto() by a process with uid ${owner.uid}, gid ${owner.gid}`, owner } : {}),
     });

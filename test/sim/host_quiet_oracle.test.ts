@@ -5,7 +5,8 @@ import { simInput } from "../oracle/compare";
 import { SCENARIO_ROOT, listScenarios, loadScenario } from "../oracle/scenario";
 
 // Quiet mode rewrites one working copy of each forwarded packet in place instead of copying it at every step.
-// Over every kernel-recorded scenario it must leave the same packets and the same conntrack table as a full run.
+// Over every kernel-recorded scenario it must leave the same packets and the same conntrack table as a full run,
+// also when the caller hands each packet over to be rewritten in place (consume).
 describe("HostSim quiet mode over the oracle scenarios", () => {
   const names = listScenarios();
   it("has scenarios to replay", () => {
@@ -15,13 +16,15 @@ describe("HostSim quiet mode over the oracle scenarios", () => {
     it(`${name}: same egress packets and conntrack entries as a full run`, () => {
       const input = simInput(loadScenario(join(SCENARIO_ROOT, name)));
       const loud = simulateScenario(input);
-      const quiet = simulateScenario(input, { quiet: true });
-      expect(quiet.length).toBe(loud.length);
-      quiet.forEach((q, i) => {
-        expect(q.trace, `packet ${i}: quiet records no TRACE lines`).toEqual([]);
-        expect(q.egress, `packet ${i}: egress`).toEqual(loud[i].egress);
-        expect(q.conntrack, `packet ${i}: conntrack`).toEqual(loud[i].conntrack);
-      });
+      for (const consume of [false, true]) {
+        const quiet = simulateScenario(input, { quiet: true, consume });
+        expect(quiet.length).toBe(loud.length);
+        quiet.forEach((q, i) => {
+          expect(q.trace, `packet ${i}: quiet records no TRACE lines`).toEqual([]);
+          expect(q.egress, `packet ${i} (consume ${consume}): egress`).toEqual(loud[i].egress);
+          expect(q.conntrack, `packet ${i} (consume ${consume}): conntrack`).toEqual(loud[i].conntrack);
+        });
+      }
     });
   }
 });

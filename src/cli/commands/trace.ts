@@ -237,6 +237,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   const writer = opts.write ? new PcapngWriter({ linkType: "ethernet" }) : undefined;
   // Fate counts by kind; consecutive packets usually share a fate, so the last counter is kept at hand.
   const fates = new Map<string, { n: number }>();
+  const quiet = opts.quiet === true;
   let lastFate = "";
   let lastCount = { n: 0 };
   let packets = 0;
@@ -251,7 +252,8 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
           if (opts.write) out = openSync(opts.write, "w");
         },
         packet(p) {
-          const r = sim.receive(p, opts.in ? { iface: opts.in } : {});
+          // --quiet reads only the fate: the packet is handed over and rewritten in place (no working copy).
+          const r = sim.receive(p, opts.in ? { iface: opts.in, consume: quiet } : { consume: quiet });
           packets++;
           const k = r.packets[0]?.fate?.kind ?? "unknown";
           if (k === lastFate) lastCount.n++;
