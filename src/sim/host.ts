@@ -185,10 +185,14 @@ const QUIET_EMPTY: never[] = Object.freeze([]) as never[];
  */
 interface PlannedEntry {
   readonly kind: HookEntry["kind"];
+  /** `kind` as a number for the dispatch switch: 0 table, 1 conntrack, 2 nat, 3 confirm. */
+  readonly op: number;
   readonly table: TableName | undefined;
   readonly compiled: CompiledTable | undefined;
   readonly labels: Record<DoTableResult["verdict"], string> | undefined;
 }
+
+const PLAN_OPS: Readonly<Record<HookEntry["kind"], number>> = { table: 0, conntrack: 1, nat: 2, confirm: 3 };
 
 /** Position of a hook in HostSim's plan (a switch on the interned names, no keyed property lookup). */
 function hookIndex(hook: Hook): number {
@@ -452,10 +456,12 @@ export class HostSim implements HostServices, NatTargetHost {
     for (const h of HOOKS) {
       plan[hookIndex(h)] = HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
         if (e.kind !== "table")
-          return [{ kind: e.kind, table: undefined, compiled: undefined, labels: undefined }];
+          return [
+            { kind: e.kind, op: PLAN_OPS[e.kind], table: undefined, compiled: undefined, labels: undefined },
+          ];
         const t = this.tables.get(e.table);
         if (!t || !this.chainRuns(t, h)) return [];
-        return [{ kind: "table", table: e.table, compiled: t, labels: HOOK_LABELS[e.table][h] }];
+        return [{ kind: "table", op: 0, table: e.table, compiled: t, labels: HOOK_LABELS[e.table][h] }];
       });
     }
     this.hookPlan = plan;
@@ -655,10 +661,26 @@ export class HostSim implements HostServices, NatTargetHost {
               inIface,
               local,
               hooks: QUIET_EMPTY,
+              ct: undefined,
               nat: QUIET_EMPTY,
+              route: undefined,
+              fate: undefined,
+              out: undefined,
               log: QUIET_EMPTY,
             }
-          : { id: report.packets.length, input: pkt, inIface, local, hooks: [], nat: [], log: [] }
+          : {
+              id: report.packets.length,
+              input: pkt,
+              inIface,
+              local,
+              hooks: [],
+              ct: undefined,
+              nat: [],
+              route: undefined,
+              fate: undefined,
+              out: undefined,
+              log: [],
+            }
         : {
             id: report.packets.length,
             ...(cause ? { cause } : {}),
@@ -693,17 +715,35 @@ export class HostSim implements HostServices, NatTargetHost {
     parent?: number,
   ): Flight {
     const journey = this.newJourney(pkt, inIface, local, cause, parent);
+    // Every field the datapath may set is present from the start (undefined until set): objects then keep one
+    // hidden class with all properties in-object instead of growing a property store as they are assigned.
     const skb: Skb = {
       pkt,
       mark: 0,
       nfTrace: this.traceByDefault,
+      ct: undefined,
+      ctinfo: undefined,
       untracked: false,
+      ctReason: undefined,
+      ctTemplate: undefined,
+      sk: undefined,
       priority: 0,
       inIface,
+      outIface: undefined,
       local,
+      owner: undefined,
       pktType: "host",
     };
-    return { skb, journey, ownsCt: false, forwarded: false, own: undefined, ownL4: undefined };
+    return {
+      skb,
+      journey,
+      link: undefined,
+      ownsCt: false,
+      rt: undefined,
+      forwarded: false,
+      own: undefined,
+      ownL4: undefined,
+    };
   }
 
   private nextIpId(): number {
@@ -760,8 +800,9 @@ export class HostSim implements HostServices, NatTargetHost {
     const plan = this.hookPlan[hookIndex(hook)];
     for (let k = 0; k < plan.length; k++) {
       const e = plan[k];
-      switch (e.kind) {
-        case "table": {
+      switch (e.op) {
+        case 0: {
+          // a table
           const t = e.compiled!;
           const mark0 = skb.mark;
           const ip0 = skb.pkt.ip;
@@ -780,17 +821,17 @@ export class HostSim implements HostServices, NatTargetHost {
           }
           break;
         }
-        case "conntrack":
+        case 1: // conntrack
           if (!this.ctInUse) {
             this.noteHook(st, "conntrack not in use (no rule needs it)");
             break;
           }
           if (!this.ctIn(hook, st)) return false;
           break;
-        case "nat":
+        case 2: // nat
           if (!this.natHook(hook, st)) return false;
           break;
-        case "confirm":
+        case 3: // confirm
           if (!this.confirm(hook, st)) return false;
           break;
       }
