@@ -68,6 +68,9 @@ export interface CompiledRule {
   readonly rule: Rule;
   readonly chain: CompiledChain;
   readonly matches: readonly CompiledMatch[];
+  /** The first match's function and options (read without going through `matches`); undefined: no match. */
+  readonly fn0: MatchFn<unknown> | undefined;
+  readonly opt0: unknown;
   readonly step: Step;
   readonly trace: TracePoint;
   /**
@@ -227,6 +230,8 @@ function compileRule(
     rule,
     chain: compiled,
     matches,
+    fn0: matches.length > 0 ? matches[0].fn : undefined,
+    opt0: matches.length > 0 ? matches[0].options : undefined,
     step,
     trace: { table: table.name, chain: chain.name, comment, num: rule.num },
     slow:
@@ -530,20 +535,22 @@ function traverse(
         continue;
       }
     }
-    let matched = true;
-    par.chain = chain.name;
-    for (const m of cr.matches) {
-      const ok = m.fn(m.options, skb, par);
+    const fn0 = cr.fn0;
+    if (fn0 !== undefined) {
+      par.chain = chain.name;
+      let ok = fn0(cr.opt0, skb, par);
       // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
       if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
-      if (!ok) {
-        matched = false;
-        break;
+      const ms = cr.matches;
+      for (let k = 1; ok && k < ms.length; k++) {
+        const m = ms[k];
+        ok = m.fn(m.options, skb, par);
+        if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
       }
-    }
-    if (!matched) {
-      i++;
-      continue;
+      if (!ok) {
+        i++;
+        continue;
+      }
     }
     cr.packets++;
     cr.bytes += len;
