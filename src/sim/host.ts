@@ -177,6 +177,7 @@ interface Flight {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const ZERO_MAC = "00:00:00:00:00:00";
+/** A shared frozen empty list: what quiet runs record, and a report's lists before their first entry. */
 const QUIET_EMPTY: never[] = Object.freeze([]) as never[];
 
 /**
@@ -571,10 +572,10 @@ export class HostSim implements HostServices, NatTargetHost {
       index: this.index++,
       origin: pkt.origin,
       time: this.now,
-      packets: [],
+      packets: QUIET_EMPTY,
       // Quiet runs record neither TRACE hits nor events: one shared frozen empty array each, not two per packet.
       trace: this.quiet ? (QUIET_EMPTY as TraceHit[]) : [],
-      egress: [],
+      egress: QUIET_EMPTY,
       events: this.quiet ? (QUIET_EMPTY as CtEvent[]) : this.conntrack.takeEvents(),
     };
     this.report = report;
@@ -692,7 +693,10 @@ export class HostSim implements HostServices, NatTargetHost {
             nat: this.quiet ? QUIET_EMPTY : [],
             log: this.quiet ? QUIET_EMPTY : [],
           };
-    report.packets.push(j);
+    // The report starts with shared empty lists: the first entry makes a one-element array (a push onto an
+    // empty array would allocate room for 17), later ones are pushed.
+    if (report.packets.length === 0) (report as Mutable<PacketReport>).packets = [j];
+    else report.packets.push(j);
     return j;
   }
 
@@ -1297,7 +1301,10 @@ export class HostSim implements HostServices, NatTargetHost {
     let fate = this.leftFates.get(out);
     if (fate === undefined) this.leftFates.set(out, (fate = Object.freeze({ kind: "left", iface: out })));
     st.journey.fate = fate;
-    this.report!.egress.push({ iface: out, packet: pkt, packetId: st.journey.id });
+    const report = this.report!;
+    const e = { iface: out, packet: pkt, packetId: st.journey.id };
+    if (report.egress.length === 0) (report as Mutable<PacketReport>).egress = [e];
+    else report.egress.push(e);
   }
 
   // -----------------------------------------------------------------------------------------------------------
