@@ -66,6 +66,15 @@ export type AddrType =
   | "UNREACHABLE"
   | "PROHIBIT";
 
+const DST_CACHE_BITS = 12;
+const DST_CACHE_SIZE = 1 << DST_CACHE_BITS;
+
+/** One slot of Fib's destination cache. */
+interface DstEntry {
+  route: FibResult | undefined;
+  type: AddrType | undefined;
+}
+
 interface RuleEntry {
   readonly priority: number;
   readonly rule?: IpRule;
@@ -81,10 +90,15 @@ export class Fib {
   private readonly ifaces = new Map<string, HostInterface>();
   private readonly localAddrs = new Map<number, string>();
   /**
-   * Lookups memoised by destination when the host has no `ip rule` of its own (results are immutable and the
-   * tables do not change during a run); undefined when policy rules make the result depend on more.
+   * Per-destination memo (an emulator device; the tables do not change during a run): a direct-mapped cache of
+   * DST_CACHE_SIZE slots, each holding one destination's address type and, when the host has no `ip rule` of its
+   * own (so the route depends on the destination alone), its route. A colliding destination replaces the slot.
    */
-  private readonly byDst: Map<number, FibResult> | undefined;
+  private readonly dstKeys = new Int32Array(DST_CACHE_SIZE);
+  private readonly dstSlots: (DstEntry | undefined)[] = new Array<DstEntry | undefined>(DST_CACHE_SIZE).fill(
+    undefined,
+  );
+  private readonly routeByDst: boolean;
 
   constructor(host: Host) {
     this.host = host;
@@ -126,7 +140,19 @@ export class Fib {
       .map((r, i) => [r, i] as const)
       .sort((a, b) => a[0].priority - b[0].priority || a[1] - b[1])
       .map(([r]) => r);
-    this.byDst = host.rules.length === 0 ? new Map() : undefined;
+    this.routeByDst = host.rules.length === 0;
+  }
+
+  /** The cache slot of `dst`, filled on first use. */
+  private dstEntry(dst: number): DstEntry {
+    const key = dst | 0;
+    const i = Math.imul(key, 0x9e3779b1) >>> (32 - DST_CACHE_BITS);
+    const e = this.dstSlots[i];
+    if (e !== undefined && this.dstKeys[i] === key) return e;
+    const fresh: DstEntry = { route: undefined, type: undefined };
+    this.dstKeys[i] = key;
+    this.dstSlots[i] = fresh;
+    return fresh;
   }
 
   private add(r: Route): void {
@@ -163,16 +189,10 @@ export class Fib {
 
   /** fib_rules_lookup + fib_table_lookup. */
   lookup(flow: FlowKey): FibResult {
-    if (this.byDst === undefined || flow.oif !== undefined) return this.walk(flow);
+    if (!this.routeByDst || flow.oif !== undefined) return this.walk(flow);
     // Only the default rules (local, main, default): the result depends on the destination alone.
-    const key = flow.dst | 0;
-    let r = this.byDst.get(key);
-    if (r === undefined) {
-      if (this.byDst.size >= 1 << 16) this.byDst.clear();
-      r = this.walk({ dst: flow.dst });
-      this.byDst.set(key, r);
-    }
-    return r;
+    const e = this.dstEntry(flow.dst);
+    return (e.route ??= this.walk({ dst: flow.dst }));
   }
 
   private walk(flow: FlowKey): FibResult {
@@ -202,6 +222,12 @@ export class Fib {
    * the route in table local/main (UNICAST).
    */
   addrType(addr: number, dev?: string): AddrType {
+    if (dev !== undefined) return this.addrTypeOf(addr, dev);
+    const e = this.dstEntry(addr);
+    return (e.type ??= this.addrTypeOf(addr, undefined));
+  }
+
+  private addrTypeOf(addr: number, dev: string | undefined): AddrType {
     if (addr === 0) return "UNSPEC";
     if (addr >>> 28 === 0xe) return "MULTICAST";
     if (addr === 0xffffffff) return "BROADCAST";

@@ -368,7 +368,6 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly natHooksNft: boolean;
   /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
   private readonly postRoutingHasIn: boolean;
-  private readonly dstTypes = new Map<number, AddrType>();
   private natIfaceList?: readonly NatIface[];
   /** Egress link headers by interface when no neighbourMac function is given (they are then constant). */
   private readonly egressLinks = new Map<string, LinkHeader>();
@@ -480,16 +479,9 @@ export class HostSim implements HostServices, NatTargetHost {
     return (dev === undefined ? this.dstType(addr) : this.fib.addrType(addr, dev)) as AddrTypeName;
   }
 
-  /** fib.addrType(addr) memoised: the host's interfaces and routes do not change during a run. */
+  /** fib.addrType(addr): inet_addr_type in the host's namespace (memoised by the FIB). */
   private dstType(addr: number): AddrType {
-    // Keyed by the signed value: a small integer key hashes fast, an unsigned one above 2^31 is a heap number.
-    let t = this.dstTypes.get(addr | 0);
-    if (t === undefined) {
-      if (this.dstTypes.size >= 1 << 16) this.dstTypes.clear();
-      t = this.fib.addrType(addr);
-      this.dstTypes.set(addr | 0, t);
-    }
-    return t;
+    return this.fib.addrType(addr);
   }
   ifaceAddress(dev: string): number | undefined {
     return this.fib.inetSelectAddr(dev, 0);
