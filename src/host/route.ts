@@ -66,7 +66,7 @@ export type AddrType =
   | "UNREACHABLE"
   | "PROHIBIT";
 
-const DST_CACHE_BITS = 12;
+const DST_CACHE_BITS = 16;
 const DST_CACHE_SIZE = 1 << DST_CACHE_BITS;
 
 /** One slot of Fib's destination cache. */
