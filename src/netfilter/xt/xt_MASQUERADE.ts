@@ -14,7 +14,7 @@ import { isDiagnostic } from "../registry";
 import { collect } from "./util";
 import { formatNatPorts, natTargetConn, natTargetHost, natVerdict, parseToPorts } from "./xt_nat";
 import { nfNatMasqueradeIpv4 } from "../../nat/nf_nat_masquerade";
-import { natRangeFromOptions } from "../../nat/types";
+import { cachedNatRange } from "../../nat/types";
 
 export interface MasqueradeTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
@@ -57,7 +57,8 @@ export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
     const h = natTargetHost(par);
     const out = h.natIface(par.outIface);
     if (!out) return "DROP";
-    const range = natRangeFromOptions({ ports: o.ports, random: o.random, randomFully: o.randomFully });
+    // (MASQUERADE's options carry no address and no --persistent: the same range natRangeFromOptions makes)
+    const range = cachedNatRange(o);
     return natVerdict(
       nfNatMasqueradeIpv4(h.nat, ct, range, out, h.routeNexthop(skb), par.now, h.natIfaces()),
     );

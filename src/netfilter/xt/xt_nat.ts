@@ -34,7 +34,7 @@ import type { NfConn } from "../../conntrack/core";
 import type { NatState } from "../../nat/nf_nat_core";
 import { nfNatSetupInfo } from "../../nat/nf_nat_core";
 import type { NatIface } from "../../nat/nf_nat_masquerade";
-import { natRangeFromOptions } from "../../nat/types";
+import { cachedNatRange } from "../../nat/types";
 
 /** `struct nf_nat_range2` flags as booleans. */
 export interface NatRange {
@@ -234,7 +234,7 @@ function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions
       if (!ct) return "ACCEPT";
       const h = natTargetHost(par);
       return natVerdict(
-        nfNatSetupInfo(h.nat, ct, natRangeFromOptions(o), kind === "SNAT" ? "SRC" : "DST", par.now),
+        nfNatSetupInfo(h.nat, ct, cachedNatRange(o), kind === "SNAT" ? "SRC" : "DST", par.now),
       );
     },
   };
