@@ -24,10 +24,16 @@
  *
  * Measured:
  *   - in-process: HostSim.receive for every packet, packets decoded from the pcapng beforehand in chunks (decode
- *     not timed); "quiet" reads only the fate (what --quiet needs, with HostSim's `quiet` option as the CLI sets it), "trace" also formats the text output
- *     (TRACE lines and summaries, as `ctsim trace` prints them) into a discarded string;
+ *     not timed); "quiet" reads only the fate, with HostSim's `quiet` option and receive's `consume` as
+ *     `ctsim trace --quiet` sets them; "trace" also formats the text output (TRACE lines and summaries, as
+ *     `ctsim trace` prints them) into a discarded string;
  *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
- *     whole process (start-up, rule loading, decoding included).
+ *     whole process (start-up, rule loading, decoding included); the --quiet line also shows the CLI's own
+ *     summary, whose packets/s counts from the first packet read to the last (decoding included, start-up and
+ *     rule loading not).
+ *
+ * Run it as `node --max-semi-space-size=64 --import tsx bench/trace.ts` for the in-process figures with the heap
+ * settings the CLI uses (bin/ctsim.js starts `trace` with them).
  */
 import { tcpSegment } from "./packets";
 import { spawnSync } from "node:child_process";
@@ -355,7 +361,8 @@ function inProcess(
     const t0 = process.hrtime.bigint();
     if (mode === "quiet") {
       for (const p of batch) {
-        const r = sim.receive(p);
+        // As `ctsim trace --quiet` does: the packet is handed over and rewritten in place.
+        const r = sim.receive(p, { consume: true });
         if (r.packets[0].fate?.kind !== "left") notLeft++;
       }
     } else {
