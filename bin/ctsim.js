@@ -3,7 +3,7 @@
 // one esbuild file, start-up ~0.15 s) when that bundle is newer than every file under src/, and otherwise loads
 // the TypeScript sources through tsx (~0.45 s), so an edited source is never shadowed by a stale bundle.
 // CTSIM_FROM_SOURCE=1 forces the sources.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,11 +42,23 @@ if (
   !process.execArgv.some((a) => a.startsWith("--max-semi-space-size"))
 ) {
   const args = [...process.execArgv, "--max-semi-space-size=64", fileURLToPath(import.meta.url)];
-  const r = spawnSync(process.execPath, [...args, ...process.argv.slice(2)], { stdio: "inherit" });
-  if (!r.error) {
-    if (r.signal) process.kill(process.pid, r.signal);
-    process.exit(r.status ?? 1);
+  const child = spawn(process.execPath, [...args, ...process.argv.slice(2)], { stdio: "inherit" });
+  // Signals sent to this process alone (kill PID, a CI timeout) go on to the child; a terminal's Ctrl-C reaches
+  // both, and the child's exit decides.
+  const forward = (signal) => child.kill(signal);
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const s of signals) process.on(s, forward);
+  const started = await new Promise((resolve) => {
+    child.once("spawn", () => resolve(true));
+    child.once("error", () => resolve(false));
+  });
+  if (started) {
+    const [code, signal] = await new Promise((resolve) => child.once("exit", (c, s) => resolve([c, s])));
+    for (const s of signals) process.off(s, forward);
+    if (signal) process.kill(process.pid, signal);
+    process.exit(code ?? 1);
   }
+  for (const s of signals) process.off(s, forward);
   // could not start a child: carry on in this process
 }
 
