@@ -66,10 +66,9 @@ export type AddrType =
   | "UNREACHABLE"
   | "PROHIBIT";
 
-const DST_CACHE_BITS = 16;
-const DST_CACHE_SIZE = 1 << DST_CACHE_BITS;
+const DST_CACHE_MAX = 1 << 16;
 
-/** One slot of Fib's destination cache. */
+/** One destination in Fib's memo. */
 interface DstEntry {
   route: FibResult | undefined;
   type: AddrType | undefined;
@@ -90,14 +89,11 @@ export class Fib {
   private readonly ifaces = new Map<string, HostInterface>();
   private readonly localAddrs = new Map<number, string>();
   /**
-   * Per-destination memo (an emulator device; the tables do not change during a run): a direct-mapped cache of
-   * DST_CACHE_SIZE slots, each holding one destination's address type and, when the host has no `ip rule` of its
-   * own (so the route depends on the destination alone), its route. A colliding destination replaces the slot.
+   * Per-destination memo (an emulator device; the tables do not change during a run): each destination's address
+   * type and, when the host has no `ip rule` of its own (so the route depends on the destination alone), its
+   * route. Keyed by the address as int32 (a small-integer key); emptied when it reaches DST_CACHE_MAX entries.
    */
-  private readonly dstKeys = new Int32Array(DST_CACHE_SIZE);
-  private readonly dstSlots: (DstEntry | undefined)[] = new Array<DstEntry | undefined>(DST_CACHE_SIZE).fill(
-    undefined,
-  );
+  private readonly dstCache = new Map<number, DstEntry>();
   private readonly routeByDst: boolean;
 
   constructor(host: Host) {
@@ -143,16 +139,15 @@ export class Fib {
     this.routeByDst = host.rules.length === 0;
   }
 
-  /** The cache slot of `dst`, filled on first use. */
+  /** The memo entry of `dst`, made on first use. */
   private dstEntry(dst: number): DstEntry {
     const key = dst | 0;
-    const i = Math.imul(key, 0x9e3779b1) >>> (32 - DST_CACHE_BITS);
-    const e = this.dstSlots[i];
-    if (e !== undefined && this.dstKeys[i] === key) return e;
-    const fresh: DstEntry = { route: undefined, type: undefined };
-    this.dstKeys[i] = key;
-    this.dstSlots[i] = fresh;
-    return fresh;
+    let e = this.dstCache.get(key);
+    if (e === undefined) {
+      if (this.dstCache.size >= DST_CACHE_MAX) this.dstCache.clear();
+      this.dstCache.set(key, (e = { route: undefined, type: undefined }));
+    }
+    return e;
   }
 
   private add(r: Route): void {
