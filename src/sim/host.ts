@@ -177,8 +177,8 @@ interface Flight {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const ZERO_MAC = "00:00:00:00:00:00";
-/** A shared frozen empty list: what quiet runs record, and a report's lists before their first entry. */
-const QUIET_EMPTY: never[] = Object.freeze([]) as never[];
+/** One frozen empty list: the lists quiet runs do not record, and a report's lists before their first entry. */
+const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
 
 /**
  * A HOOK_ORDER entry of HostSim's plan, in one object shape for every kind (so the per-packet dispatch reads
@@ -359,10 +359,9 @@ export class HostSim implements HostServices, NatTargetHost {
    */
   private readonly ctInUse: boolean;
   /**
-   * HOOK_ORDER with the tables resolved: a table entry stays only when its chain for the hook runs (which tables
-   * exist and the backend are fixed at construction), carrying its compiled table.
+   * HOOK_ORDER with the tables resolved, by hookIndex: a table entry stays only when its chain for the hook runs
+   * (which tables exist and the backend are fixed at construction), carrying its compiled table.
    */
-  /** The functions at each hook (by hookIndex), tables without a traversed chain left out. */
   private readonly hookPlan: readonly (readonly PlannedEntry[])[];
   /** With `--backend nft`: whether the nat table has a base chain (then every nat hook is registered). */
   private readonly natHooksNft: boolean;
@@ -564,11 +563,11 @@ export class HostSim implements HostServices, NatTargetHost {
       index: this.index++,
       origin: pkt.origin,
       time: this.now,
-      packets: QUIET_EMPTY,
+      packets: SHARED_EMPTY,
       // Quiet runs record neither TRACE hits nor events: one shared frozen empty array each, not two per packet.
-      trace: this.quiet ? (QUIET_EMPTY as TraceHit[]) : [],
-      egress: QUIET_EMPTY,
-      events: this.quiet ? (QUIET_EMPTY as CtEvent[]) : this.conntrack.takeEvents(),
+      trace: this.quiet ? (SHARED_EMPTY as TraceHit[]) : [],
+      egress: SHARED_EMPTY,
+      events: this.quiet ? (SHARED_EMPTY as CtEvent[]) : this.conntrack.takeEvents(),
     };
     this.report = report;
     this.depth = 0;
@@ -612,7 +611,7 @@ export class HostSim implements HostServices, NatTargetHost {
       };
       this.ipRcv(st);
     }
-    const late = this.quiet ? QUIET_EMPTY : this.conntrack.takeEvents();
+    const late = this.quiet ? SHARED_EMPTY : this.conntrack.takeEvents();
     if (late.length > 0) report.events.push(...late);
     this.report = undefined;
     return report;
@@ -653,13 +652,13 @@ export class HostSim implements HostServices, NatTargetHost {
               input: pkt,
               inIface,
               local,
-              hooks: QUIET_EMPTY,
+              hooks: SHARED_EMPTY,
               ct: undefined,
-              nat: QUIET_EMPTY,
+              nat: SHARED_EMPTY,
               route: undefined,
               fate: undefined,
               out: undefined,
-              log: QUIET_EMPTY,
+              log: SHARED_EMPTY,
             }
           : {
               id: report.packets.length,
@@ -681,9 +680,9 @@ export class HostSim implements HostServices, NatTargetHost {
             input: pkt,
             inIface,
             local,
-            hooks: this.quiet ? QUIET_EMPTY : [],
-            nat: this.quiet ? QUIET_EMPTY : [],
-            log: this.quiet ? QUIET_EMPTY : [],
+            hooks: this.quiet ? SHARED_EMPTY : [],
+            nat: this.quiet ? SHARED_EMPTY : [],
+            log: this.quiet ? SHARED_EMPTY : [],
           };
     // The report starts with shared empty lists: the first entry makes a one-element array (a push onto an
     // empty array would allocate room for 17), later ones are pushed.
@@ -881,7 +880,7 @@ export class HostSim implements HostServices, NatTargetHost {
     if (skb.untracked || skb.ctTemplate?.notrack) {
       skb.untracked = true;
       skb.ctinfo = IP_CT_UNTRACKED;
-      st.journey.ct = { state: "UNTRACKED", ctinfo: CTINFO_NAMES[IP_CT_UNTRACKED] };
+      if (!this.quiet) st.journey.ct = { state: "UNTRACKED", ctinfo: CTINFO_NAMES[IP_CT_UNTRACKED] };
       return true;
     }
     const zone = skb.ctTemplate?.zone;
