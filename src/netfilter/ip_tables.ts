@@ -469,14 +469,24 @@ function traverse(
   let chain = start;
   let i = 0;
   // Index state of the current chain: candidate positions `cand` (merged with `ix.others`), cursors, and the
-  // packet value the candidates were computed for.
-  let ix = chain.index;
+  // packet value the candidates were computed for. `enter` is set whenever the walk moves to another chain
+  // (or back to one) at position `i`: the index state is then rebuilt at the top of the loop.
+  let ix: ChainIndex | undefined;
   let cand: Int32Array = EMPTY;
   let ci = 0;
   let oi = 0;
   let candPkt = skb.pkt;
-  if (ix) cand = candidates(ix, candPkt);
+  let enter = true;
   for (;;) {
+    if (enter) {
+      enter = false;
+      if ((ix = chain.index)) {
+        candPkt = skb.pkt;
+        cand = candidates(ix, candPkt);
+        ci = lowerBound(cand, i);
+        oi = lowerBound(ix.others, i);
+      }
+    }
     let cr: CompiledRule | undefined;
     if (ix === undefined) {
       if (i < chain.rules.length) cr = chain.rules[i];
@@ -506,76 +516,51 @@ function traverse(
       if (skb.nfTrace && ctx.trace) ctx.trace(tail.trace, skb, hook);
       if (tail.step.kind === "verdict")
         return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
-      // Implicit RETURN of a user chain.
-      if (sp === 0) return policyOf(start, skb, ctx, hook, len);
-      sp--;
-      chain = chains[sp];
-      i = nexts[sp];
-      if ((ix = chain.index)) {
-        candPkt = skb.pkt;
-        cand = candidates(ix, candPkt);
-        ci = lowerBound(cand, i);
-        oi = lowerBound(ix.others, i);
-      }
-      continue;
-    }
-    if (cr.slow) {
-      if (cr.rule.neverMatches || !ipPacketMatch(cr.rule, skb.pkt, inIface, outIface)) {
-        i++;
-        continue;
-      }
+      // Otherwise the implicit RETURN of a user chain (below).
     } else {
-      const ip = skb.pkt.ip;
-      if (
-        ((ip.src & cr.sMask) !== cr.sAddr) !== cr.sInv ||
-        ((ip.dst & cr.dMask) !== cr.dAddr) !== cr.dInv ||
-        (cr.proto !== 0 && (ip.protocol !== cr.proto) !== cr.protoInv)
-      ) {
-        i++;
-        continue;
-      }
-    }
-    const fn0 = cr.fn0;
-    if (fn0 !== undefined) {
-      par.chain = chain.name;
-      let ok = fn0(cr.opt0, skb, par);
-      // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
-      if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
-      const ms = cr.matches;
-      for (let k = 1; ok && k < ms.length; k++) {
-        const m = ms[k];
-        ok = m.fn(m.options, skb, par);
-        if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
-      }
-      if (!ok) {
-        i++;
-        continue;
-      }
-    }
-    cr.packets++;
-    cr.bytes += len;
-    if (skb.nfTrace && ctx.trace) ctx.trace(cr.trace, skb, hook);
-    const step = cr.step;
-    switch (step.kind) {
-      case "none":
-        i++;
-        continue;
-      case "verdict":
-        return (cr.result ??= { verdict: step.verdict, decidedBy: cr.trace });
-      case "return": {
-        if (sp === 0) return policyOf(start, skb, ctx, hook, len);
-        sp--;
-        chain = chains[sp];
-        i = nexts[sp];
-        if ((ix = chain.index)) {
-          candPkt = skb.pkt;
-          cand = candidates(ix, candPkt);
-          ci = lowerBound(cand, i);
-          oi = lowerBound(ix.others, i);
+      if (cr.slow) {
+        if (cr.rule.neverMatches || !ipPacketMatch(cr.rule, skb.pkt, inIface, outIface)) {
+          i++;
+          continue;
         }
+      } else {
+        const ip = skb.pkt.ip;
+        if (
+          ((ip.src & cr.sMask) !== cr.sAddr) !== cr.sInv ||
+          ((ip.dst & cr.dMask) !== cr.dAddr) !== cr.dInv ||
+          (cr.proto !== 0 && (ip.protocol !== cr.proto) !== cr.protoInv)
+        ) {
+          i++;
+          continue;
+        }
+      }
+      const fn0 = cr.fn0;
+      if (fn0 !== undefined) {
+        par.chain = chain.name;
+        let ok = fn0(cr.opt0, skb, par);
+        // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
+        if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
+        const ms = cr.matches;
+        for (let k = 1; ok && k < ms.length; k++) {
+          const m = ms[k];
+          ok = m.fn(m.options, skb, par);
+          if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
+        }
+        if (!ok) {
+          i++;
+          continue;
+        }
+      }
+      cr.packets++;
+      cr.bytes += len;
+      if (skb.nfTrace && ctx.trace) ctx.trace(cr.trace, skb, hook);
+      const step = cr.step;
+      if (step.kind === "none") {
+        i++;
         continue;
       }
-      case "jump":
+      if (step.kind === "verdict") return (cr.result ??= { verdict: step.verdict, decidedBy: cr.trace });
+      if (step.kind === "jump") {
         if (!step.goto) {
           chains[sp] = chain;
           nexts[sp] = i + 1;
@@ -583,40 +568,32 @@ function traverse(
         }
         chain = step.chain;
         i = 0;
-        if ((ix = chain.index)) {
-          candPkt = skb.pkt;
-          cand = candidates(ix, candPkt);
-          ci = 0;
-          oi = 0;
-        }
+        enter = true;
         continue;
-      case "target": {
+      }
+      if (step.kind === "target") {
         const v: TargetVerdict = step.fn(step.options, skb, par);
         if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
         if (v === XT_CONTINUE) {
           i++;
           continue;
         }
-        if (v === XT_RETURN) {
-          if (sp === 0) return policyOf(start, skb, ctx, hook, len);
-          sp--;
-          chain = chains[sp];
-          i = nexts[sp];
-          if ((ix = chain.index)) {
-            candPkt = skb.pkt;
-            cand = candidates(ix, candPkt);
-            ci = lowerBound(cand, i);
-            oi = lowerBound(ix.others, i);
-          }
-          continue;
+        if (v !== XT_RETURN) {
+          // Built once per rule and verdict, like the standard-verdict results.
+          const res = cr.result;
+          return res !== undefined && res.verdict === v
+            ? res
+            : (cr.result = { verdict: v, decidedBy: cr.trace });
         }
-        // Built once per rule and verdict, like the standard-verdict results.
-        const res = cr.result;
-        return res !== undefined && res.verdict === v
-          ? res
-          : (cr.result = { verdict: v, decidedBy: cr.trace });
       }
+      // RETURN, or a target that returned XT_RETURN (below).
     }
+    // Back to the calling chain, after the rule that jumped; with an empty stack, the built-in chain's policy.
+    if (sp === 0) return policyOf(start, skb, ctx, hook, len);
+    sp--;
+    chain = chains[sp];
+    i = nexts[sp];
+    enter = true;
   }
 }
 
