@@ -54,6 +54,11 @@ const M_RETRANS_SHIFT = 4; // retrans (u8): bits 4-11
 const M_WSCALE_SHIFT = 12; // last_wscale (u8, <= 14 in practice; 8 bits kept): bits 12-19
 const M_FLAGS_SHIFT = 20; // last_flags (u8): bits 20-27
 
+/** The field of `m` at `shift` (width given by `mask`), and `m` with that field set to `v`. */
+const getBits = (m: number, shift: number, mask: number): number => (m >>> shift) & mask;
+const setBits = (m: number, shift: number, mask: number, v: number): number =>
+  (m & ~(mask << shift)) | ((v & mask) << shift);
+
 /**
  * struct ip_ct_tcp: the TCP private part of a conntrack entry (`ct.proto`), memset to 0 by `new`.
  *
@@ -97,28 +102,28 @@ export class IpCtTcp {
   }
   /** enum tcp_bit_set of the last packet that set it. */
   get last_index(): number {
-    return (this.m >>> M_INDEX_SHIFT) & 0x7;
+    return getBits(this.m, M_INDEX_SHIFT, 0x7);
   }
   set last_index(v: number) {
-    this.m = (this.m & ~(0x7 << M_INDEX_SHIFT)) | ((v & 0x7) << M_INDEX_SHIFT);
+    this.m = setBits(this.m, M_INDEX_SHIFT, 0x7, v);
   }
   get retrans(): number {
-    return (this.m >>> M_RETRANS_SHIFT) & 0xff;
+    return getBits(this.m, M_RETRANS_SHIFT, 0xff);
   }
   set retrans(v: number) {
-    this.m = (this.m & ~(0xff << M_RETRANS_SHIFT)) | ((v & 0xff) << M_RETRANS_SHIFT);
+    this.m = setBits(this.m, M_RETRANS_SHIFT, 0xff, v);
   }
   get last_wscale(): number {
-    return (this.m >>> M_WSCALE_SHIFT) & 0xff;
+    return getBits(this.m, M_WSCALE_SHIFT, 0xff);
   }
   set last_wscale(v: number) {
-    this.m = (this.m & ~(0xff << M_WSCALE_SHIFT)) | ((v & 0xff) << M_WSCALE_SHIFT);
+    this.m = setBits(this.m, M_WSCALE_SHIFT, 0xff, v);
   }
   get last_flags(): number {
-    return (this.m >>> M_FLAGS_SHIFT) & 0xff;
+    return getBits(this.m, M_FLAGS_SHIFT, 0xff);
   }
   set last_flags(v: number) {
-    this.m = (this.m & ~(0xff << M_FLAGS_SHIFT)) | ((v & 0xff) << M_FLAGS_SHIFT);
+    this.m = setBits(this.m, M_FLAGS_SHIFT, 0xff, v);
   }
   get last_seq(): number {
     return this.ls >>> 0;
