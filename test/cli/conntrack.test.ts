@@ -2,17 +2,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { run, seed001 } from "./cli_helpers";
 
-const example = (name: string) => new URL(`../../examples/seed001/${name}`, import.meta.url).pathname;
+const example = seed001;
 const dir = mkdtempSync(join(tmpdir(), "ctsim-conntrack-"));
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 function file(name: string, text: string): string {
   const f = join(dir, name);

@@ -1,22 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { SEED001_ARGS, run, seed001 } from "./cli_helpers";
 
-const example = (name: string) => new URL(`../../examples/seed001/${name}`, import.meta.url).pathname;
-const SEED = [
-  "--host",
-  example("host.yaml"),
-  "--rules",
-  example("rules.v4"),
-  "--packets",
-  example("packets.txt"),
-];
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const example = seed001;
+const SEED = SEED001_ARGS;
 
 describe("ctsim explain", () => {
   it("seed 001 --packet 2: the FIN's reason, the skipped MASQUERADE and a tested fix", async () => {

@@ -2,18 +2,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { run } from "./cli_helpers";
 
 const example = (dir: string, name: string) =>
   new URL(`../../examples/${dir}/${name}`, import.meta.url).pathname;
 const tmp = mkdtempSync(join(tmpdir(), "ctsim-lint-"));
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe("ctsim lint", () => {
   it("seed 001: reports snat-invalid-leak at rules.v4:13 with the demonstration, exit 1", async () => {

@@ -2,17 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { run } from "./cli_helpers";
 
 const fixture = (name: string) => new URL(`../fixtures/text/${name}`, import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "ctsim-read-"));
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe("ctsim read", () => {
   it("prints one tcpdump line per packet of a text file", async () => {

@@ -2,17 +2,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { run, seed001 } from "./cli_helpers";
 
-const example = (name: string) => new URL(`../../examples/seed001/${name}`, import.meta.url).pathname;
+const example = seed001;
 const dir = mkdtempSync(join(tmpdir(), "ctsim-test-"));
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
 
 describe("ctsim test", () => {
   it("seed 001: the reported behaviour and the fixed rule set both pass (exit 0)", async () => {

@@ -2,26 +2,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main";
+import { SEED001_ARGS, run, seed001 } from "./cli_helpers";
 import { CaptureReader } from "../../src/wire/capture";
 
-const example = (name: string) => new URL(`../../examples/seed001/${name}`, import.meta.url).pathname;
+const example = seed001;
 const dir = mkdtempSync(join(tmpdir(), "ctsim-trace-"));
-const SEED = [
-  "--host",
-  example("host.yaml"),
-  "--rules",
-  example("rules.v4"),
-  "--packets",
-  example("packets.txt"),
-];
-
-async function run(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  const code = await main(argv, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
-  return { code, stdout, stderr };
-}
+const SEED = SEED001_ARGS;
 
 function file(name: string, text: string): string {
   const f = join(dir, name);
