@@ -21,7 +21,7 @@ import {
   parseToPorts,
 } from "./xt_nat";
 import { nfNatRedirectIpv4 } from "../../nat/nf_nat_redirect";
-import { natRangeFromOptions } from "../../nat/types";
+import { cachedNatRange } from "../../nat/types";
 
 export interface RedirectTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
@@ -56,7 +56,7 @@ export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
     const ct = natTargetConn(skb);
     if (!ct) return "ACCEPT";
     const h = natTargetHost(par);
-    const range = natRangeFromOptions({ ports: o.ports, random: o.random });
+    const range = cachedNatRange(o);
     const hook = NAT_HOOKNUM[par.hook];
     return natVerdict(nfNatRedirectIpv4(h.nat, ct, range, hook, h.natIface(par.inIface), par.now));
   },
