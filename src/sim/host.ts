@@ -643,36 +643,23 @@ export class HostSim implements HostServices, NatTargetHost {
     parent?: number,
   ) {
     const report = this.report!;
-    // Same keys in the same order as below; the spreads cost a runtime call per packet.
+    // An input packet's journey (every packet) has every field from the start, so all share one hidden class;
+    // a generated packet's (rare) adds its cause and parent through spreads.
     const j: PacketJourney =
       cause === undefined && parent === undefined
-        ? this.quiet
-          ? {
-              id: report.packets.length,
-              input: pkt,
-              inIface,
-              local,
-              hooks: SHARED_EMPTY,
-              ct: undefined,
-              nat: SHARED_EMPTY,
-              route: undefined,
-              fate: undefined,
-              out: undefined,
-              log: SHARED_EMPTY,
-            }
-          : {
-              id: report.packets.length,
-              input: pkt,
-              inIface,
-              local,
-              hooks: [],
-              ct: undefined,
-              nat: [],
-              route: undefined,
-              fate: undefined,
-              out: undefined,
-              log: [],
-            }
+        ? {
+            id: report.packets.length,
+            input: pkt,
+            inIface,
+            local,
+            hooks: this.quiet ? SHARED_EMPTY : [],
+            ct: undefined,
+            nat: this.quiet ? SHARED_EMPTY : [],
+            route: undefined,
+            fate: undefined,
+            out: undefined,
+            log: this.quiet ? SHARED_EMPTY : [],
+          }
         : {
             id: report.packets.length,
             ...(cause ? { cause } : {}),
