@@ -32,8 +32,8 @@
  *     summary, whose packets/s counts from the first packet read to the last (decoding included, start-up and
  *     rule loading not).
  *
- * Run it as `node --max-semi-space-size=64 --import tsx bench/trace.ts` for the in-process figures with the heap
- * settings the CLI uses (bin/ctsim.js starts `trace` with them).
+ * Run it as `npx tsx bench/trace.ts`. (Larger young-generation semi-spaces, `--max-semi-space-size=64`, measured
+ * no difference here: GC takes ~0.2 s of a 1,000,000-packet run either way.)
  */
 import { tcpSegment } from "./packets";
 import { spawnSync } from "node:child_process";
