@@ -35,6 +35,7 @@
  * Run it as `npx tsx bench/trace.ts`. (Larger young-generation semi-spaces, `--max-semi-space-size=64`, measured
  * no difference here: GC takes ~0.2 s of a 1,000,000-packet run either way.)
  */
+import { kubeRulesText, servicesFor, svcPort, vip } from "./kube_rules";
 import { tcpSegment } from "./packets";
 import { spawnSync } from "node:child_process";
 import {
@@ -54,7 +55,6 @@ import { CaptureReader } from "../src/wire/capture";
 import { PcapngWriter } from "../src/wire/pcapng_writer";
 import type { LinkHeader, Packet } from "../src/wire/packet";
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from "../src/wire/packet";
-import { formatIpv4 } from "../src/wire/addr";
 import { parseHostFile } from "../src/host/hostfile";
 import { loadRuleset } from "../src/netfilter/parse_script";
 import { ruleCount } from "../src/netfilter/ruleset";
@@ -79,8 +79,7 @@ const MODES = (["quiet", "trace"] as const).filter(
 );
 const CHUNK = 65536;
 
-const FIXED_RULES = 13;
-const SERVICES = Math.max(1, Math.round((RULES - FIXED_RULES) / (2 + 3 * ENDPOINTS)));
+const SERVICES = servicesFor(RULES, ENDPOINTS);
 
 const NODE_ETH0 = 0xc0a8630b; // 192.168.99.11
 const NODE_CNI0 = 0x0ab400fe; // 10.180.0.254
@@ -96,73 +95,7 @@ function rand(n: number): number {
   return (lcg >>> 8) % n;
 }
 
-const vip = (s: number) => 0xac1e0000 + 1 + s; // 172.30.0.1 ...
-const svcPort = (s: number) => [80, 443, 8080][s % 3];
-const epAddr = (s: number, e: number) => 0x0ab40100 + s * ENDPOINTS + e; // 10.180.1.0 ...
-const chainId = (kind: string, s: number, e = -1) =>
-  `KUBE-${kind}-${String(s).padStart(6, "0")}${e >= 0 ? `E${e}` : ""}AAAAAAA`.slice(0, 26);
-
-function rulesText(): string {
-  const nat: string[] = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"];
-  nat.push(":POSTROUTING ACCEPT [0:0]", ":KUBE-SERVICES - [0:0]", ":KUBE-NODEPORTS - [0:0]");
-  nat.push(":KUBE-MARK-MASQ - [0:0]", ":KUBE-POSTROUTING - [0:0]");
-  const body: string[] = [];
-  const svcRules: string[] = [];
-  for (let s = 0; s < SERVICES; s++) {
-    const v = formatIpv4(vip(s));
-    const p = svcPort(s);
-    const name = `ns${s % 50}/svc${s}:p${p}`;
-    const svc = chainId("SVC", s);
-    nat.push(`:${svc} - [0:0]`);
-    svcRules.push(
-      `-A KUBE-SERVICES -d ${v}/32 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport ${p} -j ${svc}`,
-    );
-    body.push(
-      `-A ${svc} -d ${v}/32 ! -s 10.0.0.0/8 -p tcp -m comment --comment "${name} cluster IP" -m tcp --dport ${p} -j KUBE-MARK-MASQ`,
-    );
-    for (let e = 0; e < ENDPOINTS; e++) {
-      const sep = chainId("SEP", s, e);
-      const ep = formatIpv4(epAddr(s, e));
-      nat.push(`:${sep} - [0:0]`);
-      const left = ENDPOINTS - e;
-      body.push(
-        left > 1
-          ? `-A ${svc} -m comment --comment "${name} -> ${ep}:8080" -m statistic --mode random --probability ${(1 / left).toFixed(10)} -j ${sep}`
-          : `-A ${svc} -m comment --comment "${name} -> ${ep}:8080" -j ${sep}`,
-      );
-      body.push(`-A ${sep} -s ${ep}/32 -m comment --comment "${name}" -j KUBE-MARK-MASQ`);
-      body.push(`-A ${sep} -p tcp -m comment --comment "${name}" -m tcp -j DNAT --to-destination ${ep}:8080`);
-    }
-  }
-  nat.push(...svcRules);
-  nat.push(
-    `-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`,
-  );
-  nat.push(...body);
-  nat.push("-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000");
-  nat.push("-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN");
-  nat.push("-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000");
-  nat.push(
-    `-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully`,
-  );
-  nat.push(`-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`);
-  nat.push(`-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES`);
-  nat.push(`-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING`);
-  nat.push("COMMIT");
-  const filter = [
-    "*filter",
-    ":INPUT ACCEPT [0:0]",
-    ":FORWARD DROP [0:0]",
-    ":OUTPUT ACCEPT [0:0]",
-    ":KUBE-FORWARD - [0:0]",
-    `-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD`,
-    "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT`,
-    `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-    "COMMIT",
-  ];
-  return `${nat.join("\n")}\n${filter.join("\n")}\n`;
-}
+const rulesText = (): string => kubeRulesText(SERVICES, ENDPOINTS);
 
 const HOST_YAML = `hostname: node1
 interfaces:
