@@ -40,7 +40,8 @@ export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
     for (const o of opts) if (o.invert) return ctx.fail(`--${o.name} cannot be inverted`, o);
     const ports = parseToPorts(m.get("to-ports"), ctx);
     if (isDiagnostic(ports)) return ports;
-    return { ...(ports ? { ports } : {}), random: m.has("random"), randomFully: m.has("random-fully") };
+    // Every field present (see xt_nat.ts: one hidden class for every rule's options).
+    return { ports, random: m.has("random"), randomFully: m.has("random-fully") };
   },
   save(o) {
     return [

@@ -45,7 +45,8 @@ export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
     for (const o of opts) if (o.invert) return ctx.fail(`--${o.name} cannot be inverted`, o);
     const ports = parseToPorts(m.get("to-ports"), ctx);
     if (isDiagnostic(ports)) return ports;
-    return { ...(ports ? { ports } : {}), random: m.has("random") };
+    // Every field present (see xt_nat.ts: one hidden class for every rule's options).
+    return { ports, random: m.has("random") };
   },
   save(o) {
     return [o.ports && `--to-ports ${formatNatPorts(o.ports)}`, o.random && "--random"]

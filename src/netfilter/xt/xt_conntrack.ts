@@ -32,7 +32,9 @@ import {
   IPS_SEEN_REPLY,
   IPS_SRC_NAT,
   IP_CT_DIR_ORIGINAL,
+  IP_CT_UNTRACKED,
 } from "../../conntrack/types";
+import type { CtInfo } from "../../conntrack/types";
 
 /** --ctstate words in print order (print_state of libxt_conntrack.c). */
 export const CTSTATE_NAMES = [
@@ -52,6 +54,12 @@ const CTSTATE_BIT = Object.fromEntries(CTSTATE_NAMES.map((n, i) => [n, 1 << i]))
   number
 >;
 
+/** The CTSTATE_BIT of each ctinfo value (ctinfoState's name), by ctinfo. */
+const CTINFO_STATE_BIT: readonly number[] = Array.from(
+  { length: IP_CT_UNTRACKED + 1 },
+  (_, ctinfo) => CTSTATE_BIT[ctinfoState(ctinfo as CtInfo) as CtStateName],
+);
+
 /** --ctstatus words in print order. */
 export const CTSTATUS_NAMES = ["EXPECTED", "SEEN_REPLY", "ASSURED", "CONFIRMED"] as const;
 export type CtStatusName = (typeof CTSTATUS_NAMES)[number];
@@ -62,7 +70,8 @@ interface Inv<T> {
 }
 
 export interface ConntrackMatchOptions {
-  readonly ctstate?: Inv<readonly CtStateName[]>;
+  /** The words, and `mask` their CTSTATE_BIT union (the kernel's `state_mask`). */
+  readonly ctstate?: Inv<readonly CtStateName[]> & { readonly mask: number };
   readonly ctproto?: Inv<number>;
   readonly ctorigsrc?: Inv<{ addr: number; mask: number }>;
   readonly ctorigdst?: Inv<{ addr: number; mask: number }>;
@@ -124,7 +133,9 @@ export const conntrackMatch: MatchDescriptor<ConntrackMatchOptions> = {
         case "ctstate": {
           const v = parseStateList(a, CTSTATE_NAMES);
           if (!v) return ctx.fail(`bad ctstate "${a}" (supported: ${CTSTATE_NAMES.join(", ")})`, o);
-          out.ctstate = { value: v, invert: o.invert };
+          let mask = 0;
+          for (const n of v) mask |= CTSTATE_BIT[n];
+          out.ctstate = { value: v, invert: o.invert, mask };
           break;
         }
         case "ctproto": {
@@ -223,17 +234,11 @@ export function conntrackMt(o: ConntrackMatchOptions, skb: Skb, par: XtActionPar
     // The packet's states as a bit set (XT_CONNTRACK_STATE_BIT and friends); no per-packet allocation.
     let states: number;
     if (ct) {
-      states = CTSTATE_BIT[ctinfoState(skb.ctinfo ?? 0) as CtStateName];
+      states = CTINFO_STATE_BIT[skb.ctinfo ?? 0];
       if (ct.status & IPS_SRC_NAT) states |= CTSTATE_BIT.SNAT;
       if (ct.status & IPS_DST_NAT) states |= CTSTATE_BIT.DNAT;
     } else states = skb.untracked ? CTSTATE_BIT.UNTRACKED : CTSTATE_BIT.INVALID;
-    let hit = false;
-    for (const s of o.ctstate.value)
-      if (states & CTSTATE_BIT[s]) {
-        hit = true;
-        break;
-      }
-    if (hit === o.ctstate.invert) return false;
+    if (((states & o.ctstate.mask) !== 0) === o.ctstate.invert) return false;
   }
   if (!ct) return o.ctstate !== undefined;
   if (o.ctdir) {

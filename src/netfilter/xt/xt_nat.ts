@@ -71,12 +71,12 @@ export function parseNatPorts(
     if (base === undefined || base === 0) return undefined;
   }
   const svc = SERVICES.get(spec.toLowerCase());
-  if (svc !== undefined) return { min: svc, max: svc, ...(base !== undefined ? { base } : {}) };
+  if (svc !== undefined) return { min: svc, max: svc, base };
   const dash = spec.indexOf("-");
   const min = parseUint(dash < 0 ? spec : spec.slice(0, dash), 0xffff);
   const max = dash < 0 ? min : parseUint(spec.slice(dash + 1), 0xffff);
   if (min === undefined || max === undefined || min > max) return undefined;
-  return { min, max, ...(base !== undefined ? { base } : {}) };
+  return { min, max, base };
 }
 
 export function formatNatPorts(r: { readonly min: number; readonly max: number }): string {
@@ -212,8 +212,12 @@ function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions
       if (!to) return ctx.fail(`${kind} needs --${toName}`);
       const r = parseTo(to, ctx);
       if ("code" in r) return r;
+      // One literal with every field (absent parts undefined): every rule's options share one hidden class (an
+      // object spread plus new keys gives each object its own, and the per-packet target goes megamorphic).
       return {
-        ...r,
+        addrs: r.addrs,
+        ports: r.ports,
+        base: r.base,
         random: m.has("random"),
         randomFully: m.has("random-fully"),
         persistent: m.has("persistent"),

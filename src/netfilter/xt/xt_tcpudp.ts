@@ -21,7 +21,20 @@ export interface PortRangeOption {
   readonly invert: boolean;
 }
 
-export interface TcpMatchOptions {
+/**
+ * The port ranges once more as plain numbers, as the kernel's struct xt_tcp/xt_udp holds them (`spts[2]`,
+ * `dpts[2]`, the invert flags): the per-packet match reads them from the options object itself.
+ */
+interface PortBounds {
+  readonly sptLo: number;
+  readonly sptHi: number;
+  readonly sptInv: boolean;
+  readonly dptLo: number;
+  readonly dptHi: number;
+  readonly dptInv: boolean;
+}
+
+export interface TcpMatchOptions extends PortBounds {
   readonly sport: PortRangeOption;
   readonly dport: PortRangeOption;
   /** `--tcp-flags MASK COMP` (`--syn` is FIN,SYN,RST,ACK SYN). */
@@ -29,7 +42,7 @@ export interface TcpMatchOptions {
   readonly option?: { readonly value: number; readonly invert: boolean };
 }
 
-export interface UdpMatchOptions {
+export interface UdpMatchOptions extends PortBounds {
   readonly sport: PortRangeOption;
   readonly dport: PortRangeOption;
 }
@@ -68,10 +81,7 @@ export function formatTcpFlags(flags: number): string {
     .join(",");
 }
 
-function parsePorts(
-  opts: Map<string, XtOption>,
-  ctx: XtParseContext,
-): { sport: PortRangeOption; dport: PortRangeOption } | Diagnostic {
+function parsePorts(opts: Map<string, XtOption>, ctx: XtParseContext): UdpMatchOptions | Diagnostic {
   const out: Record<string, PortRangeOption> = { sport: FULL, dport: FULL };
   for (const key of ["sport", "dport"]) {
     const o = opts.get(key);
@@ -80,7 +90,17 @@ function parsePorts(
     if (!r) return ctx.fail(`invalid port or port range "${o.args[0]}" for --${key}`, o);
     out[key] = { range: r, invert: o.invert };
   }
-  return { sport: out.sport, dport: out.dport };
+  const { sport, dport } = out;
+  return {
+    sport,
+    dport,
+    sptLo: sport.range[0],
+    sptHi: sport.range[1],
+    sptInv: sport.invert,
+    dptLo: dport.range[0],
+    dptHi: dport.range[1],
+    dptInv: dport.invert,
+  };
 }
 
 function savePort(name: string, p: PortRangeOption): string | undefined {
@@ -127,7 +147,20 @@ export const tcpMatch: MatchDescriptor<TcpMatchOptions> = {
       if (v === undefined) return ctx.fail(`invalid TCP option "${to.args[0]}"`, to);
       option = { value: v, invert: to.invert };
     }
-    return { ...ports, ...(flags ? { flags } : {}), ...(option ? { option } : {}) };
+    // One literal with every field (absent parts undefined): every tcp rule's options share one hidden class.
+    // (An object spread here gave nearly every rule its own, which made the per-packet match megamorphic.)
+    return {
+      sport: ports.sport,
+      dport: ports.dport,
+      sptLo: ports.sptLo,
+      sptHi: ports.sptHi,
+      sptInv: ports.sptInv,
+      dptLo: ports.dptLo,
+      dptHi: ports.dptHi,
+      dptInv: ports.dptInv,
+      flags,
+      option,
+    };
   },
   save(o) {
     return words(
@@ -161,9 +194,11 @@ export const udpMatch: MatchDescriptor<UdpMatchOptions> = {
   },
 };
 
-/** port_match of xt_tcpudp.c. */
-function portMatch(p: PortRangeOption, port: number): boolean {
-  return (port >= p.range[0] && port <= p.range[1]) !== p.invert;
+/** port_match of xt_tcpudp.c, for both ports. */
+function portsMatch(o: PortBounds, sport: number, dport: number): boolean {
+  return (
+    (sport >= o.sptLo && sport <= o.sptHi) !== o.sptInv && (dport >= o.dptLo && dport <= o.dptHi) !== o.dptInv
+  );
 }
 
 /** TCP option kinds in header order, as tcp_find_option walks them. */
@@ -195,7 +230,7 @@ export function tcpMt(o: TcpMatchOptions, skb: Skb, par: XtActionParam): boolean
     par.hotdrop = true; // header not readable
     return false;
   }
-  if (!portMatch(o.sport, l4.srcPort) || !portMatch(o.dport, l4.dstPort)) return false;
+  if (!portsMatch(o, l4.srcPort, l4.dstPort)) return false;
   if (o.flags && ((l4.flags & 0xff & o.flags.mask) === o.flags.comp) === o.flags.invert) return false;
   if (o.option) {
     const found = tcpOptionKinds(l4.options).includes(o.option.value);
@@ -212,5 +247,5 @@ export function udpMt(o: UdpMatchOptions, skb: Skb, par: XtActionParam): boolean
     par.hotdrop = true;
     return false;
   }
-  return portMatch(o.sport, l4.srcPort) && portMatch(o.dport, l4.dstPort);
+  return portsMatch(o, l4.srcPort, l4.dstPort);
 }
