@@ -3,55 +3,14 @@
  * print back in the expected canonical form; every FAIL line must be refused. Lines ctsim gets wrong are
  * listed with a reason in extensions_t.known-failures.txt, and this test asserts that exactly those fail.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSave } from "../../src/netfilter/parse_save";
 import { formatRuleSpec } from "../../src/netfilter/save";
-import type { TableName } from "../../src/netfilter/ruleset";
+import { type Case, extensionsTFiles, readCases } from "./extensions_t_cases";
 
-const DIR = join(__dirname, "../fixtures/iptables/extensions-t");
 const KNOWN = join(__dirname, "extensions_t.known-failures.txt");
-
-interface Case {
-  file: string;
-  line: number;
-  table: TableName;
-  chain: string;
-  rule: string;
-  expected: string;
-  ok: boolean;
-}
-
-export function readCases(file: string): Case[] {
-  const cases: Case[] = [];
-  let chains: string[] = [];
-  let table: TableName = "filter";
-  readFileSync(join(DIR, file), "utf8")
-    .split("\n")
-    .forEach((text, i) => {
-      if (text.startsWith(":")) {
-        chains = text.slice(1).split(",");
-        table = "filter";
-      } else if (text.startsWith("*")) table = text.slice(1) as TableName;
-      else if (text.trim() === "" || text.startsWith("#") || text.startsWith("@")) return;
-      else {
-        const [rule, expected, verdict] = text.split(";");
-        for (const chain of chains) {
-          cases.push({
-            file,
-            line: i + 1,
-            table,
-            chain,
-            rule,
-            expected: expected === "=" ? rule : expected,
-            ok: verdict === "OK",
-          });
-        }
-      }
-    });
-  return cases;
-}
 
 /** Runs one case; returns undefined when ctsim agrees with iptables, else what went wrong. */
 function run(c: Case): string | undefined {
@@ -84,9 +43,7 @@ function knownFailures(): Map<string, string> {
 }
 
 describe("extensions/*.t syntax tables", () => {
-  const files = readdirSync(DIR)
-    .filter((f) => f.endsWith(".t"))
-    .sort();
+  const files = extensionsTFiles();
   const known = knownFailures();
 
   it("covers the copied files", () => {

@@ -50,7 +50,7 @@ export const iprangeMatch: MatchDescriptor<IprangeMatchOptions> = {
       if (!o) continue;
       const r = parseIpRange(o.args[0]);
       if (!r) return ctx.fail(`invalid address range "${o.args[0]}" (a.b.c.d-e.f.g.h)`, o);
-      out[key === "src-range" ? "src" : "dst"] = { ...r, invert: o.invert };
+      out[key === "src-range" ? "src" : "dst"] = { from: r.from, to: r.to, invert: o.invert };
     }
     if (!out.src && !out.dst) return ctx.fail("iprange: --src-range or --dst-range is required");
     return out;
