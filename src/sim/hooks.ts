@@ -97,11 +97,18 @@ export const HOOK_ORDER: Readonly<Record<Hook, readonly HookEntry[]>> = {
   POSTROUTING: [mangle, natSrc("nf_nat_ipv4_out"), confirm],
 };
 
-/** enum nf_inet_hooks number of an iptables hook name. */
-export const HOOK_NUM: Readonly<Record<Hook, NfHook>> = {
-  PREROUTING: NF_INET_PRE_ROUTING,
-  INPUT: NF_INET_LOCAL_IN,
-  FORWARD: NF_INET_FORWARD,
-  OUTPUT: NF_INET_LOCAL_OUT,
-  POSTROUTING: NF_INET_POST_ROUTING,
-};
+/** enum nf_inet_hooks number of an iptables hook name: a switch on the interned names (per packet, no keyed lookup). */
+export function hookNum(hook: Hook): NfHook {
+  switch (hook) {
+    case "PREROUTING":
+      return NF_INET_PRE_ROUTING;
+    case "INPUT":
+      return NF_INET_LOCAL_IN;
+    case "FORWARD":
+      return NF_INET_FORWARD;
+    case "OUTPUT":
+      return NF_INET_LOCAL_OUT;
+    default:
+      return NF_INET_POST_ROUTING;
+  }
+}

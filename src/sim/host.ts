@@ -103,7 +103,7 @@ import type { CtSummary, Fate, NatStep, PacketJourney, PacketReport, TraceHit } 
 import { CtSummaryRecord, NatStepRecord, TraceHitRecord } from "../trace/records";
 import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
-import { HOOK_NUM, HOOK_ORDER } from "./hooks";
+import { HOOK_ORDER, hookNum } from "./hooks";
 import type { HookEntry } from "./hooks";
 
 export type Backend = "legacy" | "nft";
@@ -194,22 +194,6 @@ interface PlannedEntry {
 }
 
 const PLAN_OPS: Readonly<Record<HookEntry["kind"], number>> = { table: 0, conntrack: 1, nat: 2, confirm: 3 };
-
-/** Position of a hook in HostSim's plan (a switch on the interned names, no keyed property lookup). */
-function hookIndex(hook: Hook): number {
-  switch (hook) {
-    case "PREROUTING":
-      return 0;
-    case "INPUT":
-      return 1;
-    case "FORWARD":
-      return 2;
-    case "OUTPUT":
-      return 3;
-    default:
-      return 4;
-  }
-}
 
 /**
  * State of one nat hook call (HostSim.natHook) and the NatHookState it hands to nf_nat_ipv4_fn: one per nesting
@@ -359,7 +343,7 @@ export class HostSim implements HostServices, NatTargetHost {
    */
   private readonly ctInUse: boolean;
   /**
-   * HOOK_ORDER with the tables resolved, by hookIndex: a table entry stays only when its chain for the hook runs
+   * HOOK_ORDER with the tables resolved, by hook number (hookNum): a table entry stays only when its chain for the hook runs
    * (which tables exist and the backend are fixed at construction), carrying its compiled table.
    */
   private readonly hookPlan: readonly (readonly PlannedEntry[])[];
@@ -453,7 +437,7 @@ export class HostSim implements HostServices, NatTargetHost {
     this.traceByDefault = (opts.traceAll ?? false) || !hasTrace;
     const plan: PlannedEntry[][] = [];
     for (const h of HOOKS) {
-      plan[hookIndex(h)] = HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
+      plan[hookNum(h)] = HOOK_ORDER[h].flatMap((e): PlannedEntry[] => {
         if (e.kind !== "table")
           return [
             { kind: e.kind, op: PLAN_OPS[e.kind], table: undefined, compiled: undefined, labels: undefined },
@@ -779,7 +763,7 @@ export class HostSim implements HostServices, NatTargetHost {
   /** Runs every function registered at `hook`; false when the packet did not survive (its fate is set). */
   private runHook(hook: Hook, st: Flight): boolean {
     const skb = st.skb;
-    const plan = this.hookPlan[hookIndex(hook)];
+    const plan = this.hookPlan[hookNum(hook)];
     for (let k = 0; k < plan.length; k++) {
       const e = plan[k];
       switch (e.op) {
@@ -871,7 +855,7 @@ export class HostSim implements HostServices, NatTargetHost {
       return true;
     }
     const zone = skb.ctTemplate?.zone;
-    const r = this.conntrack.in(skb.pkt, HOOK_NUM[hook], this.now, zone !== undefined ? { zone } : undefined);
+    const r = this.conntrack.in(skb.pkt, hookNum(hook), this.now, zone !== undefined ? { zone } : undefined);
     skb.ct = r.ct;
     skb.ctinfo = r.ctinfo;
     skb.ctReason = r.reason;
@@ -957,7 +941,7 @@ export class HostSim implements HostServices, NatTargetHost {
     call.ran = false;
     call.decided = undefined;
     const state = call.state;
-    state.hook = HOOK_NUM[hook];
+    state.hook = hookNum(hook);
     state.out = skb.outIface;
     state.writable = ownedBefore ? (before.l4 === st.ownL4 ? 2 : 1) : 0;
     this.natCall = call;
