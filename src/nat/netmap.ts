@@ -42,7 +42,14 @@ export function netmapTg4(
   return nfNatSetupInfo(
     nat,
     ct,
-    { ...range, flags: range.flags | NF_NAT_RANGE_MAP_IPS, minAddr: newIp, maxAddr: newIp },
+    {
+      flags: range.flags | NF_NAT_RANGE_MAP_IPS,
+      minAddr: newIp,
+      maxAddr: newIp,
+      minProto: range.minProto,
+      maxProto: range.maxProto,
+      baseProto: range.baseProto,
+    },
     hook2manip(hook),
     now,
   );

@@ -65,7 +65,7 @@ import {
   NF_INET_POST_ROUTING,
 } from "../conntrack/types";
 import { kernelAtLeast } from "../conntrack/profile";
-import { IPPROTO_SCTP, IPPROTO_UDPLITE, invertTuple, tupleEqual } from "../conntrack/tuple";
+import { IPPROTO_SCTP, IPPROTO_UDPLITE, invertTuple, makeTuple, tupleEqual } from "../conntrack/tuple";
 import type { IpCtTcp } from "../conntrack/tcp_window";
 import { TCP_CONNTRACK_SYN_SENT, TCP_CONNTRACK_TIME_WAIT } from "../../tables/tcp_conntracks";
 import type { Packet } from "../wire/packet";
@@ -361,7 +361,7 @@ export function findAppropriateSrc(
     if (!sameSrc(ct, tuple) || ct.zone !== zone) continue;
     const inv = invertTuple(ct.reply);
     if (!inv) continue;
-    const result: Tuple = { ...inv, dst: tuple.dst, dstU: tuple.dstU, protonum: tuple.protonum };
+    const result = makeTuple(inv.src, tuple.dst, tuple.protonum, inv.srcU, tuple.dstU);
     if (nfInRange(result, range, nat.generation)) return result;
   }
   return undefined;
@@ -379,7 +379,9 @@ export function findBestIpsProto(
 ): Tuple {
   if (!(range.flags & NF_NAT_RANGE_MAP_IPS)) return tuple;
   const set = (addr: number): Tuple =>
-    maniptype === "SRC" ? { ...tuple, src: addr >>> 0 } : { ...tuple, dst: addr >>> 0 };
+    maniptype === "SRC"
+      ? makeTuple(addr >>> 0, tuple.dst, tuple.protonum, tuple.srcU, tuple.dstU)
+      : makeTuple(tuple.src, addr >>> 0, tuple.protonum, tuple.srcU, tuple.dstU);
   if (range.minAddr === range.maxAddr) return set(range.minAddr);
   // union nf_inet_addr is four u32 words; an IPv4 tuple has the address in the first and zeros after.
   const initval = range.flags & NF_NAT_RANGE_PERSISTENT ? 0 : (leU32(tuple.dst) ^ (zone & 0xffff)) >>> 0;
@@ -391,6 +393,16 @@ export function findBestIpsProto(
 
 // ---------------------------------------------------------------------------------------------------------------
 // the port / id search
+
+/**
+ * `tuple` with one protocol word replaced. Built by makeTuple, not by an object spread: spread copies with a new
+ * value get hidden classes of their own, and every function reading tuples goes megamorphic.
+ */
+function withU(tuple: Tuple, key: "srcU" | "dstU", value: number): Tuple {
+  return key === "srcU"
+    ? makeTuple(tuple.src, tuple.dst, tuple.protonum, value, tuple.dstU)
+    : makeTuple(tuple.src, tuple.dst, tuple.protonum, tuple.srcU, value);
+}
 
 /** Which protocol word a manip changes, or undefined when the protocol has none (nf_nat_l4proto_unique_tuple). */
 function keyOf(tuple: Tuple, maniptype: NfNatManipType, gen: NatGeneration): "srcU" | "dstU" | undefined {
@@ -474,7 +486,7 @@ export function nfNatL4protoUniqueTuple(
   let cand = tuple;
   for (;;) {
     for (let i = 0; i < attempts; i++, off = (off + 1) & 0xffff) {
-      cand = { ...tuple, [key]: (min + (off % rangeSize)) & 0xffff };
+      cand = withU(tuple, key, (min + (off % rangeSize)) & 0xffff);
       const used =
         gen === "6"
           ? nfNatUsedTupleHarder(nat, cand, ct, attempts - i, now)
@@ -504,7 +516,7 @@ function roverSearch(
   else if (range.flags & NF_NAT_RANGE_PROTO_RANDOM_FULLY) off = nat.prng.prandomU32() & 0xffff;
   else off = nat.rover(tuple.protonum);
   for (let i = 0; ; off = (off + 1) & 0xffff) {
-    const cand = { ...tuple, [key]: (min + (off % rangeSize)) & 0xffff };
+    const cand = withU(tuple, key, (min + (off % rangeSize)) & 0xffff);
     if (++i !== rangeSize && nfNatUsedTuple(nat, cand, ct, now)) continue;
     if (!(range.flags & NF_NAT_RANGE_PROTO_RANDOM_ALL)) nat.setRover(tuple.protonum, off);
     return cand;
@@ -523,7 +535,7 @@ function icmpUniqueTupleRover(
   if (!(range.flags & NF_NAT_RANGE_PROTO_SPECIFIED)) rangeSize = 0xffff;
   const min = range.flags & NF_NAT_RANGE_PROTO_SPECIFIED ? range.minProto : 0;
   for (let i = 0; ; nat.icmpIdRover = (nat.icmpIdRover + 1) & 0xffff) {
-    const cand = { ...tuple, srcU: (min + (nat.icmpIdRover % rangeSize)) & 0xffff };
+    const cand = withU(tuple, "srcU", (min + (nat.icmpIdRover % rangeSize)) & 0xffff);
     if (++i === rangeSize || !nfNatUsedTuple(nat, cand, ct, now)) return cand;
   }
 }

@@ -124,7 +124,14 @@ export function nfNatMasqueradeIpv4(
   return nfNatSetupInfo(
     nat,
     ct,
-    { ...range, flags: range.flags | NF_NAT_RANGE_MAP_IPS, minAddr: newsrc, maxAddr: newsrc },
+    {
+      flags: range.flags | NF_NAT_RANGE_MAP_IPS,
+      minAddr: newsrc,
+      maxAddr: newsrc,
+      minProto: range.minProto,
+      maxProto: range.maxProto,
+      baseProto: range.baseProto,
+    },
     "SRC",
     now,
   );

@@ -167,7 +167,9 @@ export function compileTable(
         trace: { table: table.name, chain: chain.name, comment: tailComment, num: chain.rules.length + 1 },
         packets: 0,
         bytes: 0,
+        result: undefined,
       },
+      index: undefined,
     });
   }
   for (const chain of table.chains.values()) {
@@ -250,6 +252,8 @@ function compileRule(
     protoInv: rule.proto?.invert === true,
     packets: 0,
     bytes: 0,
+    // Present from the start: assigning it later would give compiled rules two hidden classes.
+    result: undefined,
   };
 }
 
