@@ -58,6 +58,32 @@ type Step =
     }
   | { readonly kind: "none" };
 
+/**
+ * A step with every field of every kind (absent ones undefined), so all steps share one hidden class and the
+ * walk's `step.kind` reads stay monomorphic.
+ */
+function makeStep(
+  kind: Step["kind"],
+  f: {
+    verdict?: "ACCEPT" | "DROP" | "QUEUE";
+    chain?: CompiledChain;
+    goto?: boolean;
+    fn?: TargetFn<unknown>;
+    options?: unknown;
+    name?: string;
+  } = {},
+): Step {
+  return {
+    kind,
+    verdict: f.verdict,
+    chain: f.chain,
+    goto: f.goto,
+    fn: f.fn,
+    options: f.options,
+    name: f.name,
+  } as Step;
+}
+
 interface CompiledMatch {
   readonly name: string;
   readonly fn: MatchFn<unknown>;
@@ -163,7 +189,7 @@ export function compileTable(
       builtin: chain.builtin,
       rules: [],
       tail: {
-        step: chain.builtin ? { kind: "verdict", verdict: chain.policy ?? "ACCEPT" } : { kind: "return" },
+        step: chain.builtin ? makeStep("verdict", { verdict: chain.policy ?? "ACCEPT" }) : makeStep("return"),
         trace: { table: table.name, chain: chain.name, comment: tailComment, num: chain.rules.length + 1 },
         packets: 0,
         bytes: 0,
@@ -203,18 +229,18 @@ function compileRule(
     if (m.name === "comment") continue;
     matches.push({ name: m.name, fn: d.match as MatchFn<unknown>, options: m.options });
   }
-  let step: Step = { kind: "none" };
+  let step: Step = makeStep("none");
   const t = rule.target;
   if (t?.kind === "verdict") {
-    step = t.verdict === "RETURN" ? { kind: "return" } : { kind: "verdict", verdict: t.verdict };
+    step = t.verdict === "RETURN" ? makeStep("return") : makeStep("verdict", { verdict: t.verdict });
   } else if (t?.kind === "jump") {
     const target = chains.get(t.chain);
     if (!target) throw new Error(`rule ${chain.name}#${rule.num} jumps to missing chain ${t.chain}`);
-    step = { kind: "jump", chain: target, goto: t.goto };
+    step = makeStep("jump", { chain: target, goto: t.goto });
   } else if (t?.kind === "extension" && !t.unknown) {
     const d = registry.target(t.name);
     if (!d?.target) problems.push({ rule, what: `target "${t.name}" has no packet evaluation yet` });
-    else step = { kind: "target", fn: d.target as TargetFn<unknown>, options: t.options, name: t.name };
+    else step = makeStep("target", { fn: d.target as TargetFn<unknown>, options: t.options, name: t.name });
   }
   const unconditional =
     !rule.src &&
