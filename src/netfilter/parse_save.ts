@@ -23,15 +23,17 @@
 
 import type { SourceLocation } from "../errors";
 import { parseIpv4 } from "../wire/addr";
+import type { Diagnostic } from "../errors";
 import type {
   Descriptor,
   LoadEnvironment,
+  OptionSpec,
   Registry,
   XtCheckContext,
   XtOption,
   XtParseContext,
 } from "./registry";
-import { DEFAULT_ENVIRONMENT, findOption, isDiagnostic, parseProto, xtCheckEntry } from "./registry";
+import { DEFAULT_ENVIRONMENT, isDiagnostic, optionWords, parseProto, xtCheckEntry } from "./registry";
 import type {
   AddrSelector,
   Chain,
@@ -180,14 +182,8 @@ const IGNORED_WITH_OPTIONAL_NUMBER = new Set(["-w", "--wait", "-W", "--wait-inte
  */
 function dropIgnoredOptions(argvIn: readonly Token[]): readonly Token[] {
   let plain = true;
-  for (const t of argvIn) {
-    const x = t.text;
-    if (
-      x.charCodeAt(0) === 0x2d &&
-      (IGNORED_FLAGS.has(x) ||
-        IGNORED_WITH_OPTIONAL_NUMBER.has(x) ||
-        (x.startsWith("--") && x.indexOf("=") > 2))
-    ) {
+  for (let i = 0; i < argvIn.length; i++) {
+    if (isIgnoredOrJoined(argvIn[i].text)) {
       plain = false;
       break;
     }
@@ -206,6 +202,18 @@ function dropIgnoredOptions(argvIn: readonly Token[]): readonly Token[] {
   return kept;
 }
 
+/**
+ * Whether dropIgnoredOptions has work with a word: one of IGNORED_FLAGS or IGNORED_WITH_OPTIONAL_NUMBER, or
+ * `--opt=value`. The short ones are tested by their letter, so most words need no set lookup.
+ */
+export function isIgnoredOrJoined(x: string): boolean {
+  if (x.charCodeAt(0) !== 0x2d /* - */) return false;
+  const c = x.charCodeAt(1);
+  if (c === 0x2d) return x.indexOf("=") > 2 || IGNORED_FLAGS.has(x) || IGNORED_WITH_OPTIONAL_NUMBER.has(x);
+  // -v -n -x -w -W
+  return x.length === 2 && (c === 0x76 || c === 0x6e || c === 0x78 || c === 0x77 || c === 0x57);
+}
+
 /** Splits `--opt=value` into two tokens, as getopt_long does. */
 export function splitLongEquals(tokens: readonly Token[]): Token[] {
   const out: Token[] = [];
@@ -222,11 +230,93 @@ export function splitLongEquals(tokens: readonly Token[]): Token[] {
 interface PendingExt {
   readonly kind: "match" | "target";
   readonly name: string;
+  /** The descriptor; undefined for an unknown extension kept under --allow-unknown. */
+  readonly desc: Descriptor | undefined;
+  /** The descriptor's option words (optionWords); empty for an unknown extension. */
+  readonly words: ReadonlyMap<string, OptionSpec>;
   readonly column: number;
   readonly implicit: boolean;
   unknown: boolean;
   readonly opts: XtOption[];
   readonly raw: string[];
+}
+
+/** A loaded extension of a rule, waiting for its options. */
+function pendingExt(
+  kind: "match" | "target",
+  desc: Descriptor,
+  column: number,
+  implicit: boolean,
+): PendingExt {
+  return {
+    kind,
+    name: desc.name,
+    desc,
+    words: optionWords(desc),
+    column,
+    implicit,
+    unknown: false,
+    opts: [],
+    raw: [],
+  };
+}
+
+/** An unknown extension kept under --allow-unknown: its words are kept as written. */
+function unknownExt(kind: "match" | "target", name: string, column: number): PendingExt {
+  return {
+    kind,
+    name,
+    desc: undefined,
+    words: NO_WORDS,
+    column,
+    implicit: false,
+    unknown: true,
+    opts: [],
+    raw: [],
+  };
+}
+
+const NO_WORDS: ReadonlyMap<string, OptionSpec> = new Map();
+
+/** `-sVALUE`-style generic options with the value attached (`/^-[sdiopjgmc]./`): the letter, else undefined. */
+export function attachedGenericLetter(t: string): string | undefined {
+  if (t.length < 3 || t.charCodeAt(0) !== 0x2d /* - */) return undefined;
+  // "." of the regular expression: any code unit but a line terminator.
+  const c = t.charCodeAt(2);
+  if (c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029) return undefined;
+  const letter = t[1];
+  return "sdiopjgmc".includes(letter) ? letter : undefined;
+}
+
+/**
+ * The XtParseContext of one extension of a rule being parsed: `fail` builds an IPT_BAD_VALUE diagnostic at the
+ * option (or at the extension's name), its message prefixed with the extension's name once.
+ */
+class ExtParseContext implements XtParseContext {
+  readonly proto: ProtoSelector | undefined;
+
+  constructor(
+    readonly table: TableName,
+    proto: ProtoSelector | undefined,
+    readonly env: LoadEnvironment,
+    private readonly file: string | undefined,
+    private readonly line: LineInfo,
+    private readonly ext: PendingExt,
+  ) {
+    this.proto = proto;
+  }
+
+  fail(message: string, at?: XtOption): Diagnostic {
+    const e = this.ext;
+    return {
+      ...(this.file !== undefined ? { file: this.file } : {}),
+      line: this.line.line,
+      column: at?.column ?? e.column,
+      code: "IPT_BAD_VALUE",
+      message: `${e.name}: ${message.replace(new RegExp(`^${e.name}: `), "")}`,
+      excerpt: this.line.text,
+    };
+  }
 }
 
 /** One shape for every rule (undefined for what the rule does not say): built once per rule line. */
@@ -440,15 +530,16 @@ export class RulesetBuilder {
       return;
     }
     const cmdTok = argv[cmdIndex];
-    const rest =
-      cmdIndex === 0 && !attached
-        ? argv.slice(1)
-        : [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
-    // rest[0] is normally the chain when the command takes one.
+    // The words after the command are rest[at...]; rest[at] is normally the chain when the command takes one.
+    const plain = cmdIndex === 0 && !attached;
+    const rest = plain
+      ? argv
+      : [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
+    let at = plain ? 1 : 0;
     const takeChain = (): Token | undefined => {
-      const t = rest[0];
+      const t = rest[at];
       if (!t || (t.text.startsWith("-") && t.text.length > 1)) return undefined;
-      rest.shift();
+      at++;
       return t;
     };
     const table = this.table(tableName);
@@ -464,8 +555,8 @@ export class RulesetBuilder {
           return;
         }
         let index: number | undefined;
-        if ((letter === "I" || letter === "R" || letter === "D") && rest[0] && /^\d+$/.test(rest[0].text)) {
-          index = Number(rest.shift()!.text);
+        if ((letter === "I" || letter === "R" || letter === "D") && rest[at] && /^\d+$/.test(rest[at].text)) {
+          index = Number(rest[at++].text);
         }
         if (letter === "R" && index === undefined) {
           this.error("IPT_SYNTAX", "-R needs a rule number", line, cmdTok.column);
@@ -474,8 +565,8 @@ export class RulesetBuilder {
         const chain = this.chainFor(tableName, chainTok, line);
         if (!chain) return;
         if (letter === "D" && index !== undefined) {
-          if (rest.length > 0)
-            this.error("IPT_SYNTAX", "-D with a rule number takes no rule", line, rest[0].column);
+          if (rest.length > at)
+            this.error("IPT_SYNTAX", "-D with a rule number takes no rule", line, rest[at].column);
           else if (index < 1 || index > chain.rules.length) {
             this.error(
               "IPT_NO_RULE",
@@ -489,7 +580,7 @@ export class RulesetBuilder {
           }
           return;
         }
-        const spec = this.parseRuleSpec(tableName, rest, line);
+        const spec = this.parseRuleSpec(tableName, rest, at, line);
         if (!spec) return;
         const file = this.options.file;
         const source: RuleSource =
@@ -645,7 +736,8 @@ export class RulesetBuilder {
       }
       case "P": {
         const chainTok = takeChain();
-        const pol = rest.shift();
+        const pol = rest[at];
+        if (pol) at++;
         if (!chainTok || !pol) {
           this.error("IPT_SYNTAX", "-P needs a chain and a policy", line, cmdTok.column);
           return;
@@ -705,8 +797,8 @@ export class RulesetBuilder {
       case "S":
         return;
     }
-    if (rest.length > 0)
-      this.error("IPT_SYNTAX", `unexpected argument "${rest[0].text}"`, line, rest[0].column);
+    if (rest.length > at)
+      this.error("IPT_SYNTAX", `unexpected argument "${rest[at].text}"`, line, rest[at].column);
   }
 
   private expand(spec: ParsedSpec, source: RuleSource, counters?: Counters): Rule[] {
@@ -733,8 +825,13 @@ export class RulesetBuilder {
     return out;
   }
 
-  /** Parses a rule specification (everything after `-A CHAIN`). Records errors; undefined on failure. */
-  parseRuleSpec(tableName: TableName, tokens: readonly Token[], line: LineInfo): ParsedSpec | undefined {
+  /** Parses a rule specification (`tokens[start...]`, after `-A CHAIN`). Records errors; undefined on failure. */
+  parseRuleSpec(
+    tableName: TableName,
+    tokens: readonly Token[],
+    start: number,
+    line: LineInfo,
+  ): ParsedSpec | undefined {
     const errorsBefore = this.errors.length;
     let srcs: (AddrSelector | undefined)[] = [undefined];
     let dsts: (AddrSelector | undefined)[] = [undefined];
@@ -753,7 +850,7 @@ export class RulesetBuilder {
     let seen = 0;
     const table = this.table(tableName);
 
-    for (let i = 0; i < tokens.length; i++) {
+    for (let i = start; i < tokens.length; i++) {
       const tok = tokens[i];
       const t = tok.text;
       if (t === "!") {
@@ -764,9 +861,9 @@ export class RulesetBuilder {
       }
       let letter = genericLetter(t);
       let value: Token | undefined;
-      if (!letter && /^-[sdiopjgmc]./.test(t)) {
-        letter = t[1];
-        value = { text: t.slice(2), column: tok.column + 2 };
+      if (!letter) {
+        letter = attachedGenericLetter(t);
+        if (letter) value = { text: t.slice(2), column: tok.column + 2 };
       }
       if (letter) {
         if (letter === "f") {
@@ -880,26 +977,8 @@ export class RulesetBuilder {
               );
               if (!ok) return undefined;
               neverMatches = true;
-              exts.push({
-                kind: "match",
-                name: value.text,
-                column: value.column,
-                implicit: false,
-                unknown: true,
-                opts: [],
-                raw: [],
-              });
-            } else {
-              exts.push({
-                kind: "match",
-                name: d.name,
-                column: value.column,
-                implicit: false,
-                unknown: false,
-                opts: [],
-                raw: [],
-              });
-            }
+              exts.push(unknownExt("match", value.text, value.column));
+            } else exts.push(pendingExt("match", d, value.column, false));
             break;
           }
           case "j":
@@ -920,15 +999,7 @@ export class RulesetBuilder {
             }
             const d = this.registry.target(name);
             if (d) {
-              targetExt = {
-                kind: "target",
-                name: d.name,
-                column: value.column,
-                implicit: false,
-                unknown: false,
-                opts: [],
-                raw: [],
-              };
+              targetExt = pendingExt("target", d, value.column, false);
               break;
             }
             const c = table.chains.get(name);
@@ -954,15 +1025,7 @@ export class RulesetBuilder {
               );
               if (!ok) return undefined;
               neverMatches = true;
-              targetExt = {
-                kind: "target",
-                name,
-                column: value.column,
-                implicit: false,
-                unknown: true,
-                opts: [],
-                raw: [],
-              };
+              targetExt = unknownExt("target", name, value.column);
               break;
             }
             const msg = `unknown target or chain "${name}" (targets: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}; or a user chain of table ${tableName})`;
@@ -997,17 +1060,16 @@ export class RulesetBuilder {
         }
         continue;
       }
-      if (t.startsWith("-") && t.length > 1 && !/^-\d/.test(t)) {
-        // An extension option: the target first, then the matches from the most recent one.
-        const name = t.charCodeAt(1) === 0x2d ? t.slice(2) : t.slice(1);
+      const c1 = t.charCodeAt(1);
+      if (t.charCodeAt(0) === 0x2d && t.length > 1 && !(c1 >= 0x30 && c1 <= 0x39)) {
+        // An extension option (`--name` or `-name`, not `-5`): the target first, then the matches from the most
+        // recent one.
         let owner: PendingExt | undefined;
-        let spec: ReturnType<typeof findOption>;
-        // The target first, then the matches from the most recent one.
+        let spec: OptionSpec | undefined;
         for (let k = targetExt ? -1 : 0; k < exts.length; k++) {
           const e = k < 0 ? targetExt! : exts[exts.length - 1 - k];
           if (e.unknown) continue;
-          const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
-          spec = findOption(d, name);
+          spec = e.words.get(t);
           if (spec) {
             owner = e;
             break;
@@ -1019,17 +1081,9 @@ export class RulesetBuilder {
             proto.proto === 6 ? "tcp" : proto.proto === 17 ? "udp" : proto.proto === 1 ? "icmp" : undefined;
           const d = pname ? this.registry.match(pname) : undefined;
           if (d && !exts.some((e) => e.name === d.name)) {
-            spec = findOption(d, name);
+            spec = optionWords(d).get(t);
             if (spec) {
-              owner = {
-                kind: "match",
-                name: d.name,
-                column: tok.column,
-                implicit: true,
-                unknown: false,
-                opts: [],
-                raw: [],
-              };
+              owner = pendingExt("match", d, tok.column, true);
               exts.push(owner);
             }
           }
@@ -1058,25 +1112,10 @@ export class RulesetBuilder {
             proto && !proto.invert
               ? ({ 6: "tcp", 17: "udp", 1: "icmp" } as Record<number, string>)[proto.proto]
               : undefined;
-          if (
-            implicitName &&
-            !loaded.some((e) => e.name === implicitName) &&
-            this.registry.match(implicitName)
-          ) {
-            loaded.push({
-              kind: "match",
-              name: implicitName,
-              column: tok.column,
-              implicit: true,
-              unknown: false,
-              opts: [],
-              raw: [],
-            });
-          }
-          const supported = loaded.flatMap((e) => {
-            const d = e.kind === "match" ? this.registry.match(e.name)! : this.registry.target(e.name)!;
-            return d.options.map((o) => `--${o.name}`);
-          });
+          const implicitDesc = implicitName ? this.registry.match(implicitName) : undefined;
+          if (implicitDesc && !loaded.some((e) => e.name === implicitName))
+            loaded.push(pendingExt("match", implicitDesc, tok.column, true));
+          const supported = loaded.flatMap((e) => e.desc!.options.map((o) => `--${o.name}`));
           const where = loaded.length ? ` for ${loaded.map((e) => `${e.kind} ${e.name}`).join(", ")}` : "";
           const msg = `unknown option "${t}"${where}${supported.length ? ` (supported: ${supported.join(", ")})` : ""}`;
           if (!this.unknown("IPT_UNKNOWN_OPTION", msg, line, tok.column)) return undefined;
@@ -1144,25 +1183,15 @@ export class RulesetBuilder {
 
     // Parse each extension now that the whole rule (including a late -p) is known.
     const env = this.env;
-    const ctxFor = (e: PendingExt): XtParseContext => {
-      const fail = (message: string, at?: XtOption) => failAt(e, message, at);
-      return proto ? { table: tableName, proto, env, fail } : { table: tableName, env, fail };
-    };
-    const failAt = (e: PendingExt, message: string, at?: XtOption) => ({
-      ...(this.options.file !== undefined ? { file: this.options.file } : {}),
-      line: line.line,
-      column: at?.column ?? e.column,
-      code: "IPT_BAD_VALUE",
-      message: `${e.kind === "match" ? e.name : e.name}: ${message.replace(new RegExp(`^${e.name}: `), "")}`,
-      excerpt: line.text,
-    });
+    const file = this.options.file;
+    const ctxFor = (e: PendingExt) => new ExtParseContext(tableName, proto, env, file, line, e);
     const matches: MatchInstance[] = [];
     for (const e of exts) {
       if (e.unknown) {
         matches.push({ name: e.name, options: undefined, raw: e.raw, implicit: e.implicit, unknown: true });
         continue;
       }
-      const d = this.registry.match(e.name)!;
+      const d = e.desc!;
       const r = d.parse(e.opts, ctxFor(e));
       if (isDiagnostic(r)) {
         this.errors.push({ ...r, severity: "error" });
@@ -1180,7 +1209,7 @@ export class RulesetBuilder {
           unknown: true,
         };
       } else {
-        const d = this.registry.target(targetExt.name)!;
+        const d = targetExt.desc!;
         const r = d.parse(targetExt.opts, ctxFor(targetExt));
         if (isDiagnostic(r)) this.errors.push({ ...r, severity: "error" });
         else
@@ -1407,6 +1436,23 @@ function isTableOption(x: Token): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
 }
 
+/** A command line of restore input (`-A ...`): refused when it names a table, else run. */
+function restoreCommand(
+  b: RulesetBuilder,
+  table: TableName,
+  argv: readonly Token[],
+  line: LineInfo,
+  counters: Counters | undefined,
+): void {
+  for (const t of argv) {
+    if (isTableOption(t)) {
+      b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
+      return;
+    }
+  }
+  b.exec(table, argv, line, counters);
+}
+
 /**
  * Parses iptables-save / iptables-restore text (and `iptables -S` output). Never throws on bad input: every
  * problem is in `errors` (or `warnings`), located at file:line:column.
@@ -1421,9 +1467,16 @@ export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
   for (let n = 0; n < lines.length; n++) {
     // The lines of split(/\r?\n/), then one more trailing \r removed.
     let raw = lines[n];
-    if (n < last && raw.endsWith("\r")) raw = raw.slice(0, -1);
-    if (raw.endsWith("\r")) raw = raw.slice(0, -1);
+    if (n < last && raw.charCodeAt(raw.length - 1) === 0x0d) raw = raw.slice(0, -1);
+    if (raw.charCodeAt(raw.length - 1) === 0x0d) raw = raw.slice(0, -1);
     const line: LineInfo = { line: n + 1, text: raw };
+    // A line that starts with "-" (every rule of iptables-save output) is a command: no trimming needed.
+    if (raw.charCodeAt(0) === 0x2d /* - */ && current) {
+      const { tokens, error } = tokenizeRestoreLine(raw);
+      if (error) b.error("IPT_SYNTAX", error.message, line, error.column);
+      else restoreCommand(b, current, tokens, line, undefined);
+      continue;
+    }
     const trimmed = raw.trim();
     if (trimmed === "" || trimmed.charCodeAt(0) === 0x23 /* # */) continue;
     const lead = raw.length - raw.trimStart().length;
@@ -1514,12 +1567,12 @@ export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
       counters = { packets: BigInt(m[1]), bytes: BigInt(m[2]) };
       argv = argv.slice(1);
     }
-    const t = argv.find(isTableOption);
-    if (t) {
-      b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
-      continue;
-    }
     if (argv.length === 0 || !argv[0].text.startsWith("-")) {
+      const t = argv.find(isTableOption);
+      if (t) {
+        b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
+        continue;
+      }
       b.error(
         "IPT_SYNTAX",
         `unexpected line "${trimmed.slice(0, 40)}" (expected *table, :CHAIN, a command or COMMIT)`,
@@ -1528,7 +1581,7 @@ export function parseSave(text: string, options: LoadOptions = {}): LoadResult {
       );
       continue;
     }
-    b.exec(table, argv, line, counters);
+    restoreCommand(b, table, argv, line, counters);
   }
   if (current) {
     const msg = `table ${current} has no COMMIT`;

@@ -175,6 +175,30 @@ export function findOption(d: Descriptor, name: string): OptionSpec | undefined 
   return index.get(name);
 }
 
+/** Each descriptor's option words -> spec, built on first use. */
+const OPTION_WORDS = new WeakMap<Descriptor, ReadonlyMap<string, OptionSpec>>();
+
+/**
+ * The option words of a descriptor as a rule writes them, `--name` and `-name` for every name and alias (getopt_long_only
+ * takes both), each to the spec `findOption` gives for the name: the loader looks a word up without slicing off
+ * its dashes.
+ */
+export function optionWords(d: Descriptor): ReadonlyMap<string, OptionSpec> {
+  let words = OPTION_WORDS.get(d);
+  if (words === undefined) {
+    const m = new Map<string, OptionSpec>();
+    for (const o of d.options) {
+      for (const name of [o.name, ...(o.aliases ?? [])]) {
+        if (!m.has(`--${name}`)) m.set(`--${name}`, o);
+        if (!m.has(`-${name}`)) m.set(`-${name}`, o);
+      }
+    }
+    words = m;
+    OPTION_WORDS.set(d, words);
+  }
+  return words;
+}
+
 /**
  * The generic part of `xt_check_match`/`xt_check_target`: table, hook mask and protocol, then the
  * descriptor's own checkentry.

@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseSave, tokenizeRestoreLine } from "../../src/netfilter/parse_save";
+import {
+  attachedGenericLetter,
+  isIgnoredOrJoined,
+  parseSave,
+  tokenizeRestoreLine,
+} from "../../src/netfilter/parse_save";
 import type { LoadOptions } from "../../src/netfilter/parse_save";
 import type { Rule } from "../../src/netfilter/ruleset";
 import { formatRuleSpec, saveRuleset } from "../../src/netfilter/save";
@@ -362,6 +367,52 @@ describe("fast paths of the loader agree with the plain algorithm", () => {
     expect(r.errors).toEqual([]);
     expect(formatRuleSpec(r.ruleset.tables.get("filter")!.chains.get("INPUT")!.rules[0])).toBe(
       "-p tcp -m tcp --dport 22 -j ACCEPT",
+    );
+  });
+
+  it("option words are classified by their code units as by the regular expressions and sets they replace", () => {
+    const ignored = new Set(["-v", "--verbose", "-n", "--numeric", "-x", "--exact", "--line-numbers"]);
+    const withNumber = new Set(["-w", "--wait", "-W", "--wait-interval"]);
+    const piece = fc.constantFrom(
+      "-",
+      "--",
+      "s",
+      "d",
+      "f",
+      "t",
+      "v",
+      "n",
+      "x",
+      "w",
+      "W",
+      "j",
+      "m",
+      "c",
+      "1",
+      "=",
+      "a",
+      "verbose",
+      "wait",
+      "wait-interval",
+      "line-numbers",
+      "\n",
+      "\r",
+      "\u2028",
+      "\u2029",
+      "\t",
+      "é",
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 5 }), (parts) => {
+        const w = parts.join("");
+        const attached = /^-[sdiopjgmc]./.test(w) ? w[1] : undefined;
+        expect(attachedGenericLetter(w), JSON.stringify(w)).toBe(attached);
+        const want =
+          w.charCodeAt(0) === 0x2d &&
+          (ignored.has(w) || withNumber.has(w) || (w.startsWith("--") && w.indexOf("=") > 2));
+        expect(isIgnoredOrJoined(w), JSON.stringify(w)).toBe(want);
+      }),
+      { numRuns: 5000 },
     );
   });
 

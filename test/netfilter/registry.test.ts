@@ -1,7 +1,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Registry, isDiagnostic } from "../../src/netfilter/registry";
+import { Registry, findOption, isDiagnostic, optionWords } from "../../src/netfilter/registry";
 import type { Descriptor } from "../../src/netfilter/registry";
 import { ALL_DESCRIPTORS, createDefaultRegistry, defaultRegistry } from "../../src/netfilter/xt/index";
 
@@ -24,6 +24,20 @@ describe("descriptor registry", () => {
         expect(d.kernelFile).toMatch(/^net\/(netfilter|ipv4\/netfilter)\/\w+\.c$/);
         expect(d.userspaceFile).toMatch(/^extensions\/lib(xt|ipt)_\w+\.c$/);
       }
+    }
+  });
+
+  it("optionWords gives findOption's spec for --name and -name, and nothing else", () => {
+    for (const d of defaultRegistry.descriptors()) {
+      const words = optionWords(d);
+      const names = d.options.flatMap((o) => [o.name, ...(o.aliases ?? [])]);
+      for (const n of names) {
+        expect(n.startsWith("-"), `${d.name}: option "${n}"`).toBe(false);
+        expect(words.get(`--${n}`), `${d.name} --${n}`).toBe(findOption(d, n));
+        expect(words.get(`-${n}`), `${d.name} -${n}`).toBe(findOption(d, n));
+      }
+      expect(words.size).toBe(2 * new Set(names).size);
+      expect(optionWords(d)).toBe(words);
     }
   });
 
