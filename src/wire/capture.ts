@@ -43,6 +43,11 @@ export type Frame =
 
 export type CaptureFormat = "pcap" | "pcapng";
 
+/** Where decoded frames go, in capture order: an array, or a consumer that handles each as it is decoded. */
+export interface FrameSink {
+  push(frame: Frame): unknown;
+}
+
 export type CaptureReaderOptions = CaptureParserOptions;
 
 /** Detects the format from the first four bytes; undefined when they match neither magic. */
@@ -74,13 +79,22 @@ export class CaptureReader {
    * must never modify it afterwards (packet payloads and the kept tail may be views into it).
    */
   push(chunk: Uint8Array, transfer = false): Frame[] {
-    if (this.ended) throw new Error("CaptureReader.push after end()");
     const out: Frame[] = [];
-    if (chunk.length === 0) return out;
+    this.pushTo(chunk, transfer, out);
+    return out;
+  }
+
+  /**
+   * `push` handing each frame to `out` as soon as it is decoded (a streaming consumer keeps no chunk's worth of
+   * decoded packets alive). When `out.push` throws, the reader must not be used again.
+   */
+  pushTo(chunk: Uint8Array, transfer: boolean, out: FrameSink): void {
+    if (this.ended) throw new Error("CaptureReader.push after end()");
+    if (chunk.length === 0) return;
     if (transfer && (this.parser !== undefined || (this.tail.length === 0 && chunk.length >= 4))) {
       this.parser ??= this.createParser(chunk, this.tailOffset);
       this.pushInPlace(chunk, out);
-      return out;
+      return;
     }
     // Decoded payloads are views into `buf`, so `buf` must be ours: copy the chunk (the caller may reuse it).
     let buf: Uint8Array;
@@ -97,18 +111,17 @@ export class CaptureReader {
     if (this.parser === undefined) {
       if (buf.length < 4) {
         this.tail = buf;
-        return out;
+        return;
       }
       this.parser = this.createParser(buf, base);
     }
     pos = this.parser.parse(buf, pos, buf.length, base, out);
     this.tail = pos === buf.length ? EMPTY_BYTES : buf.subarray(pos);
     this.tailOffset = base + pos;
-    return out;
   }
 
   /** `push` of a transferred chunk once the format is known: parses it where it lies. */
-  private pushInPlace(chunk: Uint8Array, out: Frame[]): void {
+  private pushInPlace(chunk: Uint8Array, out: FrameSink): void {
     const parser = this.parser!;
     let head = this.tail;
     let headOffset = this.tailOffset;

@@ -21,7 +21,7 @@
 import { InputError } from "../errors";
 import type { Direction, LinkHeader } from "./packet";
 import { decodeIpv4, isDecodeFailure } from "./ipv4";
-import type { Frame } from "./capture";
+import type { Frame, FrameSink } from "./capture";
 
 export const LINKTYPE_NULL = 0;
 export const LINKTYPE_ETHERNET = 1;
@@ -291,7 +291,7 @@ export interface CaptureParserOptions extends LinkDecodeOptions {
 /** A push parser over a byte stream: consumes whole records, leaves partial ones to the caller. */
 export interface RecordParser {
   /** Decodes the complete records in buf[pos..end) (file offset of buf[0] is `base`); returns the new pos. */
-  parse(buf: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number;
+  parse(buf: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number;
   /** End of input with buf[pos..end) unconsumed: throws when that is a partial header or record. */
   finish(buf: Uint8Array, pos: number, end: number, base: number): void;
 }
@@ -358,7 +358,7 @@ export class PcapParser implements RecordParser {
       : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
   }
 
-  parse(b: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number {
+  parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
     if (!this.headerDone) {
       if (end - pos < 24) return pos;
       this.parseHeader(b, pos, base);

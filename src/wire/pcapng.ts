@@ -19,7 +19,7 @@
  * options (hashes, drop counts, `if_fcslen`), and libpcap's per-interface snaplen truncation of EPB data.
  */
 import { InputError } from "../errors";
-import type { Frame } from "./capture";
+import type { Frame, FrameSink } from "./capture";
 import {
   decodeLinkFrame,
   newFrameContext,
@@ -132,7 +132,7 @@ export class PcapngParser implements RecordParser {
     throw new InputError({ code, message, file: this.opts.file, offset, block });
   }
 
-  parse(b: Uint8Array, pos: number, end: number, base: number, out: Frame[]): number {
+  parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
     for (;;) {
       const avail = end - pos;
       if (avail < 12) return pos;
