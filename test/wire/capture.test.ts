@@ -40,8 +40,15 @@ function readChunked(bytes: Uint8Array, sizes: number[]): Frame[] {
   return frames;
 }
 
-/** Reads `bytes` in fresh chunks of the given sizes, each handed over with `push(chunk, true)`. */
-function readTransferred(bytes: Uint8Array, sizes: number[]): { frames: Frame[]; chunks: Uint8Array[] } {
+/**
+ * Reads `bytes` in fresh chunks of the given sizes, each handed over with `push(chunk, true)`, or with
+ * `pushTo(chunk, true, sink)` when `streamed` (the sink then sees each frame while its chunk is pushed).
+ */
+function readTransferred(
+  bytes: Uint8Array,
+  sizes: number[],
+  streamed = false,
+): { frames: Frame[]; chunks: Uint8Array[] } {
   const reader = new CaptureReader({ file: "s" });
   const frames: Frame[] = [];
   const chunks: Uint8Array[] = [];
@@ -51,7 +58,8 @@ function readTransferred(bytes: Uint8Array, sizes: number[]): { frames: Frame[];
     const n = Math.min(Math.max(1, sizes[i++ % sizes.length]), bytes.length - o);
     const chunk = bytes.slice(o, o + n);
     chunks.push(chunk);
-    frames.push(...reader.push(chunk, true));
+    if (streamed) reader.pushTo(chunk, true, frames);
+    else frames.push(...reader.push(chunk, true));
     o += n;
   }
   frames.push(...reader.end());
@@ -99,6 +107,8 @@ describe("CaptureReader", () => {
             const want = outcome(() => readChunked(bytes, sizes));
             const got = outcome(() => readTransferred(bytes, sizes).frames);
             expect(got, `cut at ${cut}, chunks ${sizes.join(",")}`).toEqual(want);
+            const streamed = outcome(() => readTransferred(bytes, sizes, true).frames);
+            expect(streamed, `pushTo: cut at ${cut}, chunks ${sizes.join(",")}`).toEqual(want);
           },
         ),
         { numRuns: 200 },
@@ -120,6 +130,18 @@ describe("CaptureReader", () => {
     expect(payloads[1]?.buffer, "packet 2 spans the boundary: copied").not.toBe(chunks[1].buffer);
     expect(payloads[21]?.buffer, "packet 22 lies in chunk 2").toBe(chunks[1].buffer);
     expect(frames).toEqual(readCaptureBytes(file, { file: "s" }));
+  });
+
+  it("pushTo hands each frame to the sink as soon as the chunk completing it is pushed", () => {
+    const reader = new CaptureReader({ file: "s" });
+    const seen: number[] = [];
+    const sink = { push: (f: Frame) => seen.push(f.kind === "packet" ? f.packet.ip.totalLength : -1) };
+    const first = 24 + 16 + ethernet(SYN).length; // the file header and the whole first record
+    reader.pushTo(PCAP.slice(0, first + 3), true, sink);
+    expect(seen, "the first record is complete").toEqual([SYN.length]);
+    reader.pushTo(PCAP.slice(first + 3), true, sink);
+    expect(seen).toEqual([SYN.length, UDP.length, -1, SYN.length]);
+    expect(reader.end()).toEqual([]);
   });
 
   it("keeps only the unconsumed tail between pushes", () => {
