@@ -690,6 +690,11 @@ export interface NatHookResult {
   readonly rewritten?: boolean;
 }
 
+/** A hook result with every field (one hidden class for the caller's reads). */
+function natResult(verdict: number, pkt: Packet, rewritten = false, reason?: string): NatHookResult {
+  return { verdict, pkt, reason, rewritten };
+}
+
 /** nf_nat_oif_changed(): a MASQUERADEd connection's original-direction packet leaving by another interface. */
 function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn, out?: string): boolean {
   const e = nat.peekNatExt(ct);
@@ -705,7 +710,7 @@ function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn
 /** The nf_nat_oif_changed drop: the entry is killed (nf_ct_kill_acct). Module level: no per-call closure. */
 function oifChanged(nat: NatState, ct: NfConn, pkt: Packet): NatHookResult {
   nat.conntrack.kill(ct);
-  return { verdict: NF_DROP, pkt, reason: "nf_nat_oif_changed: masqueraded connection changed interface" };
+  return natResult(NF_DROP, pkt, false, "nf_nat_oif_changed: masqueraded connection changed interface");
 }
 
 /**
@@ -721,19 +726,19 @@ export function nfNatInetFn(
   state: NatHookState,
   now: Seconds,
 ): NatHookResult {
-  if (!ct || ctinfo === undefined) return { verdict: NF_ACCEPT, pkt };
+  if (!ct || ctinfo === undefined) return natResult(NF_ACCEPT, pkt);
   const maniptype = hook2manip(state.hook);
   if (ctinfo === IP_CT_RELATED || ctinfo === IP_CT_RELATED_REPLY || ctinfo === IP_CT_NEW) {
     if (!nfNatInitialized(ct, maniptype)) {
       let bound = false;
       if (state.runChains) {
         const ret = state.runChains(pkt, ct, ctinfo, state.hook);
-        if (ret !== NF_ACCEPT) return { verdict: ret, pkt, reason: "nat table verdict" };
+        if (ret !== NF_ACCEPT) return natResult(ret, pkt, false, "nat table verdict");
         bound = nfNatInitialized(ct, maniptype);
       }
       if (!bound) {
         const ret = nfNatAllocNullBinding(nat, ct, state.hook, now);
-        if (ret !== NF_ACCEPT) return { verdict: ret, pkt, reason: "nf_nat_alloc_null_binding" };
+        if (ret !== NF_ACCEPT) return natResult(ret, pkt, false, "nf_nat_alloc_null_binding");
       }
     } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
       return oifChanged(nat, ct, pkt);
@@ -744,9 +749,9 @@ export function nfNatInetFn(
   const writable = state.writable ?? 0;
   if (writable !== 0 && nfNatPacketApplies(ct, ctinfo, state.hook)) {
     const out = nfNatPacket(ct, ctinfo, state.hook, pkt, writable);
-    return out === pkt ? { verdict: NF_ACCEPT, pkt, rewritten: true } : { verdict: NF_ACCEPT, pkt: out };
+    return natResult(NF_ACCEPT, out, out === pkt);
   }
-  return { verdict: NF_ACCEPT, pkt: nfNatPacket(ct, ctinfo, state.hook, pkt) };
+  return natResult(NF_ACCEPT, nfNatPacket(ct, ctinfo, state.hook, pkt));
 }
 
 /**
@@ -762,11 +767,11 @@ export function nfNatIpv4Fn(
   state: NatHookState,
   now: Seconds,
 ): NatHookResult {
-  if (!ct || ctinfo === undefined) return { verdict: NF_ACCEPT, pkt };
+  if (!ct || ctinfo === undefined) return natResult(NF_ACCEPT, pkt);
   if ((ctinfo === IP_CT_RELATED || ctinfo === IP_CT_RELATED_REPLY) && pkt.ip.protocol === IPPROTO_ICMP) {
     const out = nfNatIcmpReplyTranslation(ct, ctinfo, state.hook, pkt);
-    if (!out) return { verdict: NF_DROP, pkt, reason: "nf_nat_icmp_reply_translation failed" };
-    return { verdict: NF_ACCEPT, pkt: out };
+    if (!out) return natResult(NF_DROP, pkt, false, "nf_nat_icmp_reply_translation failed");
+    return natResult(NF_ACCEPT, out);
   }
   return nfNatInetFn(nat, ct, ctinfo, pkt, state, now);
 }
