@@ -321,16 +321,64 @@ class ExtParseContext implements XtParseContext {
 
 /** One shape for every rule (undefined for what the rule does not say): built once per rule line. */
 interface ParsedSpec {
-  readonly srcs: (AddrSelector | undefined)[];
-  readonly dsts: (AddrSelector | undefined)[];
+  readonly srcs: readonly (AddrSelector | undefined)[];
+  readonly dsts: readonly (AddrSelector | undefined)[];
   readonly inIface: IfaceSelector | undefined;
   readonly outIface: IfaceSelector | undefined;
   readonly proto: ProtoSelector | undefined;
   readonly fragment: { readonly invert: boolean } | undefined;
-  readonly matches: MatchInstance[];
+  readonly matches: readonly MatchInstance[];
   readonly target: RuleTarget | undefined;
   readonly counters: Counters | undefined;
   readonly neverMatches: boolean;
+}
+
+/** No `-s` (or `-d`): the rule is not expanded over addresses. */
+const ANY_ADDRESS: readonly (AddrSelector | undefined)[] = [undefined];
+
+/** What parseRuleSpec has read of one rule so far; the ParsedSpec once its extensions are parsed. */
+class RuleSpec implements ParsedSpec {
+  srcs = ANY_ADDRESS;
+  dsts = ANY_ADDRESS;
+  inIface: IfaceSelector | undefined = undefined;
+  outIface: IfaceSelector | undefined = undefined;
+  proto: ProtoSelector | undefined = undefined;
+  fragment: { readonly invert: boolean } | undefined = undefined;
+  matches: readonly MatchInstance[] = [];
+  target: RuleTarget | undefined = undefined;
+  counters: Counters | undefined = undefined;
+  neverMatches = false;
+  /** The matches in rule order (`-m NAME`, implicit protocol matches), options not parsed yet. */
+  readonly exts: PendingExt[] = [];
+  targetExt: PendingExt | undefined = undefined;
+  /** A `!` waiting for the option it inverts, and its column. */
+  invert = false;
+  invertCol = 0;
+  /** Generic options given once already, a bit per letter of "sdiopj" (-g counts as -j). */
+  seen = 0;
+
+  constructor(
+    readonly tableName: TableName,
+    readonly table: Table,
+    readonly tokens: readonly Token[],
+    readonly line: LineInfo,
+  ) {}
+}
+
+/** `rest[at]` when it can be a chain name (a word that is not an option), else undefined. */
+function chainWord(rest: readonly Token[], at: number): Token | undefined {
+  const t = rest[at];
+  return !t || (t.text.startsWith("-") && t.text.length > 1) ? undefined : t;
+}
+
+/** What the option readers of parseRuleSpec return instead of a word index: stop reading, or refuse the rule. */
+const STOP = -1;
+const ABORT = -2;
+
+/** An extension option word: `--name` or `-name`, not a negative number (`-5`). */
+function isExtensionOptionWord(t: string): boolean {
+  const c1 = t.charCodeAt(1);
+  return t.charCodeAt(0) === 0x2d /* - */ && t.length > 1 && !(c1 >= 0x30 && c1 <= 0x39);
 }
 
 /**
@@ -536,114 +584,145 @@ export class RulesetBuilder {
       ? argv
       : [...argv.slice(0, cmdIndex), ...(attached ? [attached] : []), ...argv.slice(cmdIndex + 1)];
     let at = plain ? 1 : 0;
-    const takeChain = (): Token | undefined => {
-      const t = rest[at];
-      if (!t || (t.text.startsWith("-") && t.text.length > 1)) return undefined;
-      at++;
-      return t;
-    };
-    const table = this.table(tableName);
+    this.table(tableName);
     switch (letter) {
       case "A":
       case "I":
       case "R":
       case "D":
-      case "C": {
-        const chainTok = takeChain();
-        if (!chainTok) {
-          this.error("IPT_SYNTAX", `${cmdTok.text} needs a chain name`, line, cmdTok.column);
-          return;
-        }
-        let index: number | undefined;
-        if ((letter === "I" || letter === "R" || letter === "D") && rest[at] && /^\d+$/.test(rest[at].text)) {
-          index = Number(rest[at++].text);
-        }
-        if (letter === "R" && index === undefined) {
-          this.error("IPT_SYNTAX", "-R needs a rule number", line, cmdTok.column);
-          return;
-        }
-        const chain = this.chainFor(tableName, chainTok, line);
-        if (!chain) return;
-        if (letter === "D" && index !== undefined) {
-          if (rest.length > at)
-            this.error("IPT_SYNTAX", "-D with a rule number takes no rule", line, rest[at].column);
-          else if (index < 1 || index > chain.rules.length) {
-            this.error(
-              "IPT_NO_RULE",
-              `-D ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
-              line,
-              cmdTok.column,
-            );
-          } else {
-            chain.rules.splice(index - 1, 1);
-            renumber(chain);
-          }
-          return;
-        }
-        const spec = this.parseRuleSpec(tableName, rest, at, line);
-        if (!spec) return;
-        const file = this.options.file;
-        const source: RuleSource =
-          file !== undefined
-            ? { file, line: line.line, column: cmdTok.column, text: line.text }
-            : { line: line.line, column: cmdTok.column, text: line.text };
-        const rules = this.expand(spec, source, counters);
-        // iptables-nft: nft_rule_append / nft_rule_insert create the built-in chain (nft_xt_builtin_init).
-        if (letter === "A" || letter === "I") markCreated(chain, line.line, "rule");
-        if (letter === "A") {
-          // The rules already there keep their numbers: number only the new ones (renumber is O(chain)).
-          const before = chain.rules.length;
-          for (const r of rules) chain.rules.push(r);
-          if (before > 0 && chain.rules[before - 1].num !== before) renumber(chain);
-          else for (let k = before; k < chain.rules.length; k++) chain.rules[k].num = k + 1;
-          return;
-        } else if (letter === "I") {
-          const at = index ?? 1;
-          if (at < 1 || at > chain.rules.length + 1) {
-            this.error(
-              "IPT_NO_RULE",
-              `-I ${chain.name} ${at}: index of insertion too big (chain has ${chain.rules.length})`,
-              line,
-              cmdTok.column,
-            );
-            return;
-          }
-          chain.rules.splice(at - 1, 0, ...rules);
-        } else if (letter === "R") {
-          if (index! < 1 || index! > chain.rules.length || rules.length !== 1) {
-            this.error(
-              "IPT_NO_RULE",
-              `-R ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
-              line,
-              cmdTok.column,
-            );
-            return;
-          }
-          chain.rules[index! - 1] = rules[0];
-        } else if (letter === "D" || letter === "C") {
-          for (const r of rules) {
-            const text = formatRuleSpec(r, this.registry);
-            const at = chain.rules.findIndex((x) => formatRuleSpec(x, this.registry) === text);
-            if (at < 0) {
-              if (letter === "D") {
-                this.error(
-                  "IPT_NO_RULE",
-                  `-D ${chain.name}: no matching rule in the chain`,
-                  line,
-                  cmdTok.column,
-                );
-              }
-            } else if (letter === "D") chain.rules.splice(at, 1);
-          }
-        }
+      case "C":
+        this.ruleCommand(tableName, letter, cmdTok, rest, at, line, counters);
+        return;
+      case "L":
+      case "S":
+        return;
+    }
+    at = this.chainCommand(tableName, letter, cmdTok, rest, at, line, counters);
+    if (at >= 0 && rest.length > at)
+      this.error("IPT_SYNTAX", `unexpected argument "${rest[at].text}"`, line, rest[at].column);
+  }
+
+  /** `-A`, `-I`, `-R`, `-D`, `-C` with the words after the command in `rest[at...]`. */
+  private ruleCommand(
+    tableName: TableName,
+    letter: "A" | "I" | "R" | "D" | "C",
+    cmdTok: Token,
+    rest: readonly Token[],
+    at: number,
+    line: LineInfo,
+    counters: Counters | undefined,
+  ): void {
+    const chainTok = chainWord(rest, at);
+    if (!chainTok) {
+      this.error("IPT_SYNTAX", `${cmdTok.text} needs a chain name`, line, cmdTok.column);
+      return;
+    }
+    at++;
+    let index: number | undefined;
+    if ((letter === "I" || letter === "R" || letter === "D") && rest[at] && /^\d+$/.test(rest[at].text)) {
+      index = Number(rest[at++].text);
+    }
+    if (letter === "R" && index === undefined) {
+      this.error("IPT_SYNTAX", "-R needs a rule number", line, cmdTok.column);
+      return;
+    }
+    const chain = this.chainFor(tableName, chainTok, line);
+    if (!chain) return;
+    if (letter === "D" && index !== undefined) {
+      if (rest.length > at)
+        this.error("IPT_SYNTAX", "-D with a rule number takes no rule", line, rest[at].column);
+      else if (index < 1 || index > chain.rules.length) {
+        this.error(
+          "IPT_NO_RULE",
+          `-D ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
+          line,
+          cmdTok.column,
+        );
+      } else {
+        chain.rules.splice(index - 1, 1);
         renumber(chain);
+      }
+      return;
+    }
+    const spec = this.parseRuleSpec(tableName, rest, at, line);
+    if (!spec) return;
+    const file = this.options.file;
+    const source: RuleSource =
+      file !== undefined
+        ? { file, line: line.line, column: cmdTok.column, text: line.text }
+        : { line: line.line, column: cmdTok.column, text: line.text };
+    const rules = this.expand(spec, source, counters);
+    // iptables-nft: nft_rule_append / nft_rule_insert create the built-in chain (nft_xt_builtin_init).
+    if (letter === "A" || letter === "I") markCreated(chain, line.line, "rule");
+    if (letter === "A") {
+      // The rules already there keep their numbers: number only the new ones (renumber is O(chain)).
+      const before = chain.rules.length;
+      for (const r of rules) chain.rules.push(r);
+      if (before > 0 && chain.rules[before - 1].num !== before) renumber(chain);
+      else for (let k = before; k < chain.rules.length; k++) chain.rules[k].num = k + 1;
+      return;
+    } else if (letter === "I") {
+      const at = index ?? 1;
+      if (at < 1 || at > chain.rules.length + 1) {
+        this.error(
+          "IPT_NO_RULE",
+          `-I ${chain.name} ${at}: index of insertion too big (chain has ${chain.rules.length})`,
+          line,
+          cmdTok.column,
+        );
         return;
       }
+      chain.rules.splice(at - 1, 0, ...rules);
+    } else if (letter === "R") {
+      if (index! < 1 || index! > chain.rules.length || rules.length !== 1) {
+        this.error(
+          "IPT_NO_RULE",
+          `-R ${chain.name} ${index}: no such rule (chain has ${chain.rules.length})`,
+          line,
+          cmdTok.column,
+        );
+        return;
+      }
+      chain.rules[index! - 1] = rules[0];
+    } else if (letter === "D" || letter === "C") {
+      for (const r of rules) {
+        const text = formatRuleSpec(r, this.registry);
+        const at = chain.rules.findIndex((x) => formatRuleSpec(x, this.registry) === text);
+        if (at < 0) {
+          if (letter === "D") {
+            this.error("IPT_NO_RULE", `-D ${chain.name}: no matching rule in the chain`, line, cmdTok.column);
+          }
+        } else if (letter === "D") chain.rules.splice(at, 1);
+      }
+    }
+    renumber(chain);
+  }
+
+  /**
+   * The chain commands (`-N`, `-X`, `-F`, `-Z`, `-P`, `-E`) with the words after the command in `rest[at...]`: the
+   * index of the first word not used, or -1 after an error that ends the command.
+   */
+  private chainCommand(
+    tableName: TableName,
+    letter: string,
+    cmdTok: Token,
+    rest: readonly Token[],
+    at: number,
+    line: LineInfo,
+    counters: Counters | undefined,
+  ): number {
+    const takeChain = (): Token | undefined => {
+      const t = chainWord(rest, at);
+      if (t) at++;
+      return t;
+    };
+    const table = this.table(tableName);
+    switch (letter) {
       case "N": {
         const chainTok = takeChain();
         if (!chainTok) {
           this.error("IPT_SYNTAX", "-N needs a chain name", line, cmdTok.column);
-          return;
+          return -1;
         }
         if (table.chains.has(chainTok.text)) {
           this.error(
@@ -652,9 +731,9 @@ export class RulesetBuilder {
             line,
             chainTok.column,
           );
-          return;
+          return -1;
         }
-        if (!this.checkChainName(tableName, chainTok.text, line, chainTok.column)) return;
+        if (!this.checkChainName(tableName, chainTok.text, line, chainTok.column)) return -1;
         const chain = newUserChain(chainTok.text);
         markCreated(chain, line.line, "new-chain");
         table.chains.set(chainTok.text, chain);
@@ -740,7 +819,7 @@ export class RulesetBuilder {
         if (pol) at++;
         if (!chainTok || !pol) {
           this.error("IPT_SYNTAX", "-P needs a chain and a policy", line, cmdTok.column);
-          return;
+          return -1;
         }
         if (!isBuiltinChain(tableName, chainTok.text)) {
           this.error(
@@ -749,11 +828,11 @@ export class RulesetBuilder {
             line,
             chainTok.column,
           );
-          return;
+          return -1;
         }
         if (pol.text !== "ACCEPT" && pol.text !== "DROP") {
           this.error("IPT_BAD_POLICY", `bad policy "${pol.text}" (ACCEPT or DROP)`, line, pol.column);
-          return;
+          return -1;
         }
         const c = table.chains.get(chainTok.text)!;
         c.policy = pol.text;
@@ -766,18 +845,18 @@ export class RulesetBuilder {
         const newTok = takeChain();
         if (!oldTok || !newTok) {
           this.error("IPT_SYNTAX", "-E needs the old and the new chain name", line, cmdTok.column);
-          return;
+          return -1;
         }
         const c = table.chains.get(oldTok.text);
         if (!c || c.builtin) {
           this.error("IPT_NO_CHAIN", `-E: user chain "${oldTok.text}" does not exist`, line, oldTok.column);
-          return;
+          return -1;
         }
         if (table.chains.has(newTok.text)) {
           this.error("IPT_CHAIN_EXISTS", `-E: chain ${newTok.text} already exists`, line, newTok.column);
-          return;
+          return -1;
         }
-        if (!this.checkChainName(tableName, newTok.text, line, newTok.column)) return;
+        if (!this.checkChainName(tableName, newTok.text, line, newTok.column)) return -1;
         const renamed: Chain = { ...c, name: newTok.text };
         const entries = [...table.chains.entries()].map(([k, v]) =>
           k === oldTok.text ? ([newTok.text, renamed] as const) : ([k, v] as const),
@@ -793,12 +872,8 @@ export class RulesetBuilder {
         }
         break;
       }
-      case "L":
-      case "S":
-        return;
     }
-    if (rest.length > at)
-      this.error("IPT_SYNTAX", `unexpected argument "${rest[at].text}"`, line, rest[at].column);
+    return at;
   }
 
   private expand(spec: ParsedSpec, source: RuleSource, counters?: Counters): Rule[] {
@@ -833,366 +908,398 @@ export class RulesetBuilder {
     line: LineInfo,
   ): ParsedSpec | undefined {
     const errorsBefore = this.errors.length;
-    let srcs: (AddrSelector | undefined)[] = [undefined];
-    let dsts: (AddrSelector | undefined)[] = [undefined];
-    let inIface: IfaceSelector | undefined;
-    let outIface: IfaceSelector | undefined;
-    let proto: ProtoSelector | undefined;
-    let fragment: { invert: boolean } | undefined;
-    let target: RuleTarget | undefined;
-    let counters: Counters | undefined;
-    let neverMatches = false;
-    const exts: PendingExt[] = [];
-    let targetExt: PendingExt | undefined;
-    let invert = false;
-    let invertCol = 0;
-    /** Generic options given once already, a bit per letter of "sdiopj" (-g counts as -j). */
-    let seen = 0;
-    const table = this.table(tableName);
-
+    const spec = new RuleSpec(tableName, this.table(tableName), tokens, line);
     for (let i = start; i < tokens.length; i++) {
       const tok = tokens[i];
       const t = tok.text;
       if (t === "!") {
-        if (invert) this.error("IPT_SYNTAX", "multiple ! in a row", line, tok.column);
-        invert = true;
-        invertCol = tok.column;
+        if (spec.invert) this.error("IPT_SYNTAX", "multiple ! in a row", line, tok.column);
+        spec.invert = true;
+        spec.invertCol = tok.column;
         continue;
       }
       let letter = genericLetter(t);
-      let value: Token | undefined;
-      if (!letter) {
+      let attached = false;
+      if (letter === undefined) {
         letter = attachedGenericLetter(t);
-        if (letter) value = { text: t.slice(2), column: tok.column + 2 };
+        attached = letter !== undefined;
       }
-      if (letter) {
-        if (letter === "f") {
-          fragment = { invert };
-          invert = false;
-          continue;
-        }
-        let valueInvert = false;
-        if (!value) {
-          value = tokens[++i];
-          if (value && value.text === "!" && "sdiop".includes(letter)) {
-            this.warn(
-              "IPT_DEPRECATED_SYNTAX",
-              `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
-              line,
-              value.column,
-            );
-            valueInvert = true;
-            value = tokens[++i];
-          }
-        }
-        if (!value) {
-          this.error("IPT_SYNTAX", `option ${t} needs an argument`, line, tok.column);
-          break;
-        }
-        const inv = invert || valueInvert;
-        invert = false;
-        const once = "sdiopjg".indexOf(letter);
-        if (once >= 0) {
-          const bit = 1 << (letter === "g" ? 5 : once);
-          if ((seen & bit) !== 0) {
-            this.error(
-              "IPT_SYNTAX",
-              `multiple ${letter === "g" || letter === "j" ? "-j/-g" : `-${letter}`} options`,
-              line,
-              tok.column,
-            );
-            continue;
-          }
-          seen |= bit;
-        }
-        if (inv && "jgmc".includes(letter)) {
-          this.error("IPT_SYNTAX", `${t} cannot be inverted`, line, invertCol);
-          continue;
-        }
-        switch (letter) {
-          case "s":
-          case "d": {
-            const list: AddrSelector[] = [];
-            for (const part of value.text.split(",")) {
-              const a = parseAddrMask(part);
-              if (!a) {
-                const host = /^[a-z][a-z0-9.-]*$/i.test(part) && parseIpv4(part) === undefined;
-                this.error(
-                  "IPT_BAD_ADDRESS",
-                  host ? `host name "${part}" is not resolved; give an address` : `bad address "${part}"`,
-                  line,
-                  value.column,
-                );
-                continue;
-              }
-              list.push({ addr: a.addr, mask: a.mask, invert: inv });
-            }
-            if (inv && list.length > 1)
-              this.error("IPT_SYNTAX", "! cannot be used with several addresses", line, invertCol);
-            if (letter === "s") srcs = list;
-            else dsts = list;
-            break;
-          }
-          case "i":
-          case "o": {
-            if (value.text.length > MAX_IFACE_NAME) {
-              this.error(
-                "IPT_BAD_INTERFACE",
-                `interface name "${value.text}" is too long (at most ${MAX_IFACE_NAME})`,
-                line,
-                value.column,
-              );
-              break;
-            }
-            if (value.text.length === 0) {
-              this.error("IPT_BAD_INTERFACE", "empty interface name", line, value.column);
-              break;
-            }
-            const sel = { name: value.text, invert: inv };
-            if (letter === "i") inIface = sel;
-            else outIface = sel;
-            break;
-          }
-          case "p": {
-            const p = parseProto(value.text);
-            if (p === undefined) {
-              this.error("IPT_BAD_PROTOCOL", `unknown protocol "${value.text}"`, line, value.column);
-              break;
-            }
-            if (p === 0 && inv) {
-              this.error("IPT_BAD_PROTOCOL", "rule would never match protocol (! -p all)", line, invertCol);
-              break;
-            }
-            proto = { proto: p, invert: inv };
-            break;
-          }
-          case "m": {
-            const d = this.registry.match(value.text);
-            if (!d) {
-              const ok = this.unknown(
-                "IPT_UNKNOWN_MATCH",
-                `unknown match "${value.text}" (supported: ${this.registry.matchNames().join(", ")})`,
-                line,
-                value.column,
-              );
-              if (!ok) return undefined;
-              neverMatches = true;
-              exts.push(unknownExt("match", value.text, value.column));
-            } else exts.push(pendingExt("match", d, value.column, false));
-            break;
-          }
-          case "j":
-          case "g": {
-            const name = value.text;
-            if (letter === "g") {
-              const c = table.chains.get(name);
-              if (c && c.builtin) {
-                this.error("IPT_BAD_TARGET", `-g ${name}: cannot go to a built-in chain`, line, value.column);
-              } else if (c || this.chainFor(tableName, value, line))
-                target = { kind: "jump", chain: name, goto: true };
-              else return undefined;
-              break;
-            }
-            if ((VERDICTS as readonly string[]).includes(name)) {
-              target = { kind: "verdict", verdict: name as Verdict };
-              break;
-            }
-            const d = this.registry.target(name);
-            if (d) {
-              targetExt = pendingExt("target", d, value.column, false);
-              break;
-            }
-            const c = table.chains.get(name);
-            if (c) {
-              if (c.builtin) {
-                this.error(
-                  "IPT_BAD_TARGET",
-                  `-j ${name}: cannot jump to a built-in chain`,
-                  line,
-                  value.column,
-                );
-                break;
-              }
-              target = { kind: "jump", chain: name, goto: false };
-              break;
-            }
-            if (UNSUPPORTED_TARGETS.has(name)) {
-              const ok = this.unknown(
-                "IPT_UNKNOWN_TARGET",
-                `unknown target "${name}" (supported: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}, or a user chain)`,
-                line,
-                value.column,
-              );
-              if (!ok) return undefined;
-              neverMatches = true;
-              targetExt = unknownExt("target", name, value.column);
-              break;
-            }
-            const msg = `unknown target or chain "${name}" (targets: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}; or a user chain of table ${tableName})`;
-            if (!this.unknown("IPT_NO_CHAIN", msg, line, value.column)) return undefined;
-            if (name.length > MAX_CHAIN_NAME || name.startsWith("-")) return undefined;
-            const created = newUserChain(name);
-            markCreated(created, line.line, "implicit");
-            table.chains.set(name, created);
-            target = { kind: "jump", chain: name, goto: false };
-            break;
-          }
-          case "c": {
-            let p: string | undefined;
-            let b: string | undefined;
-            if (value.text.includes(",")) [p, b] = value.text.split(",", 2);
-            else {
-              p = value.text;
-              b = tokens[++i]?.text;
-            }
-            if (!p || !b || !/^\d+$/.test(p) || !/^\d+$/.test(b)) {
-              this.error(
-                "IPT_BAD_COUNTERS",
-                `bad counters "${value.text}" (-c PACKETS BYTES)`,
-                line,
-                value.column,
-              );
-              break;
-            }
-            counters = { packets: BigInt(p), bytes: BigInt(b) };
-            break;
-          }
-        }
+      if (letter !== undefined) i = this.genericOption(spec, letter, attached, i);
+      else if (isExtensionOptionWord(t)) i = this.extensionOption(spec, i);
+      else {
+        this.error("IPT_SYNTAX", `unexpected argument "${t}"`, line, tok.column);
         continue;
       }
-      const c1 = t.charCodeAt(1);
-      if (t.charCodeAt(0) === 0x2d && t.length > 1 && !(c1 >= 0x30 && c1 <= 0x39)) {
-        // An extension option (`--name` or `-name`, not `-5`): the target first, then the matches from the most
-        // recent one.
-        let owner: PendingExt | undefined;
-        let spec: OptionSpec | undefined;
-        for (let k = targetExt ? -1 : 0; k < exts.length; k++) {
-          const e = k < 0 ? targetExt! : exts[exts.length - 1 - k];
-          if (e.unknown) continue;
-          spec = e.words.get(t);
-          if (spec) {
-            owner = e;
-            break;
-          }
-        }
-        if (!owner && proto && !proto.invert) {
-          // command_default: implicit protocol match (`-p tcp --dport 22`).
-          const pname =
-            proto.proto === 6 ? "tcp" : proto.proto === 17 ? "udp" : proto.proto === 1 ? "icmp" : undefined;
-          const d = pname ? this.registry.match(pname) : undefined;
-          if (d && !exts.some((e) => e.name === d.name)) {
-            spec = optionWords(d).get(t);
-            if (spec) {
-              owner = pendingExt("match", d, tok.column, true);
-              exts.push(owner);
-            }
-          }
-        }
-        if (!owner) {
-          const candidates = [...(targetExt ? [targetExt] : []), ...[...exts].reverse()];
-          const lastUnknown = [
-            ...(targetExt?.unknown ? [targetExt] : []),
-            ...[...exts].reverse().filter((e) => e.unknown),
-          ][0];
-          if (lastUnknown) {
-            if (invert) lastUnknown.raw.push("!");
-            lastUnknown.raw.push(t);
-            while (
-              i + 1 < tokens.length &&
-              !tokens[i + 1].text.startsWith("-") &&
-              tokens[i + 1].text !== "!"
-            ) {
-              lastUnknown.raw.push(tokens[++i].text);
-            }
-            invert = false;
-            continue;
-          }
-          const loaded = candidates.filter((e) => !e.unknown);
-          const implicitName =
-            proto && !proto.invert
-              ? ({ 6: "tcp", 17: "udp", 1: "icmp" } as Record<number, string>)[proto.proto]
-              : undefined;
-          const implicitDesc = implicitName ? this.registry.match(implicitName) : undefined;
-          if (implicitDesc && !loaded.some((e) => e.name === implicitName))
-            loaded.push(pendingExt("match", implicitDesc, tok.column, true));
-          const supported = loaded.flatMap((e) => e.desc!.options.map((o) => `--${o.name}`));
-          const where = loaded.length ? ` for ${loaded.map((e) => `${e.kind} ${e.name}`).join(", ")}` : "";
-          const msg = `unknown option "${t}"${where}${supported.length ? ` (supported: ${supported.join(", ")})` : ""}`;
-          if (!this.unknown("IPT_UNKNOWN_OPTION", msg, line, tok.column)) return undefined;
-          // Lenient: keep the words on the most recent extension, which becomes unknown.
-          const victim = candidates[0];
-          neverMatches = true;
-          if (victim) {
-            victim.unknown = true;
-            if (invert) victim.raw.push("!");
-            victim.raw.push(t);
-            while (
-              i + 1 < tokens.length &&
-              !tokens[i + 1].text.startsWith("-") &&
-              tokens[i + 1].text !== "!"
-            ) {
-              victim.raw.push(tokens[++i].text);
-            }
-          } else {
-            while (i + 1 < tokens.length && !tokens[i + 1].text.startsWith("-")) i++;
-          }
-          invert = false;
-          continue;
-        }
-        const args: string[] = [];
-        let optInvert = invert;
-        invert = false;
-        for (let k = 0; k < spec!.nargs; k++) {
-          let v = tokens[i + 1];
-          if (v && v.text === "!" && k === 0 && spec!.invert) {
-            this.warn(
-              "IPT_DEPRECATED_SYNTAX",
-              `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
-              line,
-              v.column,
-            );
-            optInvert = true;
-            i++;
-            v = tokens[i + 1];
-          }
-          if (!v) {
-            this.error(
-              "IPT_SYNTAX",
-              `option ${t} needs ${spec!.nargs === 2 ? "two arguments" : "an argument"}`,
-              line,
-              tok.column,
-            );
-            return undefined;
-          }
-          args.push(v.text);
-          i++;
-        }
-        if (optInvert && !spec!.invert) {
-          this.error("IPT_SYNTAX", `option ${t} cannot be inverted`, line, invertCol);
-          continue;
-        }
-        owner.opts.push({ name: spec!.name, args, invert: optInvert, column: tok.column });
-        if (optInvert) owner.raw.push("!");
-        owner.raw.push(t);
-        for (const a of args) owner.raw.push(a);
-        continue;
-      }
-      this.error("IPT_SYNTAX", `unexpected argument "${t}"`, line, tok.column);
+      if (i === ABORT) return undefined;
+      if (i === STOP) break;
     }
-    if (invert) this.error("IPT_SYNTAX", "! at the end of the rule", line, invertCol);
+    if (spec.invert) this.error("IPT_SYNTAX", "! at the end of the rule", line, spec.invertCol);
+    return this.finishRuleSpec(spec, errorsBefore);
+  }
 
-    // Parse each extension now that the whole rule (including a late -p) is known.
+  /**
+   * A generic option (`-s`, `--jump`, `-pTCP`, ...) at `tokens[i]`, with its value attached or in the next word:
+   * the index of the last word it used, or STOP (no value) or ABORT (the rule is refused).
+   */
+  private genericOption(spec: RuleSpec, letter: string, attached: boolean, i: number): number {
+    const { tokens, line } = spec;
+    const tok = tokens[i];
+    const t = tok.text;
+    if (letter === "f") {
+      spec.fragment = { invert: spec.invert };
+      spec.invert = false;
+      return i;
+    }
+    let value: Token | undefined;
+    let valueInvert = false;
+    if (attached) value = { text: t.slice(2), column: tok.column + 2 };
+    else {
+      value = tokens[++i];
+      if (value && value.text === "!" && "sdiop".includes(letter)) {
+        this.warn(
+          "IPT_DEPRECATED_SYNTAX",
+          `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
+          line,
+          value.column,
+        );
+        valueInvert = true;
+        value = tokens[++i];
+      }
+    }
+    if (!value) {
+      this.error("IPT_SYNTAX", `option ${t} needs an argument`, line, tok.column);
+      return STOP;
+    }
+    const inv = spec.invert || valueInvert;
+    spec.invert = false;
+    const once = "sdiopjg".indexOf(letter);
+    if (once >= 0) {
+      const bit = 1 << (letter === "g" ? 5 : once);
+      if ((spec.seen & bit) !== 0) {
+        this.error(
+          "IPT_SYNTAX",
+          `multiple ${letter === "g" || letter === "j" ? "-j/-g" : `-${letter}`} options`,
+          line,
+          tok.column,
+        );
+        return i;
+      }
+      spec.seen |= bit;
+    }
+    if (inv && "jgmc".includes(letter)) {
+      this.error("IPT_SYNTAX", `${t} cannot be inverted`, line, spec.invertCol);
+      return i;
+    }
+    switch (letter) {
+      case "s":
+        spec.srcs = this.addressOption(spec, value, inv);
+        return i;
+      case "d":
+        spec.dsts = this.addressOption(spec, value, inv);
+        return i;
+      case "i":
+      case "o":
+        this.interfaceOption(spec, letter, value, inv);
+        return i;
+      case "p":
+        this.protocolOption(spec, value, inv);
+        return i;
+      case "m":
+        return this.matchOption(spec, value) ? i : ABORT;
+      case "j":
+      case "g":
+        return this.targetOption(spec, letter, value) ? i : ABORT;
+      case "c":
+        return this.countersOption(spec, value, i);
+    }
+    return i;
+  }
+
+  /** `-s` / `-d`: one selector per comma-separated address (the rule is expanded over them). */
+  private addressOption(spec: RuleSpec, value: Token, inv: boolean): AddrSelector[] {
+    const list: AddrSelector[] = [];
+    const text = value.text;
+    for (const part of text.indexOf(",") < 0 ? [text] : text.split(",")) {
+      const a = parseAddrMask(part);
+      if (!a) {
+        const host = /^[a-z][a-z0-9.-]*$/i.test(part) && parseIpv4(part) === undefined;
+        this.error(
+          "IPT_BAD_ADDRESS",
+          host ? `host name "${part}" is not resolved; give an address` : `bad address "${part}"`,
+          spec.line,
+          value.column,
+        );
+        continue;
+      }
+      list.push({ addr: a.addr, mask: a.mask, invert: inv });
+    }
+    if (inv && list.length > 1)
+      this.error("IPT_SYNTAX", "! cannot be used with several addresses", spec.line, spec.invertCol);
+    return list;
+  }
+
+  /** `-i` / `-o`. */
+  private interfaceOption(spec: RuleSpec, letter: "i" | "o", value: Token, inv: boolean): void {
+    if (value.text.length > MAX_IFACE_NAME) {
+      this.error(
+        "IPT_BAD_INTERFACE",
+        `interface name "${value.text}" is too long (at most ${MAX_IFACE_NAME})`,
+        spec.line,
+        value.column,
+      );
+      return;
+    }
+    if (value.text.length === 0) {
+      this.error("IPT_BAD_INTERFACE", "empty interface name", spec.line, value.column);
+      return;
+    }
+    const sel = { name: value.text, invert: inv };
+    if (letter === "i") spec.inIface = sel;
+    else spec.outIface = sel;
+  }
+
+  /** `-p`. */
+  private protocolOption(spec: RuleSpec, value: Token, inv: boolean): void {
+    const p = parseProto(value.text);
+    if (p === undefined) {
+      this.error("IPT_BAD_PROTOCOL", `unknown protocol "${value.text}"`, spec.line, value.column);
+      return;
+    }
+    if (p === 0 && inv) {
+      this.error("IPT_BAD_PROTOCOL", "rule would never match protocol (! -p all)", spec.line, spec.invertCol);
+      return;
+    }
+    spec.proto = { proto: p, invert: inv };
+  }
+
+  /** `-m NAME`: false when the rule is refused (an unknown match, not --allow-unknown). */
+  private matchOption(spec: RuleSpec, value: Token): boolean {
+    const d = this.registry.match(value.text);
+    if (d) {
+      spec.exts.push(pendingExt("match", d, value.column, false));
+      return true;
+    }
+    const ok = this.unknown(
+      "IPT_UNKNOWN_MATCH",
+      `unknown match "${value.text}" (supported: ${this.registry.matchNames().join(", ")})`,
+      spec.line,
+      value.column,
+    );
+    if (!ok) return false;
+    spec.neverMatches = true;
+    spec.exts.push(unknownExt("match", value.text, value.column));
+    return true;
+  }
+
+  /** `-j NAME` / `-g CHAIN`: a verdict, a target extension or a user chain; false when the rule is refused. */
+  private targetOption(spec: RuleSpec, letter: "j" | "g", value: Token): boolean {
+    const { line, table, tableName } = spec;
+    const name = value.text;
+    if (letter === "g") {
+      const c = table.chains.get(name);
+      if (c && c.builtin) {
+        this.error("IPT_BAD_TARGET", `-g ${name}: cannot go to a built-in chain`, line, value.column);
+      } else if (c || this.chainFor(tableName, value, line))
+        spec.target = { kind: "jump", chain: name, goto: true };
+      else return false;
+      return true;
+    }
+    if ((VERDICTS as readonly string[]).includes(name)) {
+      spec.target = { kind: "verdict", verdict: name as Verdict };
+      return true;
+    }
+    const d = this.registry.target(name);
+    if (d) {
+      spec.targetExt = pendingExt("target", d, value.column, false);
+      return true;
+    }
+    const c = table.chains.get(name);
+    if (c) {
+      if (c.builtin)
+        this.error("IPT_BAD_TARGET", `-j ${name}: cannot jump to a built-in chain`, line, value.column);
+      else spec.target = { kind: "jump", chain: name, goto: false };
+      return true;
+    }
+    if (UNSUPPORTED_TARGETS.has(name)) {
+      const ok = this.unknown(
+        "IPT_UNKNOWN_TARGET",
+        `unknown target "${name}" (supported: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}, or a user chain)`,
+        line,
+        value.column,
+      );
+      if (!ok) return false;
+      spec.neverMatches = true;
+      spec.targetExt = unknownExt("target", name, value.column);
+      return true;
+    }
+    const msg = `unknown target or chain "${name}" (targets: ${[...VERDICTS, ...this.registry.targetNames()].join(", ")}; or a user chain of table ${tableName})`;
+    if (!this.unknown("IPT_NO_CHAIN", msg, line, value.column)) return false;
+    if (name.length > MAX_CHAIN_NAME || name.startsWith("-")) return false;
+    const created = newUserChain(name);
+    markCreated(created, line.line, "implicit");
+    table.chains.set(name, created);
+    spec.target = { kind: "jump", chain: name, goto: false };
+    return true;
+  }
+
+  /** `-c PACKETS BYTES` (or `-c PACKETS,BYTES`) at `tokens[i]`: the index of the last word used. */
+  private countersOption(spec: RuleSpec, value: Token, i: number): number {
+    let p: string | undefined;
+    let b: string | undefined;
+    if (value.text.includes(",")) [p, b] = value.text.split(",", 2);
+    else {
+      p = value.text;
+      b = spec.tokens[++i]?.text;
+    }
+    if (!p || !b || !/^\d+$/.test(p) || !/^\d+$/.test(b)) {
+      this.error(
+        "IPT_BAD_COUNTERS",
+        `bad counters "${value.text}" (-c PACKETS BYTES)`,
+        spec.line,
+        value.column,
+      );
+      return i;
+    }
+    spec.counters = { packets: BigInt(p), bytes: BigInt(b) };
+    return i;
+  }
+
+  /**
+   * An option of an extension at `tokens[i]` (`--name` or `-name`): the target's first, then the matches' from the
+   * most recent one, then the implicit protocol match. The index of its last word, or ABORT.
+   */
+  private extensionOption(spec: RuleSpec, i: number): number {
+    const { tokens, line, exts, targetExt, proto } = spec;
+    const tok = tokens[i];
+    const t = tok.text;
+    let owner: PendingExt | undefined;
+    let opt: OptionSpec | undefined;
+    for (let k = targetExt ? -1 : 0; k < exts.length; k++) {
+      const e = k < 0 ? targetExt! : exts[exts.length - 1 - k];
+      if (e.unknown) continue;
+      opt = e.words.get(t);
+      if (opt) {
+        owner = e;
+        break;
+      }
+    }
+    if (!owner && proto && !proto.invert) {
+      // command_default: implicit protocol match (`-p tcp --dport 22`).
+      const pname =
+        proto.proto === 6 ? "tcp" : proto.proto === 17 ? "udp" : proto.proto === 1 ? "icmp" : undefined;
+      const d = pname ? this.registry.match(pname) : undefined;
+      if (d && !exts.some((e) => e.name === d.name)) {
+        opt = optionWords(d).get(t);
+        if (opt) {
+          owner = pendingExt("match", d, tok.column, true);
+          exts.push(owner);
+        }
+      }
+    }
+    if (!owner || !opt) return this.unknownOption(spec, i);
+    const args: string[] = [];
+    let optInvert = spec.invert;
+    spec.invert = false;
+    for (let k = 0; k < opt.nargs; k++) {
+      let v = tokens[i + 1];
+      if (v && v.text === "!" && k === 0 && opt.invert) {
+        this.warn(
+          "IPT_DEPRECATED_SYNTAX",
+          `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
+          line,
+          v.column,
+        );
+        optInvert = true;
+        i++;
+        v = tokens[i + 1];
+      }
+      if (!v) {
+        this.error(
+          "IPT_SYNTAX",
+          `option ${t} needs ${opt.nargs === 2 ? "two arguments" : "an argument"}`,
+          line,
+          tok.column,
+        );
+        return ABORT;
+      }
+      args.push(v.text);
+      i++;
+    }
+    if (optInvert && !opt.invert) {
+      this.error("IPT_SYNTAX", `option ${t} cannot be inverted`, line, spec.invertCol);
+      return i;
+    }
+    owner.opts.push({ name: opt.name, args, invert: optInvert, column: tok.column });
+    if (optInvert) owner.raw.push("!");
+    owner.raw.push(t);
+    for (const a of args) owner.raw.push(a);
+    return i;
+  }
+
+  /**
+   * An option word no loaded extension has: kept with its values on the last unknown extension; otherwise an
+   * error naming the supported options, or under --allow-unknown kept on the most recent extension, which becomes
+   * unknown. The index of the last word used, or ABORT.
+   */
+  private unknownOption(spec: RuleSpec, i: number): number {
+    const { tokens, line, exts, targetExt, proto } = spec;
+    const tok = tokens[i];
+    const t = tok.text;
+    const candidates = [...(targetExt ? [targetExt] : []), ...[...exts].reverse()];
+    const lastUnknown = [
+      ...(targetExt?.unknown ? [targetExt] : []),
+      ...[...exts].reverse().filter((e) => e.unknown),
+    ][0];
+    if (lastUnknown) {
+      if (spec.invert) lastUnknown.raw.push("!");
+      lastUnknown.raw.push(t);
+      while (i + 1 < tokens.length && !tokens[i + 1].text.startsWith("-") && tokens[i + 1].text !== "!") {
+        lastUnknown.raw.push(tokens[++i].text);
+      }
+      spec.invert = false;
+      return i;
+    }
+    const loaded = candidates.filter((e) => !e.unknown);
+    const implicitName =
+      proto && !proto.invert
+        ? ({ 6: "tcp", 17: "udp", 1: "icmp" } as Record<number, string>)[proto.proto]
+        : undefined;
+    const implicitDesc = implicitName ? this.registry.match(implicitName) : undefined;
+    if (implicitDesc && !loaded.some((e) => e.name === implicitName))
+      loaded.push(pendingExt("match", implicitDesc, tok.column, true));
+    const supported = loaded.flatMap((e) => e.desc!.options.map((o) => `--${o.name}`));
+    const where = loaded.length ? ` for ${loaded.map((e) => `${e.kind} ${e.name}`).join(", ")}` : "";
+    const msg = `unknown option "${t}"${where}${supported.length ? ` (supported: ${supported.join(", ")})` : ""}`;
+    if (!this.unknown("IPT_UNKNOWN_OPTION", msg, line, tok.column)) return ABORT;
+    // Lenient: keep the words on the most recent extension, which becomes unknown.
+    const victim = candidates[0];
+    spec.neverMatches = true;
+    if (victim) {
+      victim.unknown = true;
+      if (spec.invert) victim.raw.push("!");
+      victim.raw.push(t);
+      while (i + 1 < tokens.length && !tokens[i + 1].text.startsWith("-") && tokens[i + 1].text !== "!") {
+        victim.raw.push(tokens[++i].text);
+      }
+    } else {
+      while (i + 1 < tokens.length && !tokens[i + 1].text.startsWith("-")) i++;
+    }
+    spec.invert = false;
+    return i;
+  }
+
+  /** Parses each extension now that the whole rule (including a late -p) is known; undefined after any error. */
+  private finishRuleSpec(spec: RuleSpec, errorsBefore: number): ParsedSpec | undefined {
+    const { tableName, proto, line, exts, targetExt } = spec;
     const env = this.env;
     const file = this.options.file;
-    const ctxFor = (e: PendingExt) => new ExtParseContext(tableName, proto, env, file, line, e);
     const matches: MatchInstance[] = [];
     for (const e of exts) {
       if (e.unknown) {
         matches.push({ name: e.name, options: undefined, raw: e.raw, implicit: e.implicit, unknown: true });
         continue;
       }
-      const d = e.desc!;
-      const r = d.parse(e.opts, ctxFor(e));
+      const r = e.desc!.parse(e.opts, new ExtParseContext(tableName, proto, env, file, line, e));
       if (isDiagnostic(r)) {
         this.errors.push({ ...r, severity: "error" });
         continue;
@@ -1201,7 +1308,7 @@ export class RulesetBuilder {
     }
     if (targetExt) {
       if (targetExt.unknown) {
-        target = {
+        spec.target = {
           kind: "extension",
           name: targetExt.name,
           options: undefined,
@@ -1210,10 +1317,10 @@ export class RulesetBuilder {
         };
       } else {
         const d = targetExt.desc!;
-        const r = d.parse(targetExt.opts, ctxFor(targetExt));
+        const r = d.parse(targetExt.opts, new ExtParseContext(tableName, proto, env, file, line, targetExt));
         if (isDiagnostic(r)) this.errors.push({ ...r, severity: "error" });
         else
-          target = {
+          spec.target = {
             kind: "extension",
             name: d.name,
             options: r,
@@ -1224,18 +1331,8 @@ export class RulesetBuilder {
     }
     if (this.errors.length > errorsBefore) return undefined;
     // Arrays kept by the rule are copied to their length (a pushed-to array keeps spare capacity).
-    return {
-      srcs,
-      dsts,
-      inIface,
-      outIface,
-      proto,
-      fragment,
-      matches: matches.slice(),
-      target,
-      counters,
-      neverMatches,
-    };
+    spec.matches = matches.slice();
+    return spec;
   }
 
   /**
