@@ -94,6 +94,9 @@ export class Fib {
    * route. Keyed by the address as int32 (a small-integer key); emptied when it reaches DST_CACHE_MAX entries.
    */
   private readonly dstCache = new Map<number, DstEntry>();
+  /** The entry dstEntry returned last, and its key. */
+  private lastKey = 0;
+  private lastEntry: DstEntry | undefined = undefined;
   private readonly routeByDst: boolean;
 
   constructor(host: Host) {
@@ -142,11 +145,18 @@ export class Fib {
   /** The memo entry of `dst`, made on first use. */
   private dstEntry(dst: number): DstEntry {
     const key = dst | 0;
+    // A forwarded packet asks for its route and then its destination's type: the second finds the first's entry.
+    if (key === this.lastKey && this.lastEntry !== undefined) return this.lastEntry;
     let e = this.dstCache.get(key);
     if (e === undefined) {
-      if (this.dstCache.size >= DST_CACHE_MAX) this.dstCache.clear();
+      if (this.dstCache.size >= DST_CACHE_MAX) {
+        this.dstCache.clear();
+        this.lastEntry = undefined;
+      }
       this.dstCache.set(key, (e = { route: undefined, type: undefined }));
     }
+    this.lastKey = key;
+    this.lastEntry = e;
     return e;
   }
 
@@ -183,6 +193,16 @@ export class Fib {
   }
 
   /** fib_rules_lookup + fib_table_lookup. */
+  /**
+   * The route to `dst` when it depends on the destination alone (no policy rules beyond the default ones), else
+   * undefined: the caller then asks `lookup` with the whole flow. Spares the per-packet flow object.
+   */
+  lookupByDst(dst: number): FibResult | undefined {
+    if (!this.routeByDst) return undefined;
+    const e = this.dstEntry(dst);
+    return (e.route ??= this.walk({ dst }));
+  }
+
   lookup(flow: FlowKey): FibResult {
     if (!this.routeByDst || flow.oif !== undefined) return this.walk(flow);
     // Only the default rules (local, main, default): the result depends on the destination alone.

@@ -507,7 +507,10 @@ export class HostSim implements HostServices, NatTargetHost {
     if (kernelAtLeast(this.kernel, "6.3")) this.conntrack.setClosing(ct, this.now);
   }
   routeNexthop(skb: Skb): number {
-    const r = this.fib.lookup({ dst: skb.pkt.ip.dst, src: skb.pkt.ip.src, mark: skb.mark, iif: skb.inIface });
+    const ip = skb.pkt.ip;
+    const r =
+      this.fib.lookupByDst(ip.dst) ??
+      this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif: skb.inIface });
     return r.nexthop;
   }
   natIface(name: string | undefined): NatIface | undefined {
@@ -1023,7 +1026,9 @@ export class HostSim implements HostServices, NatTargetHost {
     const skb = st.skb;
     const ip = skb.pkt.ip;
     const iif = skb.inIface!;
-    const rt = this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif, tos: ip.tos });
+    const rt =
+      this.fib.lookupByDst(ip.dst) ??
+      this.fib.lookup({ dst: ip.dst, src: ip.src, mark: skb.mark, iif, tos: ip.tos });
     st.rt = rt;
     const type = rt.type === "local" ? "local" : this.dstType(ip.dst) === "BROADCAST" ? "broadcast" : rt.type;
     if (type === "local" || type === "broadcast") {

@@ -241,6 +241,8 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
   let lastFate = "";
   let lastCount = { n: 0 };
   let packets = 0;
+  // --quiet reads only the fate: each packet is handed over and rewritten in place (no working copy).
+  const receiveOpts = opts.in ? { iface: opts.in, consume: quiet } : { consume: quiet };
   const started = performance.now();
   const stdout = new OutputBuffer(io.stdout);
 
@@ -252,8 +254,7 @@ async function traceCommand(opts: TraceCliOptions, io: CliIo): Promise<void> {
           if (opts.write) out = openSync(opts.write, "w");
         },
         packet(p) {
-          // --quiet reads only the fate: the packet is handed over and rewritten in place (no working copy).
-          const r = sim.receive(p, opts.in ? { iface: opts.in, consume: quiet } : { consume: quiet });
+          const r = sim.receive(p, receiveOpts);
           packets++;
           const k = r.packets[0]?.fate?.kind ?? "unknown";
           if (k === lastFate) lastCount.n++;
