@@ -33,7 +33,14 @@ import type {
   XtOption,
   XtParseContext,
 } from "./registry";
-import { DEFAULT_ENVIRONMENT, isDiagnostic, optionWords, parseProto, xtCheckEntry } from "./registry";
+import {
+  DEFAULT_ENVIRONMENT,
+  hasCheckEntry,
+  isDiagnostic,
+  optionWords,
+  parseProto,
+  xtCheckEntry,
+} from "./registry";
 import type {
   AddrSelector,
   Chain,
@@ -369,6 +376,28 @@ class RuleSpec implements ParsedSpec {
 function chainWord(rest: readonly Token[], at: number): Token | undefined {
   const t = rest[at];
   return !t || (t.text.startsWith("-") && t.text.length > 1) ? undefined : t;
+}
+
+/** The XtCheckContext of one rule at the table check: `fail` locates an IPT_CHECKENTRY diagnostic at the rule. */
+class RuleCheckContext implements XtCheckContext {
+  constructor(
+    readonly table: TableName,
+    readonly chain: string,
+    readonly hooks: ReadonlySet<Hook>,
+    readonly rule: Rule,
+  ) {}
+
+  fail(message: string): Diagnostic {
+    const s = this.rule.source;
+    return {
+      ...(s.file !== undefined ? { file: s.file } : {}),
+      line: s.line,
+      column: s.column,
+      code: "IPT_CHECKENTRY",
+      message,
+      excerpt: s.text,
+    };
+  }
 }
 
 /** What the option readers of parseRuleSpec return instead of a word index: stop reading, or refuse the rule. */
@@ -1344,62 +1373,60 @@ export class RulesetBuilder {
     this.checked.add(tableName);
     const table = this.ruleset.tables.get(tableName);
     if (!table) return;
+    // Each chain's `hooks` collects, in the order they are found, the hooks from which it is reached.
     for (const c of table.chains.values()) c.hooks = c.builtin ? [c.builtin] : [];
-    const hookSets = new Map<string, Set<Hook>>();
-    for (const c of table.chains.values()) hookSets.set(c.name, new Set(c.builtin ? [c.builtin] : []));
     const reported = new Set<string>();
-    const visit = (chain: Chain, hook: Hook, stack: string[]): void => {
+    /** The chains from the built-in chain to the one being visited. */
+    const path: Chain[] = [];
+    const visit = (chain: Chain, hook: Hook): void => {
+      path.push(chain);
       for (const r of chain.rules) {
-        if (r.target?.kind !== "jump") continue;
-        const next = table.chains.get(r.target.chain);
+        const t = r.target;
+        if (t === undefined || t.kind !== "jump") continue;
+        const next = table.chains.get(t.chain);
         if (!next) continue;
-        if (stack.includes(next.name)) {
+        if (path.includes(next)) {
           if (!reported.has(next.name)) {
             reported.add(next.name);
+            const via = [...path, next].map((c) => c.name).join(" -> ");
             this.error(
               "IPT_LOOP",
-              `loop: chain ${next.name} is reached again via ${[...stack, next.name].join(" -> ")}`,
+              `loop: chain ${next.name} is reached again via ${via}`,
               { line: r.source.line, text: r.source.text },
               r.source.column,
             );
           }
           continue;
         }
-        const set = hookSets.get(next.name)!;
-        const fresh = !set.has(hook);
-        set.add(hook);
-        if (fresh || stack.length < 2) visit(next, hook, [...stack, next.name]);
+        const fresh = !next.hooks.includes(hook);
+        if (fresh) next.hooks.push(hook);
+        if (fresh || path.length < 2) visit(next, hook);
       }
+      path.pop();
     };
-    for (const c of table.chains.values()) if (c.builtin) visit(c, c.builtin, [c.name]);
+    for (const c of table.chains.values()) if (c.builtin) visit(c, c.builtin);
     for (const c of table.chains.values()) {
-      const hooks = hookSets.get(c.name)!;
-      c.hooks = [...hooks];
+      // The matches in rule order, then the target. The context (and the chain's hook set) only when a
+      // descriptor has something to check.
+      let hooks: ReadonlySet<Hook> | undefined;
       for (const r of c.rules) {
-        const ctx: XtCheckContext = {
-          table: tableName,
-          chain: c.name,
-          hooks,
-          rule: r,
-          fail: (message: string) => ({
-            ...(r.source.file !== undefined ? { file: r.source.file } : {}),
-            line: r.source.line,
-            column: r.source.column,
-            code: "IPT_CHECKENTRY",
-            message,
-            excerpt: r.source.text,
-          }),
-        };
-        // The matches in rule order, then the target.
+        let ctx: XtCheckContext | undefined;
         for (const m of r.matches) {
           if (m.unknown) continue;
           const d = this.registry.match(m.name);
-          if (d) this.checkEntry(d, m.options, ctx);
+          if (!d || !hasCheckEntry(d)) continue;
+          hooks ??= new Set(c.hooks);
+          ctx ??= new RuleCheckContext(tableName, c.name, hooks, r);
+          this.checkEntry(d, m.options, ctx);
         }
         const t = r.target;
         if (t?.kind === "extension" && !t.unknown) {
           const d = this.registry.target(t.name);
-          if (d) this.checkEntry(d, t.options, ctx);
+          if (d && hasCheckEntry(d)) {
+            hooks ??= new Set(c.hooks);
+            ctx ??= new RuleCheckContext(tableName, c.name, hooks, r);
+            this.checkEntry(d, t.options, ctx);
+          }
         }
       }
     }

@@ -199,6 +199,11 @@ export function optionWords(d: Descriptor): ReadonlyMap<string, OptionSpec> {
   return words;
 }
 
+/** Whether xtCheckEntry can refuse anything for `d`: without any of these it never looks at its context. */
+export function hasCheckEntry(d: Descriptor): boolean {
+  return d.table !== undefined || d.hooks !== undefined || d.proto !== undefined || d.check !== undefined;
+}
+
 /**
  * The generic part of `xt_check_match`/`xt_check_target`: table, hook mask and protocol, then the
  * descriptor's own checkentry.

@@ -1,7 +1,15 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { Registry, findOption, isDiagnostic, optionWords } from "../../src/netfilter/registry";
+import {
+  Registry,
+  findOption,
+  hasCheckEntry,
+  isDiagnostic,
+  optionWords,
+  xtCheckEntry,
+} from "../../src/netfilter/registry";
+import type { XtCheckContext } from "../../src/netfilter/registry";
 import type { Descriptor } from "../../src/netfilter/registry";
 import { ALL_DESCRIPTORS, createDefaultRegistry, defaultRegistry } from "../../src/netfilter/xt/index";
 
@@ -39,6 +47,18 @@ describe("descriptor registry", () => {
       expect(words.size).toBe(2 * new Set(names).size);
       expect(optionWords(d)).toBe(words);
     }
+  });
+
+  it("xtCheckEntry never looks at the context of a descriptor without hasCheckEntry", () => {
+    const untouchable = new Proxy({} as XtCheckContext, {
+      get: (_, key) => {
+        throw new Error(`context read: ${String(key)}`);
+      },
+    });
+    const without = defaultRegistry.descriptors().filter((d) => !hasCheckEntry(d));
+    expect(without.map((d) => d.name)).toContain("comment");
+    for (const d of without) expect(xtCheckEntry(d, undefined, untouchable)).toBeUndefined();
+    expect(hasCheckEntry(defaultRegistry.target("DNAT")!)).toBe(true);
   });
 
   it("a duplicate name is a broken invariant and throws", () => {
