@@ -686,7 +686,7 @@ export class RulesetBuilder {
     if (letter === "A") {
       // The rules already there keep their numbers: number only the new ones (renumber is O(chain)).
       const before = chain.rules.length;
-      for (const r of rules) chain.rules.push(r);
+      for (let k = 0; k < rules.length; k++) chain.rules.push(rules[k]);
       if (before > 0 && chain.rules[before - 1].num !== before) renumber(chain);
       else for (let k = before; k < chain.rules.length; k++) chain.rules[k].num = k + 1;
       return;
@@ -908,8 +908,11 @@ export class RulesetBuilder {
   private expand(spec: ParsedSpec, source: RuleSource, counters?: Counters): Rule[] {
     const out: Rule[] = [];
     const c = counters ?? spec.counters;
-    for (const src of spec.srcs) {
-      for (const dst of spec.dsts) {
+    // Indexed loops here and below: cold code runs interpreted, where for-of pays for the iterator protocol.
+    for (let k = 0; k < spec.srcs.length; k++) {
+      const src = spec.srcs[k];
+      for (let l = 0; l < spec.dsts.length; l++) {
+        const dst = spec.dsts[l];
         // Properties added in the order of the Rule interface, present only when set (as iptables-save prints).
         const r: { -readonly [K in keyof Rule]?: Rule[K] } = { num: 0 };
         if (src) r.src = src;
@@ -1048,7 +1051,9 @@ export class RulesetBuilder {
   private addressOption(spec: RuleSpec, value: Token, inv: boolean): AddrSelector[] {
     const list: AddrSelector[] = [];
     const text = value.text;
-    for (const part of text.indexOf(",") < 0 ? [text] : text.split(",")) {
+    const parts = text.indexOf(",") < 0 ? [text] : text.split(",");
+    for (let k = 0; k < parts.length; k++) {
+      const part = parts[k];
       const a = parseAddrMask(part);
       if (!a) {
         const host = /^[a-z][a-z0-9.-]*$/i.test(part) && parseIpv4(part) === undefined;
@@ -1261,7 +1266,7 @@ export class RulesetBuilder {
     owner.opts.push({ name: opt.name, args, invert: optInvert, column: tok.column });
     if (optInvert) owner.raw.push("!");
     owner.raw.push(t);
-    for (const a of args) owner.raw.push(a);
+    for (let k = 0; k < args.length; k++) owner.raw.push(args[k]);
     return i;
   }
 
@@ -1323,7 +1328,8 @@ export class RulesetBuilder {
     const env = this.env;
     const file = this.options.file;
     const matches: MatchInstance[] = [];
-    for (const e of exts) {
+    for (let k = 0; k < exts.length; k++) {
+      const e = exts[k];
       if (e.unknown) {
         matches.push({ name: e.name, options: undefined, raw: e.raw, implicit: e.implicit, unknown: true });
         continue;
@@ -1380,7 +1386,9 @@ export class RulesetBuilder {
     const path: Chain[] = [];
     const visit = (chain: Chain, hook: Hook): void => {
       path.push(chain);
-      for (const r of chain.rules) {
+      const rules = chain.rules;
+      for (let k = 0; k < rules.length; k++) {
+        const r = rules[k];
         const t = r.target;
         if (t === undefined || t.kind !== "jump") continue;
         const next = table.chains.get(t.chain);
@@ -1409,9 +1417,12 @@ export class RulesetBuilder {
       // The matches in rule order, then the target. The context (and the chain's hook set) only when a
       // descriptor has something to check.
       let hooks: ReadonlySet<Hook> | undefined;
-      for (const r of c.rules) {
+      const rules = c.rules;
+      for (let k = 0; k < rules.length; k++) {
+        const r = rules[k];
         let ctx: XtCheckContext | undefined;
-        for (const m of r.matches) {
+        for (let l = 0; l < r.matches.length; l++) {
+          const m = r.matches[l];
           if (m.unknown) continue;
           const d = this.registry.match(m.name);
           if (!d || !hasCheckEntry(d)) continue;
@@ -1568,7 +1579,8 @@ function restoreCommand(
   line: LineInfo,
   counters: Counters | undefined,
 ): void {
-  for (const t of argv) {
+  for (let k = 0; k < argv.length; k++) {
+    const t = argv[k];
     if (isTableOption(t)) {
       b.error("IPT_SYNTAX", "-t cannot be used inside restore input; use a *table line", line, t.column);
       return;

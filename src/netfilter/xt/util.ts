@@ -153,7 +153,8 @@ export function collect(
   repeatable: readonly string[] = [],
 ): Map<string, XtOption> | Diagnostic {
   const map = new Map<string, XtOption>();
-  for (const o of opts) {
+  for (let k = 0; k < opts.length; k++) {
+    const o = opts[k];
     if (map.has(o.name) && !repeatable.includes(o.name)) {
       return ctx.fail(`option "--${o.name}" may only be given once`, o);
     }
