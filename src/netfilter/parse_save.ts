@@ -1129,13 +1129,17 @@ export class RulesetBuilder {
   private targetOption(spec: RuleSpec, letter: "j" | "g", value: Token): boolean {
     const { line, table, tableName } = spec;
     const name = value.text;
+    // A jump names its chain by the chain's own name string (equal to the word): the table check's lookups then
+    // find the map key by identity.
     if (letter === "g") {
       const c = table.chains.get(name);
       if (c && c.builtin) {
         this.error("IPT_BAD_TARGET", `-g ${name}: cannot go to a built-in chain`, line, value.column);
-      } else if (c || this.chainFor(tableName, value, line))
-        spec.target = { kind: "jump", chain: name, goto: true };
-      else return false;
+        return true;
+      }
+      const to = c ?? this.chainFor(tableName, value, line);
+      if (!to) return false;
+      spec.target = { kind: "jump", chain: to.name, goto: true };
       return true;
     }
     if ((VERDICTS as readonly string[]).includes(name)) {
@@ -1151,7 +1155,7 @@ export class RulesetBuilder {
     if (c) {
       if (c.builtin)
         this.error("IPT_BAD_TARGET", `-j ${name}: cannot jump to a built-in chain`, line, value.column);
-      else spec.target = { kind: "jump", chain: name, goto: false };
+      else spec.target = { kind: "jump", chain: c.name, goto: false };
       return true;
     }
     if (UNSUPPORTED_TARGETS.has(name)) {
@@ -1382,35 +1386,48 @@ export class RulesetBuilder {
     // Each chain's `hooks` collects, in the order they are found, the hooks from which it is reached.
     for (const c of table.chains.values()) c.hooks = c.builtin ? [c.builtin] : [];
     const reported = new Set<string>();
-    /** The chains from the built-in chain to the one being visited. */
-    const path: Chain[] = [];
-    const visit = (chain: Chain, hook: Hook): void => {
-      path.push(chain);
-      const rules = chain.rules;
-      for (let k = 0; k < rules.length; k++) {
-        const r = rules[k];
-        const t = r.target;
-        if (t === undefined || t.kind !== "jump") continue;
-        const next = table.chains.get(t.chain);
-        if (!next) continue;
-        if (path.includes(next)) {
-          if (!reported.has(next.name)) {
-            reported.add(next.name);
-            const via = [...path, next].map((c) => c.name).join(" -> ");
-            this.error(
-              "IPT_LOOP",
-              `loop: chain ${next.name} is reached again via ${via}`,
-              { line: r.source.line, text: r.source.text },
-              r.source.column,
-            );
+    // Depth first from each built-in chain, as a loop (recursion is slow in cold code): `path` holds the chains
+    // from the built-in chain to the one being read, `next` the index of the rule to read next in each.
+    const visit = (root: Chain, hook: Hook): void => {
+      const path: Chain[] = [root];
+      const next: number[] = [0];
+      while (path.length > 0) {
+        const depth = path.length - 1;
+        const rules = path[depth].rules;
+        let child: Chain | undefined;
+        let k = next[depth];
+        for (; k < rules.length && child === undefined; k++) {
+          const r = rules[k];
+          const t = r.target;
+          if (t === undefined || t.kind !== "jump") continue;
+          const c = table.chains.get(t.chain);
+          if (!c) continue;
+          if (path.includes(c)) {
+            if (!reported.has(c.name)) {
+              reported.add(c.name);
+              const via = [...path, c].map((x) => x.name).join(" -> ");
+              this.error(
+                "IPT_LOOP",
+                `loop: chain ${c.name} is reached again via ${via}`,
+                { line: r.source.line, text: r.source.text },
+                r.source.column,
+              );
+            }
+            continue;
           }
-          continue;
+          const fresh = !c.hooks.includes(hook);
+          if (fresh) c.hooks.push(hook);
+          if (fresh || path.length < 2) child = c;
         }
-        const fresh = !next.hooks.includes(hook);
-        if (fresh) next.hooks.push(hook);
-        if (fresh || path.length < 2) visit(next, hook);
+        next[depth] = k;
+        if (child) {
+          path.push(child);
+          next.push(0);
+        } else {
+          path.pop();
+          next.pop();
+        }
       }
-      path.pop();
     };
     for (const c of table.chains.values()) if (c.builtin) visit(c, c.builtin);
     for (const c of table.chains.values()) {
