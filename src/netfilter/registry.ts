@@ -266,15 +266,20 @@ export function protoName(proto: number): string {
   return PROTOCOLS.get(proto) ?? String(proto);
 }
 
+/** Protocol names and aliases -> number (an alias wins over a name). */
+const PROTOCOL_NUMBERS: ReadonlyMap<string, number> = new Map([
+  ...[...PROTOCOLS].map(([num, name]) => [name, num] as const),
+  ...PROTO_ALIASES,
+]);
+
 /** Parses `-p` values: a name, a number 0..255, or `all`. */
 export function parseProto(text: string): number | undefined {
   const lower = text.toLowerCase();
+  const named = PROTOCOL_NUMBERS.get(lower);
+  if (named !== undefined) return named;
   if (/^\d+$/.test(lower)) {
     const n = Number(lower);
     return n <= 255 ? n : undefined;
   }
-  const alias = PROTO_ALIASES.get(lower);
-  if (alias !== undefined) return alias;
-  for (const [num, name] of PROTOCOLS) if (name === lower) return num;
   return undefined;
 }

@@ -4,9 +4,11 @@ import { describe, expect, it } from "vitest";
 import {
   Registry,
   findOption,
+  PROTOCOLS,
   hasCheckEntry,
   isDiagnostic,
   optionWords,
+  parseProto,
   xtCheckEntry,
 } from "../../src/netfilter/registry";
 import type { XtCheckContext } from "../../src/netfilter/registry";
@@ -59,6 +61,38 @@ describe("descriptor registry", () => {
     expect(without.map((d) => d.name)).toContain("comment");
     for (const d of without) expect(xtCheckEntry(d, undefined, untouchable)).toBeUndefined();
     expect(hasCheckEntry(defaultRegistry.target("DNAT")!)).toBe(true);
+  });
+
+  it("parseProto reads names, aliases and numbers as before its name map", () => {
+    const aliases = new Map([
+      ["icmpv6", 58],
+      ["ipv6-icmp", 58],
+      ["mh", 135],
+      ["ipip", 4],
+      ["all", 0],
+    ]);
+    const reference = (text: string): number | undefined => {
+      const lower = text.toLowerCase();
+      if (/^\d+$/.test(lower)) return Number(lower) <= 255 ? Number(lower) : undefined;
+      if (aliases.has(lower)) return aliases.get(lower);
+      for (const [num, name] of PROTOCOLS) if (name === lower) return num;
+      return undefined;
+    };
+    const words = [
+      ...PROTOCOLS.values(),
+      ...aliases.keys(),
+      "TCP",
+      "Udp",
+      "0",
+      "6",
+      "255",
+      "256",
+      "007",
+      "",
+      "x",
+    ];
+    for (const w of [...words, ...words.map((x) => `${x}1`), "__proto__", "constructor"])
+      expect(parseProto(w), w).toBe(reference(w));
   });
 
   it("a duplicate name is a broken invariant and throws", () => {

@@ -7,19 +7,67 @@
  * in addresses are refused), IPv6 addresses.
  */
 
-import { formatIpv4, parseIpv4 } from "../../wire/addr";
+import { formatIpv4 } from "../../wire/addr";
 import type { Diagnostic } from "../../errors";
 import type { XtOption, XtParseContext } from "../registry";
 
-/** strtoul(..., 0) accepting only what xtables_strtoui accepts: decimal, 0x hex, 0 octal; no sign. */
+/**
+ * strtoul(..., 0) accepting only what xtables_strtoui accepts: decimal, 0x hex, 0 octal; no sign. The forms are
+ * `/^0x[0-9a-f]+$/i`, `/^0[0-7]*$/` and `/^[1-9][0-9]*$/`, checked code unit by code unit (no regular
+ * expression: the loader calls this for every port and mark of a rule set, mostly before V8 optimizes it).
+ */
 export function parseUint(text: string, max = 0xffffffff): number | undefined {
+  const n = text.length;
+  if (n === 0) return undefined;
   let value: number;
-  if (/^0x[0-9a-f]+$/i.test(text)) value = parseInt(text.slice(2), 16);
-  else if (/^0[0-7]*$/.test(text)) value = parseInt(text, 8);
-  else if (/^[1-9][0-9]*$/.test(text)) value = Number(text);
-  else return undefined;
+  if (text.charCodeAt(0) !== 0x30 /* 0 */) {
+    if (!allDigits(text, 0, 0x39)) return undefined;
+    value = Number(text);
+  } else if (n > 2 && (text.charCodeAt(1) | 0x20) === 0x78 /* x or X */) {
+    for (let i = 2; i < n; i++) {
+      const c = text.charCodeAt(i);
+      const lower = c | 0x20;
+      if (!((c >= 0x30 && c <= 0x39) || (lower >= 0x61 && lower <= 0x66))) return undefined;
+    }
+    value = parseInt(text.slice(2), 16);
+  } else {
+    if (!allDigits(text, 1, 0x37)) return undefined;
+    value = parseInt(text, 8);
+  }
   if (!Number.isSafeInteger(value) || value > max) return undefined;
   return value;
+}
+
+/** Whether text[from...] are all digits from "0" up to the code unit `last` ("9", or "7" for octal). */
+function allDigits(text: string, from: number, last: number): boolean {
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > last) return false;
+  }
+  return true;
+}
+
+/**
+ * parseIpv4 of src/wire/addr.ts code unit by code unit (no split, no regular expression): exactly four
+ * dot-separated decimal octets of 1 to 3 digits, each at most 255 (leading zeros allowed); undefined otherwise.
+ */
+export function parseDottedQuad(text: string): number | undefined {
+  let value = 0;
+  let dots = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e /* . */) {
+      if (digits === 0 || octet > 255 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      digits = 0;
+      octet = 0;
+    } else if (c >= 0x30 && c <= 0x39 && ++digits <= 3) octet = octet * 10 + (c - 0x30);
+    else return undefined;
+  }
+  if (dots !== 3 || digits === 0 || octet > 255) return undefined;
+  return (value * 256 + octet) >>> 0;
 }
 
 /** The few /etc/services names rule sets use (tcp/udp share numbers). */
@@ -129,21 +177,31 @@ export function maskToLen(mask: number): number | undefined {
 /** `a.b.c.d[/len|/mask]` -> pre-masked address and mask. */
 export function parseAddrMask(text: string): { addr: number; mask: number; dottedMask: boolean } | undefined {
   const slash = text.indexOf("/");
-  const addr = parseIpv4(slash < 0 ? text : text.slice(0, slash));
+  const addr = parseDottedQuad(slash < 0 ? text : text.slice(0, slash));
   if (addr === undefined) return undefined;
   if (slash < 0) return { addr, mask: 0xffffffff, dottedMask: false };
   const m = text.slice(slash + 1);
   let mask: number | undefined;
   let dottedMask = false;
-  if (/^\d{1,2}$/.test(m) && Number(m) <= 32) {
-    const len = Number(m);
-    mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  } else {
-    mask = parseIpv4(m);
+  const len = prefixLength(m);
+  if (len !== undefined) mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  else {
+    mask = parseDottedQuad(m);
     dottedMask = true;
   }
   if (mask === undefined) return undefined;
   return { addr: (addr & mask) >>> 0, mask, dottedMask };
+}
+
+/** A prefix length `/^\d{1,2}$/` up to 32, else undefined. */
+function prefixLength(m: string): number | undefined {
+  const n = m.length;
+  if (n < 1 || n > 2) return undefined;
+  const a = m.charCodeAt(0) - 0x30;
+  const b = n === 2 ? m.charCodeAt(1) - 0x30 : 0;
+  if (a < 0 || a > 9 || b < 0 || b > 9) return undefined;
+  const len = n === 2 ? a * 10 + b : a;
+  return len <= 32 ? len : undefined;
 }
 
 /** Options by canonical name; a second occurrence of a one-shot option is an error, as XTOPT_MAND/`flags` do. */
