@@ -30,7 +30,26 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/**
+ * A reader that went away (`ctsim ... | head`) ends the run quietly, as SIGPIPE ends a C program (Node ignores
+ * the signal, and the write error would otherwise surface as an unhandled 'error' event with a stack trace).
+ */
+function exitQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(141);
+      throw err;
+    });
+  }
+}
+
+let pipesWatched = false;
+
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  if (io === defaultIo && !pipesWatched) {
+    pipesWatched = true;
+    exitQuietlyOnClosedPipe();
+  }
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: "user" });

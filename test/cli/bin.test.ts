@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 
@@ -38,5 +38,18 @@ describe("bin/ctsim.js", () => {
     const r = run(["trace", "--host", "no-such.yaml", "--rules", "x", "--packets", "y"]);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("no-such.yaml: cannot open");
+  }, 30_000);
+
+  it("ends quietly with 141 when the reader of its output goes away (| head)", async () => {
+    const child = spawn(process.execPath, [BIN, "lint", "--help"], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.destroy(); // closed before the child writes anything: its first write fails with EPIPE
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((res) => child.once("exit", (c) => res(c)));
+    expect(stderr).toBe("");
+    expect(code).toBe(141);
   }, 30_000);
 });
