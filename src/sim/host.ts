@@ -130,6 +130,8 @@ export interface HostSimOptions {
    * (`report.events` stays empty), and journeys carry their input, fate and egress packet but no per-step
    * detail (hook labels, NAT steps, log lines, conntrack summary, a forwarded packet's route text). A forwarded
    * packet is copied once and that working copy rewritten in place (TTL, NAT, egress) instead of at every step.
+   * The report `receive` returns, and the input packet's journey in it, are reused by the next `receive`: read
+   * them before the next call.
    */
   readonly quiet?: boolean;
   /** ipsets by name (`-m set`). */
@@ -362,6 +364,57 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly quiet: boolean;
   private depth = 0;
   private index = 0;
+  /** Quiet runs: the report, and the input packet's journey, skb and flight, reused by every receive. */
+  private readonly quietReport: Mutable<PacketReport> = {
+    index: 0,
+    origin: undefined,
+    time: 0,
+    packets: SHARED_EMPTY,
+    trace: SHARED_EMPTY as TraceHit[],
+    egress: SHARED_EMPTY,
+    events: SHARED_EMPTY as CtEvent[],
+  };
+  private readonly quietJourney: Mutable<PacketJourney> = {
+    id: 0,
+    input: undefined as unknown as Packet,
+    inIface: undefined,
+    local: false,
+    hooks: SHARED_EMPTY,
+    ct: undefined,
+    nat: SHARED_EMPTY,
+    route: undefined,
+    fate: undefined,
+    out: undefined,
+    log: SHARED_EMPTY,
+  };
+  private readonly quietJourneys: PacketJourney[] = [this.quietJourney];
+  private readonly quietSkb: Skb = {
+    pkt: undefined as unknown as Packet,
+    mark: 0,
+    nfTrace: false,
+    ct: undefined,
+    ctinfo: undefined,
+    untracked: false,
+    ctReason: undefined,
+    ctTemplate: undefined,
+    sk: undefined,
+    priority: 0,
+    inIface: undefined,
+    outIface: undefined,
+    local: false,
+    owner: undefined,
+    pktType: "host",
+  };
+  private readonly quietFlight: Flight = {
+    skb: this.quietSkb,
+    journey: this.quietJourney,
+    link: undefined,
+    ownsCt: false,
+    rt: undefined,
+    forwarded: false,
+    own: undefined,
+    ownL4: undefined,
+  };
 
   constructor(opts: HostSimOptions) {
     this.kernel = opts.kernel ?? DEFAULT_KERNEL;
@@ -546,16 +599,26 @@ export class HostSim implements HostServices, NatTargetHost {
     const time = opts.time ?? pkt.tsSec + pkt.tsNsec / 1e9;
     if (time > this.now) this.now = time;
     this.conntrack.advance(this.now);
-    const report: PacketReport = {
-      index: this.index++,
-      origin: pkt.origin,
-      time: this.now,
-      packets: SHARED_EMPTY,
-      // Quiet runs record neither TRACE hits nor events: one shared frozen empty array each, not two per packet.
-      trace: this.quiet ? (SHARED_EMPTY as TraceHit[]) : [],
-      egress: SHARED_EMPTY,
-      events: this.quiet ? (SHARED_EMPTY as CtEvent[]) : this.conntrack.takeEvents(),
-    };
+    let report: Mutable<PacketReport>;
+    if (this.quiet) {
+      // Quiet runs reuse one report (see the option): it records neither TRACE hits nor events.
+      report = this.quietReport;
+      report.index = this.index++;
+      report.origin = pkt.origin;
+      report.time = this.now;
+      report.packets = SHARED_EMPTY;
+      report.egress = SHARED_EMPTY;
+    } else {
+      report = {
+        index: this.index++,
+        origin: pkt.origin,
+        time: this.now,
+        packets: SHARED_EMPTY,
+        trace: [],
+        egress: SHARED_EMPTY,
+        events: this.conntrack.takeEvents(),
+      };
+    }
     this.report = report;
     this.depth = 0;
     if (pkt.direction === "Out") {
@@ -585,7 +648,7 @@ export class HostSim implements HostServices, NatTargetHost {
               : `${pkt.origin ?? "packet"}: interface "${iface}" is not in the host file`,
         });
       }
-      const st = this.newFlight(pkt, iface, false);
+      const st = this.quiet ? this.quietInputFlight(pkt, iface) : this.newFlight(pkt, iface, false);
       if (this.quiet && opts.consume === true) {
         st.own = pkt;
         st.ownL4 = pkt.l4;
@@ -674,6 +737,47 @@ export class HostSim implements HostServices, NatTargetHost {
   }
   private noteLog(st: Flight, line: string): void {
     if (!this.quiet) st.journey.log.push(line);
+  }
+
+  /**
+   * A quiet run's input packet (received on `inIface`): the journey, skb and flight objects of the previous input
+   * packet, every field set again as newJourney and newFlight set them (no allocation per packet).
+   */
+  private quietInputFlight(pkt: Packet, inIface: string): Flight {
+    const report = this.report as Mutable<PacketReport>;
+    const j = this.quietJourney;
+    j.input = pkt;
+    j.inIface = inIface;
+    j.ct = undefined;
+    j.route = undefined;
+    j.fate = undefined;
+    j.out = undefined;
+    this.quietJourneys.length = 1;
+    report.packets = this.quietJourneys;
+    const skb = this.quietSkb;
+    skb.pkt = pkt;
+    skb.mark = 0;
+    skb.nfTrace = this.traceByDefault;
+    skb.ct = undefined;
+    skb.ctinfo = undefined;
+    skb.untracked = false;
+    skb.ctReason = undefined;
+    skb.ctTemplate = undefined;
+    skb.sk = undefined;
+    skb.priority = 0;
+    skb.inIface = inIface;
+    skb.outIface = undefined;
+    skb.local = false;
+    skb.owner = undefined;
+    skb.pktType = "host";
+    const st = this.quietFlight;
+    st.link = undefined;
+    st.ownsCt = false;
+    st.rt = undefined;
+    st.forwarded = false;
+    st.own = undefined;
+    st.ownL4 = undefined;
+    return st;
   }
 
   private newFlight(

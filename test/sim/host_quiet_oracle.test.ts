@@ -1,5 +1,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadRuleset } from "../../src/netfilter/parse_script";
+import { HostSim } from "../../src/sim/host";
 import { simulateScenario } from "../../src/sim/scenario";
 import { simInput } from "../oracle/compare";
 import { SCENARIO_ROOT, listScenarios, loadScenario } from "../oracle/scenario";
@@ -27,4 +29,23 @@ describe("HostSim quiet mode over the oracle scenarios", () => {
       }
     });
   }
+});
+
+describe("HostSim quiet mode reuses its report", () => {
+  it("returns one report object, describing the latest packet each time", () => {
+    const input = simInput(loadScenario(join(SCENARIO_ROOT, listScenarios()[0])));
+    const loaded = loadRuleset(input.rulesText, { file: input.rulesFile });
+    const sim = new HostSim({ host: input.host, ruleset: loaded.ruleset, sysctl: input.sysctl, quiet: true });
+    const [a, b] = [input.packets[0], input.packets[1] ?? input.packets[0]];
+    const r1 = sim.receive(structuredClone(a), { time: 1 });
+    const fate1 = r1.packets[0].fate;
+    const r2 = sim.receive(structuredClone(b), { time: 2 });
+    expect(r2, "the same object").toBe(r1);
+    expect(r2.index).toBe(1);
+    expect(r2.time).toBe(2);
+    expect(r2.packets[0].id).toBe(0);
+    expect(r2.packets[0].input.ip.src).toBe(b.ip.src);
+    expect(r2.packets[0].fate, "a fate of its own").toBeDefined();
+    expect(fate1).toBeDefined();
+  });
 });
