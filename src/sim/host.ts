@@ -752,7 +752,7 @@ export class HostSim implements HostServices, NatTargetHost {
     j.route = undefined;
     j.fate = undefined;
     j.out = undefined;
-    this.quietJourneys.length = 1;
+    if (this.quietJourneys.length !== 1) this.quietJourneys.length = 1; // a generated packet's journey was added
     report.packets = this.quietJourneys;
     const skb = this.quietSkb;
     skb.pkt = pkt;
