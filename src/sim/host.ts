@@ -364,7 +364,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly quiet: boolean;
   private depth = 0;
   private index = 0;
-  /** Quiet runs: the report, and the input packet's journey, skb and flight, reused by every receive. */
+  /** Quiet runs: the report, the input packet's journey, skb and flight, and its egress entry, reused by every receive. */
   private readonly quietReport: Mutable<PacketReport> = {
     index: 0,
     origin: undefined,
@@ -388,6 +388,12 @@ export class HostSim implements HostServices, NatTargetHost {
     log: SHARED_EMPTY,
   };
   private readonly quietJourneys: PacketJourney[] = [this.quietJourney];
+  private readonly quietEgress: Mutable<PacketReport["egress"][number]> = {
+    iface: "",
+    packet: undefined as unknown as Packet,
+    packetId: 0,
+  };
+  private readonly quietEgressList: PacketReport["egress"] = [this.quietEgress];
   private readonly quietSkb: Skb = {
     pkt: undefined as unknown as Packet,
     mark: 0,
@@ -1373,6 +1379,16 @@ export class HostSim implements HostServices, NatTargetHost {
     if (fate === undefined) this.leftFates.set(out, (fate = Object.freeze({ kind: "left", iface: out })));
     st.journey.fate = fate;
     const report = this.report!;
+    if (st === this.quietFlight && report.egress.length === 0) {
+      // A quiet run's input packet leaving: the reused entry and list (see quietInputFlight).
+      const e = this.quietEgress;
+      e.iface = out;
+      e.packet = pkt;
+      e.packetId = st.journey.id;
+      if (this.quietEgressList.length !== 1) this.quietEgressList.length = 1;
+      (report as Mutable<PacketReport>).egress = this.quietEgressList;
+      return;
+    }
     const e = { iface: out, packet: pkt, packetId: st.journey.id };
     if (report.egress.length === 0) (report as Mutable<PacketReport>).egress = [e];
     else report.egress.push(e);

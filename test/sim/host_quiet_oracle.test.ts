@@ -47,5 +47,8 @@ describe("HostSim quiet mode reuses its report", () => {
     expect(r2.packets[0].input.ip.src).toBe(b.ip.src);
     expect(r2.packets[0].fate, "a fate of its own").toBeDefined();
     expect(fate1).toBeDefined();
+    // Egress entries describe this packet's own departure (or there are none).
+    for (const e of r2.egress) if (e.packetId === 0) expect(e.packet).toBe(r2.packets[0].out);
+    if (r2.packets[0].fate?.kind === "left") expect(r2.egress.length).toBeGreaterThan(0);
   });
 });
