@@ -678,6 +678,11 @@ export interface NatHookState {
    * nf_nat_packet then rewrites it in place and the result says `rewritten`. ICMP error translation copies.
    */
   readonly writable?: PacketWritable;
+  /**
+   * Where to write the result instead of allocating one: the caller reads it before its next call with this
+   * state (HostSim keeps one state per nesting depth). Without it every call returns a fresh object.
+   */
+  readonly result?: { -readonly [K in keyof NatHookResult]: NatHookResult[K] };
 }
 
 export interface NatHookResult {
@@ -690,9 +695,21 @@ export interface NatHookResult {
   readonly rewritten?: boolean;
 }
 
-/** A hook result with every field (one hidden class for the caller's reads). */
-function natResult(verdict: number, pkt: Packet, rewritten = false, reason?: string): NatHookResult {
-  return { verdict, pkt, reason, rewritten };
+/** A hook result with every field (one hidden class for the caller's reads), in `state.result` when given. */
+function natResult(
+  state: NatHookState,
+  verdict: number,
+  pkt: Packet,
+  rewritten = false,
+  reason?: string,
+): NatHookResult {
+  const r = state.result;
+  if (r === undefined) return { verdict, pkt, reason, rewritten };
+  r.verdict = verdict;
+  r.pkt = pkt;
+  r.reason = reason;
+  r.rewritten = rewritten;
+  return r;
 }
 
 /** nf_nat_oif_changed(): a MASQUERADEd connection's original-direction packet leaving by another interface. */
@@ -708,9 +725,15 @@ function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn
 }
 
 /** The nf_nat_oif_changed drop: the entry is killed (nf_ct_kill_acct). Module level: no per-call closure. */
-function oifChanged(nat: NatState, ct: NfConn, pkt: Packet): NatHookResult {
+function oifChanged(nat: NatState, ct: NfConn, pkt: Packet, state: NatHookState): NatHookResult {
   nat.conntrack.kill(ct);
-  return natResult(NF_DROP, pkt, false, "nf_nat_oif_changed: masqueraded connection changed interface");
+  return natResult(
+    state,
+    NF_DROP,
+    pkt,
+    false,
+    "nf_nat_oif_changed: masqueraded connection changed interface",
+  );
 }
 
 /**
@@ -726,32 +749,32 @@ export function nfNatInetFn(
   state: NatHookState,
   now: Seconds,
 ): NatHookResult {
-  if (!ct || ctinfo === undefined) return natResult(NF_ACCEPT, pkt);
+  if (!ct || ctinfo === undefined) return natResult(state, NF_ACCEPT, pkt);
   const maniptype = hook2manip(state.hook);
   if (ctinfo === IP_CT_RELATED || ctinfo === IP_CT_RELATED_REPLY || ctinfo === IP_CT_NEW) {
     if (!nfNatInitialized(ct, maniptype)) {
       let bound = false;
       if (state.runChains) {
         const ret = state.runChains(pkt, ct, ctinfo, state.hook);
-        if (ret !== NF_ACCEPT) return natResult(ret, pkt, false, "nat table verdict");
+        if (ret !== NF_ACCEPT) return natResult(state, ret, pkt, false, "nat table verdict");
         bound = nfNatInitialized(ct, maniptype);
       }
       if (!bound) {
         const ret = nfNatAllocNullBinding(nat, ct, state.hook, now);
-        if (ret !== NF_ACCEPT) return natResult(ret, pkt, false, "nf_nat_alloc_null_binding");
+        if (ret !== NF_ACCEPT) return natResult(state, ret, pkt, false, "nf_nat_alloc_null_binding");
       }
     } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
-      return oifChanged(nat, ct, pkt);
+      return oifChanged(nat, ct, pkt, state);
     }
   } else if (nfNatOifChanged(nat, state.hook, ctinfo, ct, state.out)) {
-    return oifChanged(nat, ct, pkt);
+    return oifChanged(nat, ct, pkt, state);
   }
   const writable = state.writable ?? 0;
   if (writable !== 0 && nfNatPacketApplies(ct, ctinfo, state.hook)) {
     const out = nfNatPacket(ct, ctinfo, state.hook, pkt, writable);
-    return natResult(NF_ACCEPT, out, out === pkt);
+    return natResult(state, NF_ACCEPT, out, out === pkt);
   }
-  return natResult(NF_ACCEPT, nfNatPacket(ct, ctinfo, state.hook, pkt));
+  return natResult(state, NF_ACCEPT, nfNatPacket(ct, ctinfo, state.hook, pkt));
 }
 
 /**
@@ -767,11 +790,11 @@ export function nfNatIpv4Fn(
   state: NatHookState,
   now: Seconds,
 ): NatHookResult {
-  if (!ct || ctinfo === undefined) return natResult(NF_ACCEPT, pkt);
+  if (!ct || ctinfo === undefined) return natResult(state, NF_ACCEPT, pkt);
   if ((ctinfo === IP_CT_RELATED || ctinfo === IP_CT_RELATED_REPLY) && pkt.ip.protocol === IPPROTO_ICMP) {
     const out = nfNatIcmpReplyTranslation(ct, ctinfo, state.hook, pkt);
-    if (!out) return natResult(NF_DROP, pkt, false, "nf_nat_icmp_reply_translation failed");
-    return natResult(NF_ACCEPT, out);
+    if (!out) return natResult(state, NF_DROP, pkt, false, "nf_nat_icmp_reply_translation failed");
+    return natResult(state, NF_ACCEPT, out);
   }
   return nfNatInetFn(nat, ct, ctinfo, pkt, state, now);
 }

@@ -212,6 +212,8 @@ interface NatCall {
     out: string | undefined;
     runChains: NatChainRunner;
     writable: PacketWritable;
+    /** nf_nat_ipv4_fn writes its result here (read at once, before this depth's next call). */
+    result: { verdict: number; pkt: Packet; reason: string | undefined; rewritten: boolean | undefined };
   };
 }
 
@@ -1046,7 +1048,13 @@ export class HostSim implements HostServices, NatTargetHost {
       table: undefined,
       ran: false,
       decided: undefined,
-      state: { hook: 0, out: undefined, runChains: this.natRunChains, writable: 0 },
+      state: {
+        hook: 0,
+        out: undefined,
+        runChains: this.natRunChains,
+        writable: 0,
+        result: { verdict: 0, pkt: undefined as unknown as Packet, reason: undefined, rewritten: false },
+      },
     });
     call.st = st;
     call.hook = hook;

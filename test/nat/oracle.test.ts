@@ -9,7 +9,7 @@ import { NF_ACCEPT, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING } from "../../src/
 import { inPrefix, parseIpv4Prefix } from "../../src/wire/addr";
 import { parseTcpdumpText } from "../../src/wire/text";
 import type { Packet } from "../../src/wire/packet";
-import { NatState, nfNatIpv4Fn } from "../../src/nat/nf_nat_core";
+import { type NatHookState, NatState, nfNatIpv4Fn } from "../../src/nat/nf_nat_core";
 import type { NatIface } from "../../src/nat/nf_nat_masquerade";
 import { nfNatMasqueradeIpv4 } from "../../src/nat/nf_nat_masquerade";
 import { nfNatRange } from "../../src/nat/types";
@@ -103,5 +103,34 @@ describe.each([
       const got = ct.list(now).map((c) => maskTimer(formatConntrackEntry(c, now, { extended: true })));
       expect(got, `packet ${i}: conntrack -L`).toEqual(rp.conntrack.map(maskTimer));
     });
+  });
+});
+
+describe("nf_nat_ipv4_fn with a result object in its state", () => {
+  it("writes its result there (the same object every call) and decides as without it", () => {
+    const rec: Recording = JSON.parse(
+      readFileSync(new URL(`../oracle/recordings/08-udp-masquerade.json`, import.meta.url), "utf8"),
+    );
+    const run = (withResult: boolean) => {
+      const ct = new Conntrack({ kernel: "6.18" });
+      const nat = new NatState({ conntrack: ct, prng: new Prng(1) });
+      const result = { verdict: -1, pkt: undefined as never, reason: undefined, rewritten: undefined };
+      return rec.packets.map((rp, i) => {
+        const pkt = parseTcpdumpText(rp.input.text).packets[0];
+        const now = 100 + i * 0.15;
+        const r = ct.in(pkt, NF_INET_PRE_ROUTING, now);
+        const state: NatHookState = {
+          hook: NF_INET_POST_ROUTING,
+          out: eth1.name,
+          runChains: () => nfNatMasqueradeIpv4(nat, r.ct!, nfNatRange(), eth1, 0, now),
+          ...(withResult ? { result } : {}),
+        };
+        const post = nfNatIpv4Fn(nat, r.ct, r.ctinfo, pkt, state, now);
+        if (withResult) expect(post, `packet ${i}: the state's result object`).toBe(result);
+        if (r.ct) ct.confirm(r.ct, now, r.ctinfo);
+        return { verdict: post.verdict, flows: flowsOf(post.pkt) };
+      });
+    };
+    expect(run(true)).toEqual(run(false));
   });
 });
