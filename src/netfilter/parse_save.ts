@@ -935,6 +935,16 @@ export class RulesetBuilder {
     return out;
   }
 
+  /** `-s ! ADDR`, `--dport ! P`: accepted with a warning, as iptables 1.8 still does. */
+  private warnOldInvert(option: string, line: LineInfo, column: number): void {
+    this.warn(
+      "IPT_DEPRECATED_SYNTAX",
+      `"${option} ! value" is pre-1.4 syntax; write "! ${option} value"`,
+      line,
+      column,
+    );
+  }
+
   /** Parses a rule specification (`tokens[start...]`, after `-A CHAIN`). Records errors; undefined on failure. */
   parseRuleSpec(
     tableName: TableName,
@@ -991,12 +1001,7 @@ export class RulesetBuilder {
     else {
       value = tokens[++i];
       if (value && value.text === "!" && "sdiop".includes(letter)) {
-        this.warn(
-          "IPT_DEPRECATED_SYNTAX",
-          `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
-          line,
-          value.column,
-        );
+        this.warnOldInvert(t, line, value.column);
         valueInvert = true;
         value = tokens[++i];
       }
@@ -1244,12 +1249,7 @@ export class RulesetBuilder {
     for (let k = 0; k < opt.nargs; k++) {
       let v = tokens[i + 1];
       if (v && v.text === "!" && k === 0 && opt.invert) {
-        this.warn(
-          "IPT_DEPRECATED_SYNTAX",
-          `"${t} ! value" is pre-1.4 syntax; write "! ${t} value"`,
-          line,
-          v.column,
-        );
+        this.warnOldInvert(t, line, v.column);
         optInvert = true;
         i++;
         v = tokens[i + 1];

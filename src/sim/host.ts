@@ -183,6 +183,67 @@ const ZERO_MAC = "00:00:00:00:00:00";
 const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
 
 /**
+ * The objects of a packet in flight, with every field the datapath may set present from the start (undefined
+ * until set): each kind then keeps one hidden class with all properties in-object instead of growing a property
+ * store as they are assigned. Quiet runs make one set for all input packets and reset it (quietInputFlight).
+ */
+function newSkb(pkt: Packet, inIface: string | undefined, local: boolean, nfTrace: boolean): Skb {
+  return {
+    pkt,
+    mark: 0,
+    nfTrace,
+    ct: undefined,
+    ctinfo: undefined,
+    untracked: false,
+    ctReason: undefined,
+    ctTemplate: undefined,
+    sk: undefined,
+    priority: 0,
+    inIface,
+    outIface: undefined,
+    local,
+    owner: undefined,
+    pktType: "host",
+  };
+}
+
+/** An input packet's journey (see newSkb); quiet runs record no per-step lists. */
+function newInputJourney(
+  id: number,
+  pkt: Packet,
+  inIface: string | undefined,
+  local: boolean,
+  quiet: boolean,
+): Mutable<PacketJourney> {
+  return {
+    id,
+    input: pkt,
+    inIface,
+    local,
+    hooks: quiet ? SHARED_EMPTY : [],
+    ct: undefined,
+    nat: quiet ? SHARED_EMPTY : [],
+    route: undefined,
+    fate: undefined,
+    out: undefined,
+    log: quiet ? SHARED_EMPTY : [],
+  };
+}
+
+function newFlightOf(skb: Skb, journey: PacketJourney): Flight {
+  return {
+    skb,
+    journey,
+    link: undefined,
+    ownsCt: false,
+    rt: undefined,
+    forwarded: false,
+    own: undefined,
+    ownL4: undefined,
+  };
+}
+
+/**
  * A HOOK_ORDER entry of HostSim's plan, in one object shape for every kind (so the per-packet dispatch reads
  * `kind` from a single hidden class): table entries carry their compiled table and their journey labels.
  */
@@ -376,19 +437,7 @@ export class HostSim implements HostServices, NatTargetHost {
     egress: SHARED_EMPTY,
     events: SHARED_EMPTY as CtEvent[],
   };
-  private readonly quietJourney: Mutable<PacketJourney> = {
-    id: 0,
-    input: undefined as unknown as Packet,
-    inIface: undefined,
-    local: false,
-    hooks: SHARED_EMPTY,
-    ct: undefined,
-    nat: SHARED_EMPTY,
-    route: undefined,
-    fate: undefined,
-    out: undefined,
-    log: SHARED_EMPTY,
-  };
+  private readonly quietJourney = newInputJourney(0, undefined as unknown as Packet, undefined, false, true);
   private readonly quietJourneys: PacketJourney[] = [this.quietJourney];
   private readonly quietEgress: Mutable<PacketReport["egress"][number]> = {
     iface: "",
@@ -396,33 +445,8 @@ export class HostSim implements HostServices, NatTargetHost {
     packetId: 0,
   };
   private readonly quietEgressList: PacketReport["egress"] = [this.quietEgress];
-  private readonly quietSkb: Skb = {
-    pkt: undefined as unknown as Packet,
-    mark: 0,
-    nfTrace: false,
-    ct: undefined,
-    ctinfo: undefined,
-    untracked: false,
-    ctReason: undefined,
-    ctTemplate: undefined,
-    sk: undefined,
-    priority: 0,
-    inIface: undefined,
-    outIface: undefined,
-    local: false,
-    owner: undefined,
-    pktType: "host",
-  };
-  private readonly quietFlight: Flight = {
-    skb: this.quietSkb,
-    journey: this.quietJourney,
-    link: undefined,
-    ownsCt: false,
-    rt: undefined,
-    forwarded: false,
-    own: undefined,
-    ownL4: undefined,
-  };
+  private readonly quietSkb = newSkb(undefined as unknown as Packet, undefined, false, false);
+  private readonly quietFlight = newFlightOf(this.quietSkb, this.quietJourney);
 
   constructor(opts: HostSimOptions) {
     this.kernel = opts.kernel ?? DEFAULT_KERNEL;
@@ -705,19 +729,7 @@ export class HostSim implements HostServices, NatTargetHost {
     // a generated packet's (rare) adds its cause and parent through spreads.
     const j: PacketJourney =
       cause === undefined && parent === undefined
-        ? {
-            id: report.packets.length,
-            input: pkt,
-            inIface,
-            local,
-            hooks: this.quiet ? SHARED_EMPTY : [],
-            ct: undefined,
-            nat: this.quiet ? SHARED_EMPTY : [],
-            route: undefined,
-            fate: undefined,
-            out: undefined,
-            log: this.quiet ? SHARED_EMPTY : [],
-          }
+        ? newInputJourney(report.packets.length, pkt, inIface, local, this.quiet)
         : {
             id: report.packets.length,
             ...(cause ? { cause } : {}),
@@ -796,35 +808,7 @@ export class HostSim implements HostServices, NatTargetHost {
     parent?: number,
   ): Flight {
     const journey = this.newJourney(pkt, inIface, local, cause, parent);
-    // Every field the datapath may set is present from the start (undefined until set): objects then keep one
-    // hidden class with all properties in-object instead of growing a property store as they are assigned.
-    const skb: Skb = {
-      pkt,
-      mark: 0,
-      nfTrace: this.traceByDefault,
-      ct: undefined,
-      ctinfo: undefined,
-      untracked: false,
-      ctReason: undefined,
-      ctTemplate: undefined,
-      sk: undefined,
-      priority: 0,
-      inIface,
-      outIface: undefined,
-      local,
-      owner: undefined,
-      pktType: "host",
-    };
-    return {
-      skb,
-      journey,
-      link: undefined,
-      ownsCt: false,
-      rt: undefined,
-      forwarded: false,
-      own: undefined,
-      ownL4: undefined,
-    };
+    return newFlightOf(newSkb(pkt, inIface, local, this.traceByDefault), journey);
   }
 
   private nextIpId(): number {

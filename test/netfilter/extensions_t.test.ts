@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseSave } from "../../src/netfilter/parse_save";
 import { formatRuleSpec } from "../../src/netfilter/save";
-import { type Case, extensionsTFiles, readCases } from "./extensions_t_cases";
+import { type Case, extensionsTFiles, readCases, extensionsTEnv } from "./extensions_t_cases";
 
 const KNOWN = join(__dirname, "extensions_t.known-failures.txt");
 
@@ -17,12 +17,7 @@ function run(c: Case): string | undefined {
   const text = `*${c.table}\n-A ${c.chain} ${c.rule}\nCOMMIT\n`;
   const r = parseSave(text, {
     file: c.file,
-    env: {
-      users: new Map([["root", 0]]),
-      groups: new Map([["root", 0]]),
-      ipsets: new Set(),
-      nfacct: new Set(["test"]),
-    },
+    env: extensionsTEnv(),
   });
   if (!c.ok) return r.errors.length > 0 ? undefined : "accepted, want refused";
   if (r.errors.length > 0) return `refused: ${r.errors[0].message}`;

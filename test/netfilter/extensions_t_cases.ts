@@ -4,6 +4,7 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import type { LoadEnvironment } from "../../src/netfilter/registry";
 import type { TableName } from "../../src/netfilter/ruleset";
 
 export const EXTENSIONS_T_DIR = join(__dirname, "../fixtures/iptables/extensions-t");
@@ -16,6 +17,16 @@ export interface Case {
   rule: string;
   expected: string;
   ok: boolean;
+}
+
+/** The load environment the .t tables assume: root only, no ipsets, one nfacct object "test". */
+export function extensionsTEnv(): LoadEnvironment {
+  return {
+    users: new Map([["root", 0]]),
+    groups: new Map([["root", 0]]),
+    ipsets: new Set(),
+    nfacct: new Set(["test"]),
+  };
 }
 
 /** The .t files, sorted. */

@@ -9,7 +9,7 @@
 import { setFlagsFromString } from "node:v8";
 import { describe, expect, it } from "vitest";
 import { parseSave } from "../../src/netfilter/parse_save";
-import { extensionsTFiles, readCases } from "./extensions_t_cases";
+import { extensionsTFiles, readCases, extensionsTEnv } from "./extensions_t_cases";
 
 setFlagsFromString("--allow-natives-syntax");
 const haveSameMap = new Function("a", "b", "return %HaveSameMap(a, b)") as (a: object, b: object) => boolean;
@@ -48,12 +48,7 @@ describe("parsed options share hidden classes", () => {
         const lines = Array.from({ length: COPIES }, () => `-A ${c.chain} ${c.rule}`);
         const r = parseSave(`*${c.table}\n${lines.join("\n")}\nCOMMIT\n`, {
           file: c.file,
-          env: {
-            users: new Map([["root", 0]]),
-            groups: new Map([["root", 0]]),
-            ipsets: new Set(),
-            nfacct: new Set(["test"]),
-          },
+          env: extensionsTEnv(),
         });
         if (r.errors.length > 0) continue; // the syntax test reports these
         for (const rule of r.ruleset.tables.get(c.table)!.chains.get(c.chain)!.rules) {
