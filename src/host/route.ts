@@ -192,7 +192,6 @@ export class Fib {
     return this.localAddrs.get(addr);
   }
 
-  /** fib_rules_lookup + fib_table_lookup. */
   /**
    * The route to `dst` when it depends on the destination alone (no policy rules beyond the default ones), else
    * undefined: the caller then asks `lookup` with the whole flow. Spares the per-packet flow object.
@@ -203,6 +202,7 @@ export class Fib {
     return (e.route ??= this.walk({ dst }));
   }
 
+  /** fib_rules_lookup + fib_table_lookup. */
   lookup(flow: FlowKey): FibResult {
     if (!this.routeByDst || flow.oif !== undefined) return this.walk(flow);
     // Only the default rules (local, main, default): the result depends on the destination alone.
