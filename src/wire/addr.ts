@@ -4,18 +4,28 @@ export function formatIpv4(addr: number): string {
   return `${addr >>> 24}.${(addr >>> 16) & 0xff}.${(addr >>> 8) & 0xff}.${addr & 0xff}`;
 }
 
-/** Parses a dotted quad; returns undefined when the text is not exactly four decimal octets 0..255. */
+/**
+ * Parses a dotted quad; returns undefined when the text is not exactly four decimal octets 0..255 of 1 to 3
+ * digits (leading zeros allowed). Read code unit by code unit, without split or regular expressions: the rule
+ * loader calls it for every address of a rule set, mostly before V8 has optimized it.
+ */
 export function parseIpv4(text: string): number | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
   let value = 0;
-  for (const part of parts) {
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const octet = Number(part);
-    if (octet > 255) return undefined;
-    value = value * 256 + octet;
+  let dots = 0;
+  let digits = 0;
+  let octet = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e /* . */) {
+      if (digits === 0 || octet > 255 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      digits = 0;
+      octet = 0;
+    } else if (c >= 0x30 && c <= 0x39 && ++digits <= 3) octet = octet * 10 + (c - 0x30);
+    else return undefined;
   }
-  return value >>> 0;
+  if (dots !== 3 || digits === 0 || octet > 255) return undefined;
+  return (value * 256 + octet) >>> 0;
 }
 
 export interface Ipv4Prefix {

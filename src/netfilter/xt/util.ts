@@ -7,7 +7,7 @@
  * in addresses are refused), IPv6 addresses.
  */
 
-import { formatIpv4 } from "../../wire/addr";
+import { formatIpv4, parseIpv4 } from "../../wire/addr";
 import type { Diagnostic } from "../../errors";
 import type { XtOption, XtParseContext } from "../registry";
 
@@ -45,29 +45,6 @@ function allDigits(text: string, from: number, last: number): boolean {
     if (c < 0x30 || c > last) return false;
   }
   return true;
-}
-
-/**
- * parseIpv4 of src/wire/addr.ts code unit by code unit (no split, no regular expression): exactly four
- * dot-separated decimal octets of 1 to 3 digits, each at most 255 (leading zeros allowed); undefined otherwise.
- */
-export function parseDottedQuad(text: string): number | undefined {
-  let value = 0;
-  let dots = 0;
-  let digits = 0;
-  let octet = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x2e /* . */) {
-      if (digits === 0 || octet > 255 || ++dots > 3) return undefined;
-      value = value * 256 + octet;
-      digits = 0;
-      octet = 0;
-    } else if (c >= 0x30 && c <= 0x39 && ++digits <= 3) octet = octet * 10 + (c - 0x30);
-    else return undefined;
-  }
-  if (dots !== 3 || digits === 0 || octet > 255) return undefined;
-  return (value * 256 + octet) >>> 0;
 }
 
 /** The few /etc/services names rule sets use (tcp/udp share numbers). */
@@ -177,7 +154,7 @@ export function maskToLen(mask: number): number | undefined {
 /** `a.b.c.d[/len|/mask]` -> pre-masked address and mask. */
 export function parseAddrMask(text: string): { addr: number; mask: number; dottedMask: boolean } | undefined {
   const slash = text.indexOf("/");
-  const addr = parseDottedQuad(slash < 0 ? text : text.slice(0, slash));
+  const addr = parseIpv4(slash < 0 ? text : text.slice(0, slash));
   if (addr === undefined) return undefined;
   if (slash < 0) return { addr, mask: 0xffffffff, dottedMask: false };
   const m = text.slice(slash + 1);
@@ -186,7 +163,7 @@ export function parseAddrMask(text: string): { addr: number; mask: number; dotte
   const len = prefixLength(m);
   if (len !== undefined) mask = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
   else {
-    mask = parseDottedQuad(m);
+    mask = parseIpv4(m);
     dottedMask = true;
   }
   if (mask === undefined) return undefined;

@@ -12,12 +12,12 @@
  * Left out on purpose: IPv6 ranges, multiple --to ranges (gone since 2.6.11).
  */
 
-import { formatIpv4 } from "../../wire/addr";
+import { formatIpv4, parseIpv4 } from "../../wire/addr";
 import type { Diagnostic } from "../../errors";
 import type { TargetDescriptor, XtOption, XtParseContext } from "../registry";
 import type { Hook } from "../ruleset";
 import type { Skb, TargetVerdict, XtActionParam } from "../skb";
-import { PORT_PROTOCOLS, SERVICES, collect, parseDottedQuad, parseUint } from "./util";
+import { PORT_PROTOCOLS, SERVICES, collect, parseUint } from "./util";
 import type { NfHook } from "../../conntrack/types";
 import {
   IP_CT_NEW,
@@ -111,8 +111,8 @@ function parseTo(o: XtOption, ctx: XtParseContext): Partial<NatRange> | Diagnost
   const out: { addrs?: NatRange["addrs"]; ports?: NatRange["ports"]; base?: number } = {};
   if (addrPart !== "") {
     const dash = addrPart.indexOf("-");
-    const min = parseDottedQuad(dash < 0 ? addrPart : addrPart.slice(0, dash));
-    const max = dash < 0 ? min : parseDottedQuad(addrPart.slice(dash + 1));
+    const min = parseIpv4(dash < 0 ? addrPart : addrPart.slice(0, dash));
+    const max = dash < 0 ? min : parseIpv4(addrPart.slice(dash + 1));
     if (min === undefined || max === undefined) return ctx.fail(`bad IP address "${addrPart}"`, o);
     if (min > max) return ctx.fail(`bad IP range "${addrPart}" (first address above the last)`, o);
     out.addrs = { min, max };
