@@ -418,6 +418,8 @@ export interface DoTableContext {
   readonly ruleState: Map<object, unknown>;
   /** Called for every matched entry while skb.nfTrace is set, before its target runs. */
   trace?(point: TracePoint, skb: Skb, hook: Hook): void;
+  /** When present, counts those entries (the TRACE lines the kernel would print), with or without `trace`. */
+  traceHits?: number;
 }
 
 export interface DoTableResult {
@@ -543,7 +545,7 @@ function traverse(
       const tail = chain.tail;
       tail.packets++;
       tail.bytes += len;
-      if (skb.nfTrace && ctx.trace) ctx.trace(tail.trace, skb, hook);
+      if (skb.nfTrace) traced(ctx, tail.trace, skb, hook);
       if (tail.step.kind === "verdict")
         return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
       // Otherwise the implicit RETURN of a user chain (below).
@@ -583,7 +585,7 @@ function traverse(
       }
       cr.packets++;
       cr.bytes += len;
-      if (skb.nfTrace && ctx.trace) ctx.trace(cr.trace, skb, hook);
+      if (skb.nfTrace) traced(ctx, cr.trace, skb, hook);
       const step = cr.step;
       if (step.kind === "none") {
         i++;
@@ -627,6 +629,12 @@ function traverse(
   }
 }
 
+/** A matched entry while skb.nfTrace is set: counted, and handed to the context's trace callback. */
+function traced(ctx: DoTableContext, point: TracePoint, skb: Skb, hook: Hook): void {
+  if (ctx.traceHits !== undefined) ctx.traceHits++;
+  if (ctx.trace) ctx.trace(point, skb, hook);
+}
+
 /** RETURN with an empty stack: the kernel continues at the hook's underflow entry, the built-in policy. */
 function policyOf(
   start: CompiledChain,
@@ -638,7 +646,7 @@ function policyOf(
   const tail = start.tail;
   tail.packets++;
   tail.bytes += len;
-  if (skb.nfTrace && ctx.trace) ctx.trace(tail.trace, skb, hook);
+  if (skb.nfTrace) traced(ctx, tail.trace, skb, hook);
   const verdict = tail.step.kind === "verdict" ? tail.step.verdict : "ACCEPT";
   return verdict === tail.result?.verdict ? tail.result : { verdict, decidedBy: tail.trace };
 }

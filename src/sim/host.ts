@@ -384,8 +384,9 @@ export class HostSim implements HostServices, NatTargetHost {
   /** The packet whose tables are being traversed (nested for packets a target emits mid-traversal). */
   private curFlight?: Flight;
   /** One ipt_do_table context for every traversal (no per-packet closures); effects go to `curFlight`. */
-  private readonly tableCtx: DoTableContext & { now: number } = {
+  private readonly tableCtx: DoTableContext & { now: number; traceHits: number } = {
     now: 0,
+    traceHits: 0,
     host: this,
     ruleState: this.ruleState,
     effects: {
@@ -423,7 +424,9 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly leftFates = new Map<string, Fate>();
   private report?: PacketReport;
   /** TRACE hits so far (every packet's, records built or not). */
-  traceHits = 0;
+  get traceHits(): number {
+    return this.tableCtx.traceHits;
+  }
   private readonly quiet: boolean;
   private depth = 0;
   private index = 0;
@@ -503,6 +506,8 @@ export class HostSim implements HostServices, NatTargetHost {
     this.echoIgnoreAll = num("net.ipv4.icmp_echo_ignore_all", 0) !== 0;
 
     this.quiet = opts.quiet === true;
+    // Quiet runs only count TRACE hits (tableCtx.traceHits): no record, no callback per traced entry.
+    if (this.quiet) this.tableCtx.trace = undefined;
     this.conntrack = new Conntrack({ kernel: this.kernel, sysctl: ctSysctl, recordEvents: !this.quiet });
     this.nat = new NatState({ conntrack: this.conntrack, prng: this.prng, kernel: this.kernel });
 
@@ -840,8 +845,6 @@ export class HostSim implements HostServices, NatTargetHost {
   }
 
   private traceHit(point: TracePoint, skb: Skb, hook: Hook, st: Flight): void {
-    this.traceHits++;
-    if (this.quiet) return;
     // The line and verdict are formatted only when read (src/trace/records.ts).
     this.report!.trace.push(
       new TraceHitRecord(
