@@ -13,7 +13,6 @@
  * Leaves out on purpose: per-case experiment parameters (a case runs the file's experiment as written), the
  * model's failure reasons and attempt counts (only the table's rates can be checked).
  */
-import { posix } from "node:path";
 import type { Diagnostic } from "../errors";
 import { InputError } from "../errors";
 import { parseExperiment, runExperiment } from "../sim/net/experiment";
@@ -23,6 +22,7 @@ import type { CheckFile, ExperimentMode, Expectation, FailuresWant, Loc, Trend }
 import { EXPERIMENT_EXPECT_KEYS } from "./schema";
 import type { FieldDiff } from "./expect";
 import type { CheckEnv, PreparedSubject, SubjectKind } from "./run";
+import { readAt } from "./run";
 
 /** The allowed difference for `failures: RATE` without a tolerance: half the table's last digit (0.1%). */
 export const DEFAULT_TOLERANCE = 0.0005;
@@ -187,17 +187,7 @@ export const EXPERIMENT_SUBJECT: SubjectKind = {
         "CHECK_BAD_VALUE",
         "experiment: expected a file path (a ctsim run experiment file)",
       );
-    const path = posix.isAbsolute(key.value) ? key.value : posix.join(posix.dirname(check.file), key.value);
-    let text: string;
-    try {
-      text = env.readFile(path);
-    } catch (err) {
-      throw located(
-        key.loc,
-        "CHECK_READ",
-        `experiment: cannot read ${path}: ${(err as Error)?.message ?? String(err)}`,
-      );
-    }
+    const { path, text } = readAt(env, check, key, "experiment");
     const parsed = parseExperiment(text, path); // InputError at the experiment file's line
     if (!parsed)
       throw located(

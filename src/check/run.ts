@@ -107,7 +107,8 @@ function diagOf(err: unknown, fallback: Loc): Diagnostic {
   };
 }
 
-function readAt(
+/** Reads the file a check-file key names (`host:`, `topology:`, `experiment:`), relative to the check file. */
+export function readAt(
   env: CheckEnv,
   check: CheckFile,
   what: Located<unknown>,

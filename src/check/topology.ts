@@ -18,7 +18,6 @@
  * Leaves out on purpose: timing assertions (when a packet arrived), UDP sockets, expectations about device
  * flow tables (only Linux nodes have a conntrack entry to check).
  */
-import { posix } from "node:path";
 import type { Diagnostic } from "../errors";
 import { InputError } from "../errors";
 import type { Packet } from "../wire/packet";
@@ -37,6 +36,7 @@ import { compareExpectation, compareFields, comparePacketList, packetHas, show }
 import type { FateWord, LeftPacket, Observation } from "./subject";
 import { leftPacket, observeReport } from "./subject";
 import type { CheckEnv, PreparedSubject, SubjectKind } from "./run";
+import { readAt, resolveFrom } from "./run";
 
 /** What one case's run produced, indexed for the checks. */
 export interface NetRun {
@@ -493,19 +493,7 @@ export const TOPOLOGY_SUBJECT: SubjectKind = {
           `${k}: not with topology: (the topology file describes every node)`,
         );
     }
-    if (typeof key.value !== "string" || key.value === "")
-      throw located(key.loc, "CHECK_BAD_VALUE", "topology: expected a file path");
-    const path = posix.isAbsolute(key.value) ? key.value : posix.join(posix.dirname(check.file), key.value);
-    let text: string;
-    try {
-      text = env.readFile(path);
-    } catch (err) {
-      throw located(
-        key.loc,
-        "CHECK_READ",
-        `topology: cannot read ${path}: ${(err as Error)?.message ?? String(err)}`,
-      );
-    }
+    const { path, text } = readAt(env, check, key, "topology");
     const seedV = keys.get("seed")?.value;
     const untilK = keys.get("until");
     if (untilK && (typeof untilK.value !== "number" || untilK.value < 0))
@@ -514,7 +502,7 @@ export const TOPOLOGY_SUBJECT: SubjectKind = {
     const load = (): Topology =>
       loadTopology(text, {
         file: path,
-        readFile: (p) => env.readFile(posix.isAbsolute(p) ? p : posix.join(posix.dirname(path), p)),
+        readFile: (p) => env.readFile(resolveFrom(path, p)),
         ...(typeof seedV === "number" || typeof seedV === "string" ? { seed: seedV } : {}),
       });
     load(); // bad topology: an error of the file, not of every case
