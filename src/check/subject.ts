@@ -17,7 +17,7 @@
  * Leaves out on purpose: IPv6.
  */
 import type { Packet } from "../wire/packet";
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../wire/packet";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, l4ProtoName } from "../wire/packet";
 import { formatIpv4 } from "../wire/addr";
 import { formatTcpdump, formatTcpFlags } from "../wire/tcpdump_format";
 import type { Host } from "../host/types";
@@ -201,16 +201,7 @@ export function decidingHit(r: PacketReport): TraceHit | undefined {
 }
 
 function protoWord(p: Packet): string {
-  switch (p.ip.protocol) {
-    case IPPROTO_TCP:
-      return "tcp";
-    case IPPROTO_UDP:
-      return "udp";
-    case IPPROTO_ICMP:
-      return "icmp";
-    default:
-      return String(p.ip.protocol);
-  }
+  return l4ProtoName(p.ip.protocol) ?? String(p.ip.protocol);
 }
 
 export function leftPacket(iface: string, p: Packet): LeftPacket {

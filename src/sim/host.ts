@@ -51,6 +51,7 @@ import {
   IPPROTO_UDP,
   TCP_RST,
   TCP_SYN,
+  l4ProtoName,
 } from "../wire/packet";
 import { formatIpv4 } from "../wire/addr";
 import type { Host } from "../host/types";
@@ -333,16 +334,7 @@ export function flowText(p: Packet): string {
 }
 
 function protoName(p: Packet): string {
-  switch (p.ip.protocol) {
-    case IPPROTO_TCP:
-      return "tcp";
-    case IPPROTO_UDP:
-      return "udp";
-    case IPPROTO_ICMP:
-      return "icmp";
-    default:
-      return `proto ${p.ip.protocol}`;
-  }
+  return l4ProtoName(p.ip.protocol) ?? `proto ${p.ip.protocol}`;
 }
 
 export class HostSim implements HostServices, NatTargetHost {

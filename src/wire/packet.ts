@@ -26,6 +26,17 @@ export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
 
+/** "tcp", "udp" or "icmp" for the transport protocols packets are decoded for; undefined for any other. */
+export function l4ProtoName(protocol: number): "tcp" | "udp" | "icmp" | undefined {
+  return protocol === IPPROTO_TCP
+    ? "tcp"
+    : protocol === IPPROTO_UDP
+      ? "udp"
+      : protocol === IPPROTO_ICMP
+        ? "icmp"
+        : undefined;
+}
+
 /** ICMP types used by the conntrack and reject code (include/uapi/linux/icmp.h). */
 export const ICMP_ECHOREPLY = 0;
 export const ICMP_DEST_UNREACH = 3;

@@ -10,7 +10,7 @@
  * Leaves out on purpose: ARP/neighbours (links are point-to-point or the engine delivers by address), IP options.
  */
 import type { Packet } from "../../../wire/packet";
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from "../../../wire/packet";
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, l4ProtoName } from "../../../wire/packet";
 import type { Ipv4Prefix } from "../../../wire/addr";
 import { formatIpv4, inPrefix, parseIpv4, parseIpv4Prefix } from "../../../wire/addr";
 import { decodeIpv4, encodeIpv4, isDecodeFailure } from "../../../wire/ipv4";
@@ -78,13 +78,7 @@ export function packetPorts(p: Packet): readonly [number, number] {
 }
 
 export function protoName(protocol: number): string {
-  return protocol === IPPROTO_TCP
-    ? "tcp"
-    : protocol === IPPROTO_UDP
-      ? "udp"
-      : protocol === IPPROTO_ICMP
-        ? "icmp"
-        : `proto-${protocol}`;
+  return l4ProtoName(protocol) ?? `proto-${protocol}`;
 }
 
 /** `tcp 198.51.100.7:40000 > 203.0.113.10:7000` */
