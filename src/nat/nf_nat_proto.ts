@@ -37,6 +37,7 @@ import {
 import { encodeIpv4 } from "../wire/ipv4";
 import type { NfNatManipType } from "./types";
 import { hook2manip } from "./types";
+import { put16 } from "../wire/bytes";
 
 /** The part of struct nf_conn that rewriting reads. */
 export interface NatConnView {
@@ -246,10 +247,6 @@ export function nfNatManipPkt(
 
 function get16(b: Uint8Array, o: number): number {
   return (b[o] << 8) | b[o + 1];
-}
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
 }
 
 /**

@@ -19,6 +19,7 @@
 import type { Packet } from "../wire/packet";
 import { decodeIpv4, encodeIpv4, isDecodeFailure } from "../wire/ipv4";
 import { internetChecksum } from "../wire/checksum";
+import { put16, put32 } from "../wire/bytes";
 
 /** ICMP types whose icmp_pointers[] entry has `.error = 1`. */
 const ICMP_ERROR_TYPES: ReadonlySet<number> = new Set([1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12]);
@@ -105,16 +106,4 @@ export function icmpSend(
   const p = decodeIpv4(b, 0, total, { tsSec: ctx.tsSec ?? orig.tsSec, tsNsec: ctx.tsNsec ?? orig.tsNsec });
   if (isDecodeFailure(p)) throw new Error(`icmpSend built an undecodable datagram: ${p.failure}`);
   return { packet: p };
-}
-
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
 }

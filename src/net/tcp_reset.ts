@@ -19,6 +19,7 @@ import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN } from "../wire/packet";
 import { decodeIpv4, isDecodeFailure } from "../wire/ipv4";
 import { internetChecksum, foldChecksum, onesComplementSum, pseudoHeaderSum } from "../wire/checksum";
 import type { BuildResult } from "./icmp_send";
+import { put16, put32 } from "../wire/bytes";
 
 export interface ResetContext {
   /** Route type of the offending packet's destination (LOCAL, UNICAST, BROADCAST, MULTICAST...). */
@@ -88,16 +89,4 @@ export function tcpV4SendReset(orig: Packet, ctx: ResetContext): BuildResult {
   if (orig.l4.flags & TCP_RST) return { refused: "no RST for an RST" };
   if (ctx.dstType !== "LOCAL") return { refused: "no socket and not addressed to this host" };
   return resetPacket(orig, orig.ip.tos & ~0x03, ctx);
-}
-
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
 }

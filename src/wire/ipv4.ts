@@ -43,6 +43,7 @@ import {
 } from "./packet";
 import { macToBytes } from "./addr";
 import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from "./checksum";
+import { put16, put32 } from "./bytes";
 
 /** Why bytes could not be turned into a Packet ("not IPv4 (version 6)", "truncated TCP header", ...). */
 export interface DecodeFailure {
@@ -347,18 +348,6 @@ export function tcpOptionsLength(options: readonly TcpOption[]): number {
     }
   }
   return n;
-}
-
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
 }
 
 function writeTcpOptions(b: Uint8Array, o: number, options: readonly TcpOption[]): void {
