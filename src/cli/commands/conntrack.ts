@@ -6,7 +6,6 @@
  * prints them and the final table as `conntrack -L` (conntrack-tools 1.4.7, src/conntrack/show.ts). The input is
  * streamed (src/cli/input.ts). Bad input (packets, host file, --sysctl, --kernel) exits 2 with file:line:col.
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Chalk } from "chalk";
 import type { ChalkInstance } from "chalk";
@@ -22,6 +21,7 @@ import { DEFAULT_KERNEL, KERNEL_PROFILES } from "../../conntrack/profile";
 import { conntrackProtoName } from "../../conntrack/show";
 import { formatTcpdump } from "../../wire/tcpdump_format";
 import { TEXT_DEFAULTS_HELP } from "../../wire/text";
+import { collect, parseSysctlArgs, readText } from "../args";
 
 interface ConntrackCliOptions {
   host?: string;
@@ -33,10 +33,6 @@ interface ConntrackCliOptions {
   output?: string;
   format: string;
   lenient?: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 const EXAMPLES = `
@@ -86,30 +82,8 @@ export function register(program: Command, io: CliIo): void {
     });
 }
 
-function parseSysctlArgs(list: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list) {
-    const eq = item.indexOf("=");
-    if (eq <= 0) {
-      throw new InputError({
-        code: "CLI_BAD_OPTION",
-        file: "--sysctl",
-        message: `expected name=value, got "${item}"`,
-      });
-    }
-    out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
-  }
-  return out;
-}
-
 function loadHost(file: string): Host {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError({ code: "READ_OPEN", file, message: `cannot open: ${(err as Error).message}` });
-  }
-  return parseHostFile(text, file);
+  return parseHostFile(readText(file), file);
 }
 
 /** The `  ct: ...` line of a step. */

@@ -5,7 +5,6 @@
  * and fate, with the kernel function per step, and candidate fixes each tried in the emulator.
  * `--format json` prints one JSON object per packet (the Explanation value). Bad input exits 2.
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Chalk } from "chalk";
 import type { CliIo } from "../main";
@@ -19,6 +18,7 @@ import { loadScenarioRules } from "../../check/subject";
 import { explainPackets } from "../../explain/explain";
 import { matchFilter, parseFilter } from "../../explain/filter";
 import { formatExplanation } from "../../explain/format";
+import { collect, readText } from "../args";
 
 interface ExplainCliOptions {
   host: string;
@@ -50,18 +50,6 @@ Examples:
 explained (at most ${MAX_DEFAULT}).
 Kernel profiles: ${KERNEL_PROFILES.map((p) => p.id).join(", ")} (default ${DEFAULT_KERNEL}).
 `;
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError({ code: "READ_OPEN", file, message: `cannot open: ${(err as Error).message}` });
-  }
-}
 
 function bad(option: string, message: string): never {
   throw new InputError({ code: "CLI_BAD_OPTION", file: option, message });

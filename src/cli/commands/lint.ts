@@ -6,7 +6,6 @@
  * Exit codes: 0 when no finding reaches `--fail-on` (default warning), 1 when one does, 2 for unreadable input.
  * `--format json` prints one JSON document (src/lint/lint.ts `lintJson`).
  */
-import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { Chalk } from "chalk";
 import type { ChalkInstance } from "chalk";
@@ -20,6 +19,7 @@ import type { LintReport } from "../../lint/lint";
 import { LINT_RULES } from "../../lint/registry";
 import type { Finding, Severity } from "../../lint/types";
 import { SEVERITIES } from "../../lint/types";
+import { collect, readText } from "../args";
 
 interface LintCliOptions {
   host?: string;
@@ -42,18 +42,6 @@ Severities: info < warning < error. Exit 1 when a finding is at or above --fail-
 Without --host only the static checks run; with it, findings about NAT and INVALID packets are tried on the
 emulated host and lowered to info when the emulator does not reproduce them.
 `;
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError({ code: "READ_OPEN", file, message: `cannot open: ${(err as Error).message}` });
-  }
-}
 
 export function register(program: Command, io: CliIo): void {
   program

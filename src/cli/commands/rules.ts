@@ -14,6 +14,7 @@ import { loadRuleset } from "../../netfilter/parse_script";
 import type { LoadResult, TableName } from "../../netfilter/ruleset";
 import { chainOrder, isTableName } from "../../netfilter/ruleset";
 import { saveRuleset } from "../../netfilter/save";
+import { collect } from "../args";
 
 interface RulesOptions {
   save?: boolean;
@@ -24,10 +25,6 @@ interface RulesOptions {
   group?: string[];
   user?: string[];
   ipset?: string[];
-}
-
-function collectList(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
 }
 
 function idMap(entries: string[] | undefined, what: string): Map<string, number> {
@@ -56,12 +53,12 @@ export function register(program: Command, io: CliIo): void {
     )
     .option("--format <format>", "auto, save or script", "auto")
     .option("--table <table>", "table for input without *table lines (iptables -S output)", "filter")
-    .option("--group <name=gid>", "a group name known to the emulated host (repeatable)", collectList)
-    .option("--user <name=uid>", "a user name known to the emulated host (repeatable)", collectList)
+    .option("--group <name=gid>", "a group name known to the emulated host (repeatable)", collect)
+    .option("--user <name=uid>", "a user name known to the emulated host (repeatable)", collect)
     .option(
       "--ipset <name>",
       "an ipset that exists on the emulated host (repeatable; without it any set name is accepted)",
-      collectList,
+      collect,
     )
     .action((file: string, opts: RulesOptions) => {
       rulesCommand(file, opts, io);

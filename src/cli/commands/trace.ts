@@ -9,7 +9,7 @@
  * after each packet, `-w` writes every packet that left the host to a pcapng file (one interface block per
  * interface). The packet input is streamed. Bad input exits 2 with file:line:col.
  */
-import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import type { Command } from "commander";
 import { Chalk } from "chalk";
@@ -30,6 +30,7 @@ import type { PacketReport } from "../../trace/events";
 import { formatSummary } from "../../trace/summary";
 import { reportJson } from "../../trace/json";
 import { formatNftMonitor, formatXtablesMonitor } from "../../trace/monitor";
+import { collect, parseSysctlArgs, readText } from "../args";
 
 interface TraceCliOptions {
   host: string;
@@ -77,10 +78,6 @@ Text input:
 ${TEXT_DEFAULTS_HELP}
 `;
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
 export function register(program: Command, io: CliIo): void {
   program
     .command("trace")
@@ -108,29 +105,6 @@ export function register(program: Command, io: CliIo): void {
     .action(async (opts: TraceCliOptions) => {
       await traceCommand(opts, io);
     });
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new InputError({ code: "READ_OPEN", file, message: `cannot open: ${(err as Error).message}` });
-  }
-}
-
-function parseSysctlArgs(list: readonly string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list) {
-    const eq = item.indexOf("=");
-    if (eq <= 0)
-      throw new InputError({
-        code: "CLI_BAD_OPTION",
-        file: "--sysctl",
-        message: `expected name=value, got "${item}"`,
-      });
-    out[item.slice(0, eq).trim()] = item.slice(eq + 1).trim();
-  }
-  return out;
 }
 
 function bad(option: string, message: string): never {
