@@ -25,6 +25,7 @@ import { formatTcpdump } from "../wire/tcpdump_format";
 import { tcpConntracksFor } from "../../tables/tcp_conntracks";
 import { tcpFlagsValid } from "../../tables/tcp_valid_flags";
 import type { NfConntrackSysctls } from "../conntrack/sysctl";
+import type { CtReason } from "../conntrack/types";
 import type { HostSim } from "../sim/host";
 import type { Ruleset } from "../netfilter/ruleset";
 import type { CtSummary, NatStep, PacketJourney, PacketReport, TraceHit } from "../trace/events";
@@ -116,6 +117,21 @@ const STATE_NUM: Record<string, number> = {
   CLOSE: 8,
   SYN_SENT2: 9,
 };
+
+/**
+ * The TCP state-table cell an INVALID verdict names (CtReason.cell): a line saying which cell decided, and its
+ * expression; undefined when the reason names no cell the table has.
+ */
+function decidingCell(kernel: string, reason: CtReason | undefined, lines: string[]): string | undefined {
+  const cell = reason?.cell;
+  if (!cell) return undefined;
+  const c = tcpCell(kernel, cell.dir === 0 ? "ORIGINAL" : "REPLY", cell.index, cell.oldState);
+  if (!c) return undefined;
+  lines.push(
+    `The state table cell that decided: ${c.expr}${c.comment ? ` (kernel comment: "${c.comment}")` : ""}.`,
+  );
+  return c.expr;
+}
 
 /** `tcp_conntracks[ORIGINAL][fin][NONE] = sIV` and the kernel's comment on that cell. */
 export function tcpCell(
@@ -219,18 +235,12 @@ function explainConntrack(sim: HostSim, j: PacketJourney): Explanation["conntrac
     } else if (fn === "tcp_error") {
       sysctls.push(sysctl(s, "nf_conntrack_checksum", "checksums are verified in PREROUTING when this is 1"));
     } else if (fn === "tcp_new") {
-      const cell = reason?.cell;
-      if (cell) {
-        const c = tcpCell(kernel, cell.dir === 0 ? "ORIGINAL" : "REPLY", cell.index, cell.oldState);
-        if (c) {
-          cellExpr = c.expr;
-          lines.push(
-            `The state table cell that decided: ${c.expr}${c.comment ? ` (kernel comment: "${c.comment}")` : ""}.`,
-          );
-          lines.push(
-            "Only a SYN (-> SYN_SENT) or, with loose pickup, an ACK (-> ESTABLISHED) can create an entry; anything else with no entry is INVALID and the new conntrack is freed.",
-          );
-        }
+      const c = decidingCell(kernel, reason, lines);
+      if (c) {
+        cellExpr = c;
+        lines.push(
+          "Only a SYN (-> SYN_SENT) or, with loose pickup, an ACK (-> ESTABLISHED) can create an entry; anything else with no entry is INVALID and the new conntrack is freed.",
+        );
       }
       sysctls.push(
         sysctl(
@@ -251,16 +261,7 @@ function explainConntrack(sim: HostSim, j: PacketJourney): Explanation["conntrac
         ),
       );
     } else if (fn === "nf_conntrack_tcp_packet") {
-      const cell = reason?.cell;
-      if (cell) {
-        const c = tcpCell(kernel, cell.dir === 0 ? "ORIGINAL" : "REPLY", cell.index, cell.oldState);
-        if (c) {
-          cellExpr = c.expr;
-          lines.push(
-            `The state table cell that decided: ${c.expr}${c.comment ? ` (kernel comment: "${c.comment}")` : ""}.`,
-          );
-        }
-      }
+      cellExpr = decidingCell(kernel, reason, lines) ?? cellExpr;
       if (/rst/i.test(reason?.text ?? ""))
         sysctls.push(sysctl(s, "nf_conntrack_tcp_ignore_invalid_rst", "1 lets an out-of-window RST through"));
     }
