@@ -245,20 +245,15 @@ export function packetHas(want: Readonly<Record<string, unknown>>, p: LeftPacket
   return ok;
 }
 
+/** One failed field of expectation `x`, located at `loc` (the field's line in the check file). */
+export function fieldDiff(x: Expectation, field: string, want: string, got: string, loc: Loc): FieldDiff {
+  return { packet: x.packet, ...(x.node !== undefined ? { node: x.node } : {}), field, want, got, loc };
+}
+
 /** The fields of `x` that `obs` does not satisfy (empty: the expectation holds). */
 export function compareExpectation(x: Expectation, obs: Observation): FieldDiff[] {
   const out: FieldDiff[] = [];
-  for (const f of x.fields) {
-    compareOne(f, obs, (field, want, got) =>
-      out.push({
-        packet: x.packet,
-        ...(x.node !== undefined ? { node: x.node } : {}),
-        field,
-        want,
-        got,
-        loc: f.loc,
-      }),
-    );
-  }
+  for (const f of x.fields)
+    compareOne(f, obs, (field, want, got) => out.push(fieldDiff(x, field, want, got, f.loc)));
   return out;
 }

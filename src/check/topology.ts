@@ -32,7 +32,7 @@ import type { TcpSock } from "../sim/net/tcp_endpoint";
 import type { CheckCase, CheckFile, Expectation, FieldExpectation, Loc } from "./schema";
 import { EXPECT_KEYS, experimentKeyIn } from "./schema";
 import type { FieldDiff } from "./expect";
-import { compareExpectation, compareFields, comparePacketList, packetHas, show } from "./expect";
+import { compareExpectation, compareFields, comparePacketList, fieldDiff, packetHas, show } from "./expect";
 import type { FateWord, LeftPacket, Observation } from "./subject";
 import { leftPacket, observeReport } from "./subject";
 import type { CheckEnv, PreparedSubject, SubjectKind } from "./run";
@@ -233,14 +233,7 @@ function loopShow(l: LoopReport): string {
 export function compareNet(run: NetRun, x: Expectation): FieldDiff[] {
   const out: FieldDiff[] = [];
   const emit = (f: FieldExpectation | { loc: Loc }, field: string, want: string, got: string) =>
-    out.push({
-      packet: x.packet,
-      ...(x.node !== undefined ? { node: x.node } : {}),
-      field,
-      want,
-      got,
-      loc: f.loc,
-    });
+    out.push(fieldDiff(x, field, want, got, f.loc));
   const byKey = (k: string) => x.fields.filter((f) => f.key === k);
   const nodes = run.topology.nodes.map((n) => n.name);
   if (x.node !== undefined && !nodes.includes(x.node)) {
