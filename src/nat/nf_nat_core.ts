@@ -22,8 +22,9 @@
  *   whole range is searched (nf_nat_proto_common.c, pre-4.17); ICMP ids as 4.19.
  *
  * Model choices:
- * - The bysource hash is a Map keyed by (source address, source port/id, protocol, zone); each bucket lists its
- *   entries newest first (hlist_add_head). Entries are validated lazily instead of being unlinked when a
+ * - The bysource hash is a Map keyed by a 32-bit hash of (source address, source port/id, protocol, zone), as
+ *   the kernel's hash_by_src; each bucket lists its entries newest first (hlist_add_head) and, as in
+ *   find_appropriate_src, the walk compares each entry's source and zone itself. Entries are validated lazily instead of being unlinked when a
  *   conntrack dies (nf_nat_cleanup_conntrack): an entry counts while it is not DYING and, once confirmed, is still
  *   the table's entry for its ORIGINAL tuple. A packet dropped after NAT setup must have its unconfirmed entry
  *   discarded (`Conntrack.discard`, which marks it DYING), as the kernel frees it with the skb.
@@ -128,7 +129,7 @@ export class NatState {
   readonly generation: NatGeneration;
   readonly log: (message: string) => void;
   /** nf_nat_bysource: key -> entries, newest first. */
-  private readonly bysource = new Map<string, NfConn[]>();
+  private readonly bysource = new Map<number, NfConn[]>();
   private bysourceSweepAt = 4096;
   /** 3.x per-protocol port rovers (tcp_port_rover, udp_port_rover, ...) and the ICMP `static u16 id`. */
   private readonly rovers = new Map<number, number>();
@@ -195,9 +196,11 @@ export class NatState {
   /** Drops every stale bysource entry (amortised: runs when the index has doubled). */
   sweepBysource(now: Seconds): void {
     for (const [key, list] of this.bysource) {
-      const live = list.filter((ct) => this.alive(ct, now));
-      if (live.length === 0) this.bysource.delete(key);
-      else if (live.length !== list.length) this.bysource.set(key, live);
+      // Compacted in place: most lists are one entry long and still live.
+      let n = 0;
+      for (let i = 0; i < list.length; i++) if (this.alive(list[i], now)) list[n++] = list[i];
+      if (n === 0) this.bysource.delete(key);
+      else list.length = n;
     }
     this.bysourceSweepAt = Math.max(4096, this.bysource.size * 2);
   }
@@ -208,8 +211,12 @@ export class NatState {
   }
 }
 
-function bysourceKey(t: Tuple, zone: number): string {
-  return String.fromCharCode(t.src >>> 16, t.src & 0xffff, t.srcU & 0xffff, t.protonum & 0xff, zone & 0xffff);
+/** hash_by_src's inputs (source address, source port/id, protocol, zone) mixed into an int32 (a small integer key). */
+function bysourceKey(t: Tuple, zone: number): number {
+  let h = Math.imul(t.src ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13) ^ ((t.srcU & 0xffff) | ((t.protonum & 0xff) << 16)), 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16) ^ (zone & 0xffff), 0x27d4eb2f);
+  return (h ^ (h >>> 15)) | 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

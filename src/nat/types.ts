@@ -71,17 +71,7 @@ export interface NatTargetRangeOptions {
   readonly persistent?: boolean;
 }
 
-/**
- * natRangeFromOptions of a rule's options object, made once per rule (options and ranges are never mutated):
- * the target runs it for every new connection.
- */
-const RANGES = new WeakMap<object, NfNatRange2>();
-export function cachedNatRange(o: NatTargetRangeOptions): NfNatRange2 {
-  let r = RANGES.get(o);
-  if (r === undefined) RANGES.set(o, (r = natRangeFromOptions(o)));
-  return r;
-}
-
+/** The kernel's range of a rule's options; targets get it from their descriptor's `prepare`, once per rule. */
 export function natRangeFromOptions(o: NatTargetRangeOptions): NfNatRange2 {
   let flags = 0;
   if (o.addrs) flags |= NF_NAT_RANGE_MAP_IPS;

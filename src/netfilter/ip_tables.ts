@@ -46,43 +46,21 @@ export interface TracePoint {
   readonly num: number;
 }
 
-type Step =
-  | { readonly kind: "verdict"; readonly verdict: "ACCEPT" | "DROP" | "QUEUE" }
-  | { readonly kind: "return" }
-  | { readonly kind: "jump"; readonly chain: CompiledChain; readonly goto: boolean }
-  | {
-      readonly kind: "target";
-      readonly fn: TargetFn<unknown>;
-      readonly options: unknown;
-      readonly name: string;
-    }
-  | { readonly kind: "none" };
+/** A compiled rule's action (CompiledRule.kind). */
+const STEP_NONE = 0;
+const STEP_VERDICT = 1;
+const STEP_JUMP = 2;
+const STEP_GOTO = 3;
+const STEP_TARGET = 4;
+const STEP_RETURN = 5;
 
 /**
- * A step with every field of every kind (absent ones undefined), so all steps share one hidden class and the
- * walk's `step.kind` reads stay monomorphic.
+ * A chain tail's action: the policy of a built-in chain or the implicit RETURN of a user chain. Both kinds have
+ * both fields, so all tails share one hidden class.
  */
-function makeStep(
-  kind: Step["kind"],
-  f: {
-    verdict?: "ACCEPT" | "DROP" | "QUEUE";
-    chain?: CompiledChain;
-    goto?: boolean;
-    fn?: TargetFn<unknown>;
-    options?: unknown;
-    name?: string;
-  } = {},
-): Step {
-  return {
-    kind,
-    verdict: f.verdict,
-    chain: f.chain,
-    goto: f.goto,
-    fn: f.fn,
-    options: f.options,
-    name: f.name,
-  } as Step;
-}
+type Step =
+  | { readonly kind: "verdict"; readonly verdict: "ACCEPT" | "DROP" | "QUEUE" }
+  | { readonly kind: "return"; readonly verdict: undefined };
 
 interface CompiledMatch {
   readonly name: string;
@@ -97,7 +75,19 @@ export interface CompiledRule {
   /** The first match's function and options (read without going through `matches`); undefined: no match. */
   readonly fn0: MatchFn<unknown> | undefined;
   readonly opt0: unknown;
-  readonly step: Step;
+  /** matches.length: the walk reads the rest of `matches` only when there is more than one. */
+  readonly nMatches: number;
+  /**
+   * The rule's action, flattened into the rule so the walk follows no step object (a new connection's walk
+   * through a large rule set meets mostly cold memory: every object less is a cache miss less). `kind` is one of
+   * the STEP_* codes; `verdict` is set for STEP_VERDICT, `jump` for STEP_JUMP/STEP_GOTO, `tfn` and `topt` (the
+   * options, or what the target descriptor's `prepare` made of them) for STEP_TARGET.
+   */
+  readonly kind: number;
+  readonly verdict: "ACCEPT" | "DROP" | "QUEUE" | undefined;
+  readonly jump: CompiledChain | undefined;
+  readonly tfn: TargetFn<unknown> | undefined;
+  readonly topt: unknown;
   readonly trace: TracePoint;
   /**
    * ip_packet_match's address and protocol selectors flattened into numbers (an absent selector is mask 0, addr
@@ -189,7 +179,9 @@ export function compileTable(
       builtin: chain.builtin,
       rules: [],
       tail: {
-        step: chain.builtin ? makeStep("verdict", { verdict: chain.policy ?? "ACCEPT" }) : makeStep("return"),
+        step: chain.builtin
+          ? { kind: "verdict", verdict: chain.policy ?? "ACCEPT" }
+          : { kind: "return", verdict: undefined },
         trace: { table: table.name, chain: chain.name, comment: tailComment, num: chain.rules.length + 1 },
         packets: 0,
         bytes: 0,
@@ -229,18 +221,30 @@ function compileRule(
     if (m.name === "comment") continue;
     matches.push({ name: m.name, fn: d.match as MatchFn<unknown>, options: m.options });
   }
-  let step: Step = makeStep("none");
+  let kind = STEP_NONE;
+  let verdict: "ACCEPT" | "DROP" | "QUEUE" | undefined;
+  let jump: CompiledChain | undefined;
+  let tfn: TargetFn<unknown> | undefined;
+  let topt: unknown;
   const t = rule.target;
   if (t?.kind === "verdict") {
-    step = t.verdict === "RETURN" ? makeStep("return") : makeStep("verdict", { verdict: t.verdict });
+    if (t.verdict === "RETURN") kind = STEP_RETURN;
+    else {
+      kind = STEP_VERDICT;
+      verdict = t.verdict;
+    }
   } else if (t?.kind === "jump") {
-    const target = chains.get(t.chain);
-    if (!target) throw new Error(`rule ${chain.name}#${rule.num} jumps to missing chain ${t.chain}`);
-    step = makeStep("jump", { chain: target, goto: t.goto });
+    jump = chains.get(t.chain);
+    if (!jump) throw new Error(`rule ${chain.name}#${rule.num} jumps to missing chain ${t.chain}`);
+    kind = t.goto ? STEP_GOTO : STEP_JUMP;
   } else if (t?.kind === "extension" && !t.unknown) {
     const d = registry.target(t.name);
     if (!d?.target) problems.push({ rule, what: `target "${t.name}" has no packet evaluation yet` });
-    else step = makeStep("target", { fn: d.target as TargetFn<unknown>, options: t.options, name: t.name });
+    else {
+      kind = STEP_TARGET;
+      tfn = d.target as TargetFn<unknown>;
+      topt = d.prepare ? d.prepare(t.options) : t.options;
+    }
   }
   const unconditional =
     !rule.src &&
@@ -260,7 +264,12 @@ function compileRule(
     matches,
     fn0: matches.length > 0 ? matches[0].fn : undefined,
     opt0: matches.length > 0 ? matches[0].options : undefined,
-    step,
+    nMatches: matches.length,
+    kind,
+    verdict,
+    jump,
+    tfn,
+    topt,
     trace: { table: table.name, chain: chain.name, comment, num: rule.num },
     slow:
       rule.neverMatches === true ||
@@ -572,11 +581,13 @@ function traverse(
         let ok = fn0(cr.opt0, skb, par);
         // ipt_do_table tests acpar.hotdrop after every entry, matched or not (`while (!acpar.hotdrop)`).
         if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
-        const ms = cr.matches;
-        for (let k = 1; ok && k < ms.length; k++) {
-          const m = ms[k];
-          ok = m.fn(m.options, skb, par);
-          if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
+        if (ok && cr.nMatches > 1) {
+          const ms = cr.matches;
+          for (let k = 1; ok && k < ms.length; k++) {
+            const m = ms[k];
+            ok = m.fn(m.options, skb, par);
+            if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
+          }
         }
         if (!ok) {
           i++;
@@ -586,25 +597,25 @@ function traverse(
       cr.packets++;
       cr.bytes += len;
       if (skb.nfTrace) traced(ctx, cr.trace, skb, hook);
-      const step = cr.step;
-      if (step.kind === "none") {
+      const kind = cr.kind;
+      if (kind === STEP_NONE) {
         i++;
         continue;
       }
-      if (step.kind === "verdict") return (cr.result ??= { verdict: step.verdict, decidedBy: cr.trace });
-      if (step.kind === "jump") {
-        if (!step.goto) {
+      if (kind === STEP_VERDICT) return (cr.result ??= { verdict: cr.verdict!, decidedBy: cr.trace });
+      if (kind === STEP_JUMP || kind === STEP_GOTO) {
+        if (kind === STEP_JUMP) {
           chains[sp] = chain;
           nexts[sp] = i + 1;
           sp++;
         }
-        chain = step.chain;
+        chain = cr.jump!;
         i = 0;
         enter = true;
         continue;
       }
-      if (step.kind === "target") {
-        const v: TargetVerdict = step.fn(step.options, skb, par);
+      if (kind === STEP_TARGET) {
+        const v: TargetVerdict = cr.tfn!(cr.topt, skb, par);
         if (par.hotdrop) return { verdict: "DROP", decidedBy: cr.trace, hotdrop: true };
         if (v === XT_CONTINUE) {
           i++;

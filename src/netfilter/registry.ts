@@ -104,10 +104,15 @@ export interface MatchDescriptor<O = unknown> extends DescriptorBase<O> {
   readonly match?: MatchFn<O>;
 }
 
-export interface TargetDescriptor<O = unknown> extends DescriptorBase<O> {
+export interface TargetDescriptor<O = unknown, C = O> extends DescriptorBase<O> {
   readonly kind: "target";
+  /**
+   * Runs once per rule when the table is compiled (the kernel's checkentry filling its private target data):
+   * `target` then gets what it returns instead of the options. Without it `target` gets the options.
+   */
+  readonly prepare?: (options: O) => C;
   /** The kernel's per-packet `target` (see ./skb). NAT, REJECT and TPROXY are run by the engine itself. */
-  readonly target?: TargetFn<O>;
+  readonly target?: TargetFn<C>;
 }
 
 export type Descriptor = MatchDescriptor | TargetDescriptor;
@@ -126,7 +131,7 @@ export class Registry {
   private readonly matches = new Map<string, MatchDescriptor>();
   private readonly targets = new Map<string, TargetDescriptor>();
 
-  register(d: MatchDescriptor<any> | TargetDescriptor<any>): this {
+  register(d: MatchDescriptor<any> | TargetDescriptor<any, any>): this {
     const map: Map<string, Descriptor> = d.kind === "match" ? this.matches : this.targets;
     for (const name of [d.name, ...(d.aliases ?? [])]) {
       if (map.has(name)) throw new Error(`duplicate ${d.kind} descriptor "${name}"`);

@@ -410,10 +410,11 @@ export class HostSim implements HostServices, NatTargetHost {
   /** ip_output passes the input device to POST_ROUTING (Linux >= 4.4; see postRouting). */
   private readonly postRoutingHasIn: boolean;
   private natIfaceList?: readonly NatIface[];
-  /** Egress link headers by interface when no neighbourMac function is given (they are then constant). */
-  private readonly egressLinks = new Map<string, LinkHeader>();
-  /** The `left on IFACE` fate of each interface (immutable, shared by every packet that leaves there). */
-  private readonly leftFates = new Map<string, Fate>();
+  /**
+   * Per egress interface: its link header when no neighbourMac function is given (it is then constant) and its
+   * `left on IFACE` fate (immutable, shared by every packet that leaves there). A short list scanned by name.
+   */
+  private readonly egressIfaces: { name: string; link: LinkHeader | undefined; fate: Fate }[] = [];
   private report?: PacketReport;
   /** TRACE hits so far (every packet's, records built or not). */
   get traceHits(): number {
@@ -1341,7 +1342,8 @@ export class HostSim implements HostServices, NatTargetHost {
       this.ipRcv(st);
       return;
     }
-    let link = this.neighbourMac ? undefined : this.egressLinks.get(out);
+    const eg = this.egressIface(out);
+    let link = eg.link;
     if (!link) {
       link = {
         src: this.fib.interface(out)?.mac ?? ZERO_MAC,
@@ -1349,7 +1351,7 @@ export class HostSim implements HostServices, NatTargetHost {
         ethertype: 0x0800,
         vlans: [],
       };
-      if (!this.neighbourMac) this.egressLinks.set(out, link);
+      if (!this.neighbourMac) eg.link = link;
     }
     let pkt: Packet;
     if (this.quiet && skb.pkt === st.own) {
@@ -1362,9 +1364,7 @@ export class HostSim implements HostServices, NatTargetHost {
       st.own = st.ownL4 = undefined;
     } else pkt = { ...skb.pkt, link, iface: out, direction: "Out" };
     st.journey.out = pkt;
-    let fate = this.leftFates.get(out);
-    if (fate === undefined) this.leftFates.set(out, (fate = Object.freeze({ kind: "left", iface: out })));
-    st.journey.fate = fate;
+    st.journey.fate = eg.fate;
     const report = this.report!;
     if (st === this.quietFlight && report.egress.length === 0) {
       // A quiet run's input packet leaving: the reused entry and list (see quietInputFlight).
@@ -1379,6 +1379,14 @@ export class HostSim implements HostServices, NatTargetHost {
     const e = { iface: out, packet: pkt, packetId: st.journey.id };
     if (report.egress.length === 0) (report as Mutable<PacketReport>).egress = [e];
     else report.egress.push(e);
+  }
+
+  private egressIface(out: string): { name: string; link: LinkHeader | undefined; fate: Fate } {
+    const list = this.egressIfaces;
+    for (let k = 0; k < list.length; k++) if (list[k].name === out) return list[k];
+    const e = { name: out, link: undefined, fate: Object.freeze({ kind: "left" as const, iface: out }) };
+    list.push(e);
+    return e;
   }
 
   // -----------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { isDiagnostic } from "../registry";
 import { collect } from "./util";
 import { formatNatPorts, natTargetConn, natTargetHost, natVerdict, parseToPorts } from "./xt_nat";
 import { nfNatMasqueradeIpv4 } from "../../nat/nf_nat_masquerade";
-import { cachedNatRange } from "../../nat/types";
+import { natRangeFromOptions, type NfNatRange2 } from "../../nat/types";
 
 export interface MasqueradeTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
@@ -22,7 +22,7 @@ export interface MasqueradeTargetOptions {
   readonly randomFully: boolean;
 }
 
-export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
+export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions, NfNatRange2> = {
   kind: "target",
   name: "MASQUERADE",
   kernelFile: "net/netfilter/xt_MASQUERADE.c",
@@ -52,14 +52,14 @@ export const masqueradeTarget: TargetDescriptor<MasqueradeTargetOptions> = {
       .filter(Boolean)
       .join(" ");
   },
-  target(o, skb, par) {
+  // (MASQUERADE's options carry no address and no --persistent: the same range natRangeFromOptions makes)
+  prepare: natRangeFromOptions,
+  target(range, skb, par) {
     const ct = natTargetConn(skb);
     if (!ct) return "ACCEPT";
     const h = natTargetHost(par);
     const out = h.natIface(par.outIface);
     if (!out) return "DROP";
-    // (MASQUERADE's options carry no address and no --persistent: the same range natRangeFromOptions makes)
-    const range = cachedNatRange(o);
     return natVerdict(
       nfNatMasqueradeIpv4(h.nat, ct, range, out, h.routeNexthop(skb), par.now, h.natIfaces()),
     );

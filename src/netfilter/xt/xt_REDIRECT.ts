@@ -21,14 +21,14 @@ import {
   parseToPorts,
 } from "./xt_nat";
 import { nfNatRedirectIpv4 } from "../../nat/nf_nat_redirect";
-import { cachedNatRange } from "../../nat/types";
+import { natRangeFromOptions, type NfNatRange2 } from "../../nat/types";
 
 export interface RedirectTargetOptions {
   readonly ports?: { readonly min: number; readonly max: number };
   readonly random: boolean;
 }
 
-export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
+export const redirectTarget: TargetDescriptor<RedirectTargetOptions, NfNatRange2> = {
   kind: "target",
   name: "REDIRECT",
   kernelFile: "net/netfilter/xt_REDIRECT.c",
@@ -53,11 +53,11 @@ export const redirectTarget: TargetDescriptor<RedirectTargetOptions> = {
       .filter(Boolean)
       .join(" ");
   },
-  target(o, skb, par) {
+  prepare: natRangeFromOptions,
+  target(range, skb, par) {
     const ct = natTargetConn(skb);
     if (!ct) return "ACCEPT";
     const h = natTargetHost(par);
-    const range = cachedNatRange(o);
     const hook = NAT_HOOKNUM[par.hook];
     return natVerdict(nfNatRedirectIpv4(h.nat, ct, range, hook, h.natIface(par.inIface), par.now));
   },

@@ -34,7 +34,7 @@ import type { NfConn } from "../../conntrack/core";
 import type { NatState } from "../../nat/nf_nat_core";
 import { nfNatSetupInfo } from "../../nat/nf_nat_core";
 import type { NatIface } from "../../nat/nf_nat_masquerade";
-import { cachedNatRange } from "../../nat/types";
+import { natRangeFromOptions, type NfNatRange2 } from "../../nat/types";
 
 /** `struct nf_nat_range2` flags as booleans. */
 export interface NatRange {
@@ -189,7 +189,7 @@ export function natVerdict(v: number): TargetVerdict {
   return v === NF_ACCEPT ? "ACCEPT" : "DROP";
 }
 
-function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions> {
+function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions, NfNatRange2> {
   const toName = kind === "SNAT" ? "to-source" : "to-destination";
   return {
     kind: "target",
@@ -233,13 +233,12 @@ function natDescriptor(kind: "SNAT" | "DNAT"): TargetDescriptor<NatTargetOptions
         .filter(Boolean)
         .join(" ");
     },
-    target(o, skb, par) {
+    prepare: natRangeFromOptions,
+    target(range, skb, par) {
       const ct = natTargetConn(skb);
       if (!ct) return "ACCEPT";
       const h = natTargetHost(par);
-      return natVerdict(
-        nfNatSetupInfo(h.nat, ct, cachedNatRange(o), kind === "SNAT" ? "SRC" : "DST", par.now),
-      );
+      return natVerdict(nfNatSetupInfo(h.nat, ct, range, kind === "SNAT" ? "SRC" : "DST", par.now));
     },
   };
 }
