@@ -68,47 +68,55 @@ interface CompiledMatch {
   readonly options: unknown;
 }
 
+/**
+ * A rule as the walk reads it. Its fields are created in the order the walk reads them (selectors, matches,
+ * action, counters; then what only output and indexing read), so a rule met for the first time costs as few
+ * cache lines as possible: a new connection's walk through a large rule set meets mostly cold memory.
+ */
 export interface CompiledRule {
-  readonly rule: Rule;
-  readonly chain: CompiledChain;
-  readonly matches: readonly CompiledMatch[];
+  /**
+   * ip_packet_match's address and protocol selectors flattened into numbers (an absent selector is mask 0, addr
+   * 0, proto 0, which every packet passes), so the walk reads them without following pointers; RF_* bits in
+   * `flags` say which are inverted and whether the rule is `slow` (interfaces, -f, `! -p all`, never-matching)
+   * and goes through ipPacketMatch instead.
+   */
+  readonly sMask: number;
+  readonly sAddr: number;
+  readonly dMask: number;
+  readonly dAddr: number;
+  readonly proto: number;
+  readonly flags: number;
   /** The first match's function and options (read without going through `matches`); undefined: no match. */
   readonly fn0: MatchFn<unknown> | undefined;
   readonly opt0: unknown;
   /** matches.length: the walk reads the rest of `matches` only when there is more than one. */
   readonly nMatches: number;
   /**
-   * The rule's action, flattened into the rule so the walk follows no step object (a new connection's walk
-   * through a large rule set meets mostly cold memory: every object less is a cache miss less). `kind` is one of
-   * the STEP_* codes; `verdict` is set for STEP_VERDICT, `jump` for STEP_JUMP/STEP_GOTO, `tfn` and `topt` (the
-   * options, or what the target descriptor's `prepare` made of them) for STEP_TARGET.
+   * The rule's action, flattened into the rule so the walk follows no step object. `kind` is one of the STEP_*
+   * codes; `verdict` is set for STEP_VERDICT, `jump` for STEP_JUMP/STEP_GOTO, `tfn` and `topt` (the options, or
+   * what the target descriptor's `prepare` made of them) for STEP_TARGET.
    */
   readonly kind: number;
-  readonly verdict: "ACCEPT" | "DROP" | "QUEUE" | undefined;
-  readonly jump: CompiledChain | undefined;
-  readonly tfn: TargetFn<unknown> | undefined;
-  readonly topt: unknown;
-  readonly trace: TracePoint;
-  /**
-   * ip_packet_match's address and protocol selectors flattened into numbers (an absent selector is mask 0, addr
-   * 0, proto 0, which every packet passes), so the walk reads them without following pointers; `slow` rules
-   * (interfaces, -f, `! -p all`, never-matching) go through ipPacketMatch.
-   */
-  readonly slow: boolean;
-  readonly sMask: number;
-  readonly sAddr: number;
-  readonly sInv: boolean;
-  readonly dMask: number;
-  readonly dAddr: number;
-  readonly dInv: boolean;
-  readonly proto: number;
-  readonly protoInv: boolean;
   /** Packet/byte counters as numbers (the model's bigint counters are synced by `syncCounters`). */
   packets: number;
   bytes: number;
+  readonly jump: CompiledChain | undefined;
+  readonly tfn: TargetFn<unknown> | undefined;
+  readonly topt: unknown;
+  readonly verdict: "ACCEPT" | "DROP" | "QUEUE" | undefined;
   /** The result of a standard-verdict rule, built once (results are never mutated). */
-  result?: DoTableResult;
+  result: DoTableResult | undefined;
+  readonly trace: TracePoint;
+  readonly matches: readonly CompiledMatch[];
+  readonly rule: Rule;
+  readonly chain: CompiledChain;
 }
+
+/** CompiledRule.flags. */
+const RF_SLOW = 1;
+const RF_SINV = 2;
+const RF_DINV = 4;
+const RF_PINV = 8;
 
 export interface CompiledChain {
   readonly name: string;
@@ -258,37 +266,39 @@ function compileRule(
   const comment: TraceComment =
     unconditional && standardVerdict ? (chain.builtin ? "policy" : "return") : "rule";
   const proto = rule.proto?.proto ?? 0;
+  const slow =
+    rule.neverMatches === true ||
+    rule.inIface !== undefined ||
+    rule.outIface !== undefined ||
+    rule.fragment !== undefined ||
+    (proto === 0 && rule.proto?.invert === true);
   return {
-    rule,
-    chain: compiled,
-    matches,
+    sMask: rule.src ? rule.src.mask | 0 : 0,
+    sAddr: rule.src ? rule.src.addr | 0 : 0,
+    dMask: rule.dst ? rule.dst.mask | 0 : 0,
+    dAddr: rule.dst ? rule.dst.addr | 0 : 0,
+    proto,
+    flags:
+      (slow ? RF_SLOW : 0) |
+      (rule.src?.invert === true ? RF_SINV : 0) |
+      (rule.dst?.invert === true ? RF_DINV : 0) |
+      (rule.proto?.invert === true ? RF_PINV : 0),
     fn0: matches.length > 0 ? matches[0].fn : undefined,
     opt0: matches.length > 0 ? matches[0].options : undefined,
     nMatches: matches.length,
     kind,
-    verdict,
+    packets: 0,
+    bytes: 0,
     jump,
     tfn,
     topt,
-    trace: { table: table.name, chain: chain.name, comment, num: rule.num },
-    slow:
-      rule.neverMatches === true ||
-      rule.inIface !== undefined ||
-      rule.outIface !== undefined ||
-      rule.fragment !== undefined ||
-      (proto === 0 && rule.proto?.invert === true),
-    sMask: rule.src ? rule.src.mask | 0 : 0,
-    sAddr: rule.src ? rule.src.addr | 0 : 0,
-    sInv: rule.src?.invert === true,
-    dMask: rule.dst ? rule.dst.mask | 0 : 0,
-    dAddr: rule.dst ? rule.dst.addr | 0 : 0,
-    dInv: rule.dst?.invert === true,
-    proto,
-    protoInv: rule.proto?.invert === true,
-    packets: 0,
-    bytes: 0,
+    verdict,
     // Present from the start: assigning it later would give compiled rules two hidden classes.
     result: undefined,
+    trace: { table: table.name, chain: chain.name, comment, num: rule.num },
+    matches,
+    rule,
+    chain: compiled,
   };
 }
 
@@ -559,7 +569,8 @@ function traverse(
         return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
       // Otherwise the implicit RETURN of a user chain (below).
     } else {
-      if (cr.slow) {
+      const f = cr.flags;
+      if (f & RF_SLOW) {
         if (cr.rule.neverMatches || !ipPacketMatch(cr.rule, skb.pkt, inIface, outIface)) {
           i++;
           continue;
@@ -567,9 +578,9 @@ function traverse(
       } else {
         const ip = skb.pkt.ip;
         if (
-          ((ip.src & cr.sMask) !== cr.sAddr) !== cr.sInv ||
-          ((ip.dst & cr.dMask) !== cr.dAddr) !== cr.dInv ||
-          (cr.proto !== 0 && (ip.protocol !== cr.proto) !== cr.protoInv)
+          ((ip.src & cr.sMask) !== cr.sAddr) !== ((f & RF_SINV) !== 0) ||
+          ((ip.dst & cr.dMask) !== cr.dAddr) !== ((f & RF_DINV) !== 0) ||
+          (cr.proto !== 0 && (ip.protocol !== cr.proto) !== ((f & RF_PINV) !== 0))
         ) {
           i++;
           continue;
