@@ -10,6 +10,12 @@ import { Registry } from "../../src/netfilter/registry";
 import { defaultRegistry } from "../../src/netfilter/xt/index";
 import type { Hook } from "../../src/netfilter/ruleset";
 import { parseTcpdumpText } from "../../src/wire/text";
+import {
+  NF_NAT_RANGE_MAP_IPS,
+  NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+  NF_NAT_RANGE_PROTO_SPECIFIED,
+  nfNatRange,
+} from "../../src/nat/types";
 
 function packet(line: string) {
   const { packets, errors } = parseTcpdumpText(line);
@@ -183,5 +189,48 @@ describe("compile problems", () => {
     );
     const { problems } = compileTable(ruleset.tables.get("filter")!, reg);
     expect(problems.map((p) => p.what)).toEqual(['target "LOG" has no packet evaluation yet']);
+  });
+});
+
+describe("compiled targets", () => {
+  it("hands NAT targets the kernel range made once at compile (prepare), other targets their options", () => {
+    const { ruleset, errors } = parseSave(
+      [
+        "*nat",
+        ":PREROUTING ACCEPT [0:0]",
+        ":INPUT ACCEPT [0:0]",
+        ":OUTPUT ACCEPT [0:0]",
+        ":POSTROUTING ACCEPT [0:0]",
+        "-A PREROUTING -p tcp -j DNAT --to-destination 192.0.2.10-192.0.2.11:8080-8081",
+        "-A POSTROUTING -p tcp -j MASQUERADE --to-ports 2000-2001 --random-fully",
+        "-A POSTROUTING -j LOG --log-prefix nat",
+        "COMMIT",
+        "",
+      ].join("\n"),
+      { file: "t.v4" },
+    );
+    expect(errors).toEqual([]);
+    const { table, problems } = compileTable(ruleset.tables.get("nat")!, defaultRegistry);
+    expect(problems).toEqual([]);
+    const [dnat] = table.chains.get("PREROUTING")!.rules;
+    expect(dnat.topt).toEqual(
+      nfNatRange({
+        flags: NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED,
+        minAddr: 0xc000020a,
+        maxAddr: 0xc000020b,
+        minProto: 8080,
+        maxProto: 8081,
+      }),
+    );
+    const [masq, log] = table.chains.get("POSTROUTING")!.rules;
+    expect(masq.topt).toEqual(
+      nfNatRange({
+        flags: NF_NAT_RANGE_PROTO_SPECIFIED | NF_NAT_RANGE_PROTO_RANDOM_FULLY,
+        minProto: 2000,
+        maxProto: 2001,
+      }),
+    );
+    // No prepare: the target gets the parsed options object itself.
+    expect(log.topt).toBe(log.rule.target?.kind === "extension" ? log.rule.target.options : undefined);
   });
 });
