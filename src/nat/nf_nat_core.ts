@@ -24,10 +24,11 @@
  * Model choices:
  * - The bysource hash is a Map keyed by a 32-bit hash of (source address, source port/id, protocol, zone), as
  *   the kernel's hash_by_src; each bucket lists its entries newest first (hlist_add_head) and, as in
- *   find_appropriate_src, the walk compares each entry's source and zone itself. Entries are validated lazily instead of being unlinked when a
- *   conntrack dies (nf_nat_cleanup_conntrack): an entry counts while it is not DYING and, once confirmed, is still
- *   the table's entry for its ORIGINAL tuple. A packet dropped after NAT setup must have its unconfirmed entry
- *   discarded (`Conntrack.discard`, which marks it DYING), as the kernel frees it with the skb.
+ *   find_appropriate_src, the walk compares each entry's source and zone itself. Entries are validated lazily
+ *   instead of being unlinked when a conntrack dies (nf_nat_cleanup_conntrack): an entry counts while it is not
+ *   DYING and, once confirmed, is still the table's entry for its ORIGINAL tuple. A packet dropped after NAT
+ *   setup must have its unconfirmed entry discarded (`Conntrack.discard`, which marks it DYING), as the kernel
+ *   frees it with the skb.
  * - find_best_ips_proto hashes the address bytes as an x86-64 kernel does (little-endian u32 loads of the
  *   __be32; see jhash.ts leU32), so the address picked from a range matches a real x86 machine.
  * - nf_conn_nat (the masq_index for nf_nat_oif_changed) is kept per connection in a WeakMap, keyed by the
