@@ -54,7 +54,7 @@ import {
   l4ProtoName,
 } from "../wire/packet";
 import { formatIpv4 } from "../wire/addr";
-import type { Host } from "../host/types";
+import type { Host, ListeningSocket } from "../host/types";
 import { Fib } from "../host/route";
 import type { AddrType, FibResult } from "../host/route";
 import { InputError } from "../errors";
@@ -206,6 +206,21 @@ function newSkb(pkt: Packet, inIface: string | undefined, local: boolean, nfTrac
     owner: undefined,
     pktType: "host",
   };
+}
+
+/**
+ * The host file's listener for a query, as `__inet_lookup_listener` picks it: a socket bound to the packet's
+ * destination address first, else one bound to 0.0.0.0 (the lhash2 lookup by (daddr, port), then by
+ * (INADDR_ANY, port)); file order among equals.
+ */
+export function hostListener(host: Host, q: SocketQuery): ListeningSocket | undefined {
+  let any: ListeningSocket | undefined;
+  for (const s of host.sockets) {
+    if (s.protocol !== q.protocol || s.port !== q.dport) continue;
+    if (s.address === q.daddr) return s;
+    if (s.address === 0) any ??= s;
+  }
+  return any;
 }
 
 /** An input packet's journey (see newSkb); quiet runs record no per-step lists. */
@@ -555,18 +570,15 @@ export class HostSim implements HostServices, NatTargetHost {
   lookupSocket(q: SocketQuery, kind: "established" | "listener"): SocketRef | undefined {
     const dyn = this.socketLookup?.(q, kind);
     if (dyn || kind === "established") return dyn;
-    for (const s of this.host.sockets) {
-      if (s.protocol !== q.protocol || s.port !== q.dport) continue;
-      if (s.address !== 0 && s.address !== q.daddr) continue;
-      return {
-        protocol: s.protocol,
-        address: s.address,
-        port: s.port,
-        transparent: s.transparent,
-        listening: true,
-      };
-    }
-    return undefined;
+    const s = hostListener(this.host, q);
+    if (!s) return undefined;
+    return {
+      protocol: s.protocol,
+      address: s.address,
+      port: s.port,
+      transparent: s.transparent,
+      listening: true,
+    };
   }
   ipset(name: string): IpSet | undefined {
     return this.ipsets.get(name);

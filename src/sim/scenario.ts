@@ -23,7 +23,7 @@ import type { SocketQuery } from "../netfilter/host_services";
 import { InputError } from "../errors";
 import { loadRuleset } from "../netfilter/parse_script";
 import { parseIpsetSave } from "../ipset/parse_save";
-import { HostSim } from "./host";
+import { HostSim, hostListener } from "./host";
 import type { HostSimOptions } from "./host";
 
 /** The part of the oracle's SimInput the engine reads (structurally compatible with it). */
@@ -81,8 +81,7 @@ export function rootListeners(
 ): (q: SocketQuery, kind: "established" | "listener") => SocketRef | undefined {
   return (q, kind) => {
     if (kind !== "listener") return undefined;
-    const fit = host.sockets.filter((s) => s.protocol === q.protocol && s.port === q.dport);
-    const s = fit.find((x) => x.address === q.daddr) ?? fit.find((x) => x.address === 0);
+    const s = hostListener(host, q);
     if (!s) return undefined;
     return {
       protocol: s.protocol,

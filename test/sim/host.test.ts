@@ -276,3 +276,35 @@ describe("kube-proxy: ClusterIP -> KUBE-SVC -> KUBE-SEP DNAT -> KUBE-MARK-MASQ -
     ).toBe("10.180.0.254 > 10.180.0.1:80");
   });
 });
+
+describe("listening sockets", () => {
+  it("prefer the socket bound to the destination address over 0.0.0.0, as __inet_lookup_listener does", () => {
+    const host = parseHostFile(
+      [
+        "hostname: h",
+        "interfaces:",
+        '  - {name: eth0, mac: "02:00:00:00:00:01", addresses: ["192.0.2.1/24", "192.0.2.2/24"]}',
+        "sockets:",
+        "  - {address: 0.0.0.0, port: 80, protocol: tcp, transparent: false}",
+        "  - {address: 192.0.2.2, port: 80, protocol: tcp, transparent: true}",
+      ].join("\n"),
+      "host.yaml",
+    );
+    const s = new HostSim({ host, ruleset: rules("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n") });
+    const q = (daddr: number) => ({
+      protocol: "tcp" as const,
+      saddr: 0xc6336402,
+      sport: 1000,
+      daddr,
+      dport: 80,
+    });
+    // The exact bind wins although the wildcard comes first in the file.
+    expect(s.lookupSocket(q(0xc0000202), "listener")).toMatchObject({
+      address: 0xc0000202,
+      transparent: true,
+    });
+    // Another address of the host falls back to the wildcard.
+    expect(s.lookupSocket(q(0xc0000201), "listener")).toMatchObject({ address: 0, transparent: false });
+    expect(s.lookupSocket({ ...q(0xc0000201), dport: 81 }, "listener")).toBeUndefined();
+  });
+});
