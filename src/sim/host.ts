@@ -156,7 +156,7 @@ export interface HostSimOptions {
 }
 
 /** Per-packet state the datapath carries besides the Skb. */
-interface Flight {
+export interface Flight {
   readonly skb: Skb;
   readonly journey: PacketJourney;
   /** The frame header the packet came in with (MAC= of the log line). */
@@ -188,7 +188,7 @@ const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
  * until set): each kind then keeps one hidden class with all properties in-object instead of growing a property
  * store as they are assigned. Quiet runs make one set for all input packets and reset it (quietInputFlight).
  */
-function newSkb(pkt: Packet, inIface: string | undefined, local: boolean, nfTrace: boolean): Skb {
+export function newSkb(pkt: Packet, inIface: string | undefined, local: boolean, nfTrace: boolean): Skb {
   return {
     pkt,
     mark: 0,
@@ -223,8 +223,36 @@ export function hostListener(host: Host, q: SocketQuery): ListeningSocket | unde
   return any;
 }
 
+/**
+ * A reused skb made as newSkb makes a fresh one (quiet runs: no allocation per packet). Every field of newSkb's
+ * literal is set here; test/sim/host_reset.test.ts fails when one is missed.
+ */
+export function resetSkb(
+  skb: Mutable<Skb>,
+  pkt: Packet,
+  inIface: string | undefined,
+  local: boolean,
+  nfTrace: boolean,
+): void {
+  skb.pkt = pkt;
+  skb.mark = 0;
+  skb.nfTrace = nfTrace;
+  skb.ct = undefined;
+  skb.ctinfo = undefined;
+  skb.untracked = false;
+  skb.ctReason = undefined;
+  skb.ctTemplate = undefined;
+  skb.sk = undefined;
+  skb.priority = 0;
+  skb.inIface = inIface;
+  skb.outIface = undefined;
+  skb.local = local;
+  skb.owner = undefined;
+  skb.pktType = "host";
+}
+
 /** An input packet's journey (see newSkb); quiet runs record no per-step lists. */
-function newInputJourney(
+export function newInputJourney(
   id: number,
   pkt: Packet,
   inIface: string | undefined,
@@ -246,7 +274,29 @@ function newInputJourney(
   };
 }
 
-function newFlightOf(skb: Skb, journey: PacketJourney): Flight {
+/** A reused input journey made as newInputJourney makes a fresh one (see resetSkb). */
+export function resetInputJourney(
+  j: Mutable<PacketJourney>,
+  id: number,
+  pkt: Packet,
+  inIface: string | undefined,
+  local: boolean,
+  quiet: boolean,
+): void {
+  j.id = id;
+  j.input = pkt;
+  j.inIface = inIface;
+  j.local = local;
+  j.hooks = quiet ? SHARED_EMPTY : [];
+  j.ct = undefined;
+  j.nat = quiet ? SHARED_EMPTY : [];
+  j.route = undefined;
+  j.fate = undefined;
+  j.out = undefined;
+  j.log = quiet ? SHARED_EMPTY : [];
+}
+
+export function newFlightOf(skb: Skb, journey: PacketJourney): Flight {
   return {
     skb,
     journey,
@@ -257,6 +307,16 @@ function newFlightOf(skb: Skb, journey: PacketJourney): Flight {
     own: undefined,
     ownL4: undefined,
   };
+}
+
+/** A reused flight made as newFlightOf makes a fresh one for its own skb and journey (see resetSkb). */
+export function resetFlight(st: Flight): void {
+  st.link = undefined;
+  st.ownsCt = false;
+  st.rt = undefined;
+  st.forwarded = false;
+  st.own = undefined;
+  st.ownL4 = undefined;
 }
 
 /**
@@ -775,39 +835,12 @@ export class HostSim implements HostServices, NatTargetHost {
    */
   private quietInputFlight(pkt: Packet, inIface: string): Flight {
     const report = this.report as Mutable<PacketReport>;
-    const j = this.quietJourney;
-    j.input = pkt;
-    j.inIface = inIface;
-    j.ct = undefined;
-    j.route = undefined;
-    j.fate = undefined;
-    j.out = undefined;
+    resetInputJourney(this.quietJourney, 0, pkt, inIface, false, true);
     if (this.quietJourneys.length !== 1) this.quietJourneys.length = 1; // a generated packet's journey was added
     report.packets = this.quietJourneys;
-    const skb = this.quietSkb;
-    skb.pkt = pkt;
-    skb.mark = 0;
-    skb.nfTrace = this.traceByDefault;
-    skb.ct = undefined;
-    skb.ctinfo = undefined;
-    skb.untracked = false;
-    skb.ctReason = undefined;
-    skb.ctTemplate = undefined;
-    skb.sk = undefined;
-    skb.priority = 0;
-    skb.inIface = inIface;
-    skb.outIface = undefined;
-    skb.local = false;
-    skb.owner = undefined;
-    skb.pktType = "host";
-    const st = this.quietFlight;
-    st.link = undefined;
-    st.ownsCt = false;
-    st.rt = undefined;
-    st.forwarded = false;
-    st.own = undefined;
-    st.ownL4 = undefined;
-    return st;
+    resetSkb(this.quietSkb, pkt, inIface, false, this.traceByDefault);
+    resetFlight(this.quietFlight);
+    return this.quietFlight;
   }
 
   private newFlight(
