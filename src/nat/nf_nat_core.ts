@@ -31,8 +31,8 @@
  *   frees it with the skb.
  * - find_best_ips_proto hashes the address bytes as an x86-64 kernel does (little-endian u32 loads of the
  *   __be32; see jhash.ts leU32), so the address picked from a range matches a real x86 machine.
- * - nf_conn_nat (the masq_index for nf_nat_oif_changed) is kept per connection in a WeakMap, keyed by the
- *   output interface name instead of an ifindex.
+ * - nf_conn_nat (the masq_index for nf_nat_oif_changed) is the connection's `natExt`, holding the output
+ *   interface name instead of an ifindex.
  * Leaves out on purpose: IPv6, helpers and expectations (nf_nat_follow_master, seqadj), GRE keys (PPTP),
  * ctnetlink NAT setup, VRF (in_vrf_postrouting), xfrm re-lookup, the route/socket side effects of
  * nf_nat_ipv4_pre_routing/local_fn/local_in (the caller compares addresses itself), offloaded entries.
@@ -722,14 +722,11 @@ function natResult(
 
 /** nf_nat_oif_changed(): a MASQUERADEd connection's original-direction packet leaving by another interface. */
 function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn, out?: string): boolean {
-  const e = nat.peekNatExt(ct);
-  return (
-    e?.masqIndex !== undefined &&
-    hook === NF_INET_POST_ROUTING &&
-    ctinfoDir(ctinfo) === IP_CT_DIR_ORIGINAL &&
-    out !== undefined &&
-    e.masqIndex !== out
-  );
+  // The hook and direction first: the extension is read only for original-direction packets leaving.
+  if (hook !== NF_INET_POST_ROUTING || ctinfoDir(ctinfo) !== IP_CT_DIR_ORIGINAL || out === undefined)
+    return false;
+  const masqIndex = nat.peekNatExt(ct)?.masqIndex;
+  return masqIndex !== undefined && masqIndex !== out;
 }
 
 /** The nf_nat_oif_changed drop: the entry is killed (nf_ct_kill_acct). Module level: no per-call closure. */
