@@ -3,7 +3,7 @@
  * of established flows plus new connections through one emulated Kubernetes node (src/sim/host.ts).
  *
  *   npx tsx bench/trace.ts [--rules 10000] [--packets 1000000] [--flows 1000] [--conn-packets 20]
- *                          [--endpoints 2] [--runs 1] [--mode quiet|trace] [--no-cli] [--no-inproc] [--keep]
+ *                          [--endpoints 2] [--runs 1] [--mode quiet|trace|split] [--no-cli] [--no-inproc] [--keep]
  *
  * Rule set (iptables-save, the shape kube-proxy's iptables mode writes): nat KUBE-SERVICES with one
  * `-d VIP/32 -p tcp -m comment -m tcp --dport P -j KUBE-SVC-x` rule per service and a last
@@ -26,7 +26,9 @@
  *   - in-process: HostSim.receive for every packet, packets decoded from the pcapng beforehand in chunks (decode
  *     not timed); "quiet" reads only the fate, with HostSim's `quiet` option and receive's `consume` as
  *     `ctsim trace --quiet` sets them; "trace" also formats the text output (TRACE lines and summaries, as
- *     `ctsim trace` prints them) into a discarded string;
+ *     `ctsim trace` prints them) into a discarded string; "split" (only with `--mode split`) is "quiet" with a
+ *     timer around each packet, reporting the mean time of connection-opening SYNs and of every other packet
+ *     apart (the timer's own ~0.1 µs included in both);
  *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
  *     whole process (start-up, rule loading, decoding included); the --quiet line also shows the CLI's own
  *     summary, whose packets/s counts from the first packet read to the last (decoding included, start-up and
@@ -74,8 +76,11 @@ const CONN_PACKETS = Math.max(6, arg("--conn-packets", 20));
 const ENDPOINTS = Math.max(1, arg("--endpoints", 2));
 const RUNS = arg("--runs", 1);
 const SEED = 7;
-const MODES = (["quiet", "trace"] as const).filter(
-  (m) => !process.argv.includes("--mode") || process.argv[process.argv.indexOf("--mode") + 1] === m,
+const MODE_ARG = process.argv.includes("--mode")
+  ? process.argv[process.argv.indexOf("--mode") + 1]
+  : undefined;
+const MODES = (["quiet", "trace", "split"] as const).filter((m) =>
+  MODE_ARG === undefined ? m !== "split" : MODE_ARG === m,
 );
 const CHUNK = 65536;
 
@@ -280,9 +285,20 @@ function inProcess(
   rulesPath: string,
   hostPath: string,
   capPath: string,
-  mode: "quiet" | "trace",
-): { packets: number; seconds: number; cpu: number; bytes: number; notLeft: number } {
-  const sim = load(rulesPath, hostPath, mode === "quiet");
+  mode: "quiet" | "trace" | "split",
+): {
+  packets: number;
+  seconds: number;
+  cpu: number;
+  bytes: number;
+  notLeft: number;
+  /** split mode: nanoseconds and count of connection-opening SYNs, and of the other packets. */
+  syn: { ns: number; n: number };
+  other: { ns: number; n: number };
+} {
+  const sim = load(rulesPath, hostPath, mode !== "trace");
+  const syn = { ns: 0, n: 0 };
+  const other = { ns: 0, n: 0 };
   const c = new Chalk({ level: 0 });
   let packets = 0;
   let notLeft = 0;
@@ -298,6 +314,17 @@ function inProcess(
         const r = sim.receive(p, { consume: true });
         if (r.packets[0].fate?.kind !== "left") notLeft++;
       }
+    } else if (mode === "split") {
+      for (const p of batch) {
+        const opening = p.l4.kind === "tcp" && (p.l4.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN;
+        const a = process.hrtime.bigint();
+        const r = sim.receive(p, { consume: true });
+        const d = Number(process.hrtime.bigint() - a);
+        const acc = opening ? syn : other;
+        acc.ns += d;
+        acc.n++;
+        if (r.packets[0].fate?.kind !== "left") notLeft++;
+      }
     } else {
       for (const p of batch) {
         const r = sim.receive(p);
@@ -310,7 +337,7 @@ function inProcess(
     cpu += (c1.user + c1.system) / 1e6;
     packets += batch.length;
   }
-  return { packets, seconds: Number(ns) / 1e9, cpu, bytes, notLeft };
+  return { packets, seconds: Number(ns) / 1e9, cpu, bytes, notLeft, syn, other };
 }
 
 /** Runs the CLI under /usr/bin/time when present, for its CPU time (the machine is shared: wall time is noisy). */
@@ -367,7 +394,11 @@ try {
         console.log(
           `in-process ${mode.padEnd(5)}: ${r.packets} packets in ${r.seconds.toFixed(2)} s = ${rate(r.packets, r.seconds)}` +
             ` (${rate(r.packets, r.cpu)} of CPU time)` +
-            (mode === "trace" ? ` (${(r.bytes / 1e6).toFixed(0)} MB of text)` : ""),
+            (mode === "trace" ? ` (${(r.bytes / 1e6).toFixed(0)} MB of text)` : "") +
+            (mode === "split"
+              ? `; connection-opening SYNs ${(r.syn.ns / r.syn.n / 1000).toFixed(2)} µs each (${r.syn.n}),` +
+                ` other packets ${(r.other.ns / r.other.n / 1000).toFixed(2)} µs each (${r.other.n})`
+              : ""),
         );
       }
     }
