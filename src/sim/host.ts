@@ -211,16 +211,31 @@ export function newSkb(pkt: Packet, inIface: string | undefined, local: boolean,
 /**
  * The host file's listener for a query, as `__inet_lookup_listener` picks it: a socket bound to the packet's
  * destination address first, else one bound to 0.0.0.0 (the lhash2 lookup by (daddr, port), then by
- * (INADDR_ANY, port)); file order among equals.
+ * (INADDR_ANY, port)); file order among equals. `owner`: the uid/gid of the process holding it, when known.
  */
-export function hostListener(host: Host, q: SocketQuery): ListeningSocket | undefined {
-  let any: ListeningSocket | undefined;
-  for (const s of host.sockets) {
-    if (s.protocol !== q.protocol || s.port !== q.dport) continue;
-    if (s.address === q.daddr) return s;
-    if (s.address === 0) any ??= s;
+export function hostListener(
+  host: Host,
+  q: SocketQuery,
+  owner?: { readonly uid: number; readonly gid: number },
+): SocketRef | undefined {
+  let s: ListeningSocket | undefined;
+  for (const x of host.sockets) {
+    if (x.protocol !== q.protocol || x.port !== q.dport) continue;
+    if (x.address === q.daddr) {
+      s = x;
+      break;
+    }
+    if (x.address === 0) s ??= x;
   }
-  return any;
+  if (!s) return undefined;
+  const ref = {
+    protocol: s.protocol,
+    address: s.address,
+    port: s.port,
+    transparent: s.transparent,
+    listening: true,
+  };
+  return owner ? { ...ref, uid: owner.uid, gid: owner.gid } : ref;
 }
 
 /**
@@ -630,15 +645,7 @@ export class HostSim implements HostServices, NatTargetHost {
   lookupSocket(q: SocketQuery, kind: "established" | "listener"): SocketRef | undefined {
     const dyn = this.socketLookup?.(q, kind);
     if (dyn || kind === "established") return dyn;
-    const s = hostListener(this.host, q);
-    if (!s) return undefined;
-    return {
-      protocol: s.protocol,
-      address: s.address,
-      port: s.port,
-      transparent: s.transparent,
-      listening: true,
-    };
+    return hostListener(this.host, q);
   }
   ipset(name: string): IpSet | undefined {
     return this.ipsets.get(name);

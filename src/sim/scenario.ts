@@ -79,20 +79,7 @@ export function recorderTimes(packets: readonly Packet[], gapMs = 150): number[]
 export function rootListeners(
   host: Host,
 ): (q: SocketQuery, kind: "established" | "listener") => SocketRef | undefined {
-  return (q, kind) => {
-    if (kind !== "listener") return undefined;
-    const s = hostListener(host, q);
-    if (!s) return undefined;
-    return {
-      protocol: s.protocol,
-      address: s.address,
-      port: s.port,
-      transparent: s.transparent,
-      listening: true,
-      uid: 0,
-      gid: 0,
-    };
-  };
+  return (q, kind) => (kind === "listener" ? hostListener(host, q, { uid: 0, gid: 0 }) : undefined);
 }
 
 export interface SimulateOptions {
