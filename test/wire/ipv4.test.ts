@@ -274,6 +274,50 @@ describe("decodeIpv4 / encodeIpv4", () => {
     expect(failure(good, 41)).toMatch(/truncated TCP options/);
   });
 
+  it("words every failure with its numbers", () => {
+    const good = encodeIpv4(tcpPacket());
+    const edit = (b: Uint8Array, at: number, v: number) => {
+      const c = b.slice();
+      c[at] = v;
+      return c;
+    };
+    const withOpts = encodeIpv4(tcpPacket({ ip: { options: Uint8Array.of(0x94, 0x04, 0, 0) } }));
+    const beyond = edit(edit(good, 2, 0), 3, 44); // total length 44: 24 bytes of TCP, data offset 28
+    const udp = encodeIpv4(udpPacket());
+    const icmp = encodeIpv4({
+      ...udpPacket(),
+      ip: ipHeader({ protocol: IPPROTO_ICMP }),
+      l4: { kind: "icmp", type: 8, code: 0, checksum: 0, restOfHeader: 0 },
+      payloadLength: 0,
+      payload: undefined,
+    });
+    expect([
+      failure(edit(good, 0, 0x65), 10),
+      failure(good, 12),
+      failure(edit(good, 0, 0x44)),
+      failure(withOpts, 22),
+      failure(edit(edit(good, 2, 0), 3, 10)),
+      failure(good, 35),
+      failure(edit(good, 32, 0x40)),
+      failure(beyond),
+      failure(good, 41),
+      failure(udp, 25),
+      failure(icmp, 27),
+    ]).toEqual([
+      "not IPv4 (version 6)",
+      "truncated IPv4 header (12 bytes captured)",
+      "bad IPv4 header length 16",
+      "truncated IPv4 options (22 of 24 header bytes captured)",
+      "IPv4 total length 10 below header length 20",
+      "truncated TCP header (15 bytes)",
+      "bad TCP data offset 16",
+      "TCP data offset 28 beyond datagram (24 bytes)",
+      "truncated TCP options (21 of 28 bytes)",
+      "truncated UDP header (5 bytes)",
+      "truncated ICMP header (7 bytes)",
+    ]);
+  });
+
   it("carries capture metadata into the packet", () => {
     const link = { dst: "02:00:00:00:00:02", src: "02:00:00:00:00:01", ethertype: 0x0800, vlans: [] };
     const r = decodeIpv4(encodeIpv4(tcpPacket()), 0, 52, {
