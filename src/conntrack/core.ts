@@ -424,6 +424,11 @@ export class Conntrack {
   private readonly hash = new Map<number, NfConn>();
   /** Tuples whose hash slot held another entry, by packed key. Almost always empty. */
   private readonly overflow = new Map<string, NfConn>();
+  /**
+   * How many overflow tuples have each hash: a lookup that misses `hash` builds a packed key only when its hash
+   * is here (with a few collisions in a large table, every miss used to build and hash a string).
+   */
+  private readonly overflowHashes = new Map<number, number>();
   private readonly trackers: (L4Tracker | undefined)[] = new Array(256);
   /** Per tracker, the object entries share to reach this table and their tracker. */
   private readonly bindings = new Map<L4Tracker, Binding>();
@@ -693,13 +698,14 @@ export class Conntrack {
 
   /** `find` on the flat form: int32 addresses, `srcU << 16 | dstU`. */
   private findFlat(s: number, d: number, w: number, protonum: number, zone: number): NfConn | undefined {
-    const ct = this.hash.get(tupleHashOf(s, d, protonum, w >>> 16, w & 0xffff, zone));
+    const h = tupleHashOf(s, d, protonum, w >>> 16, w & 0xffff, zone);
+    const ct = this.hash.get(h);
     if (ct !== undefined && ct.zone === zone) {
       if (ct.isTuple(IP_CT_DIR_REPLY, s, d, w, protonum)) return ct;
       // A NAT-clash entry is in the table by its reply tuple only.
       if (ct.isTuple(IP_CT_DIR_ORIGINAL, s, d, w, protonum) && !(ct.status & IPS_NAT_CLASH)) return ct;
     }
-    if (this.overflow.size === 0) return undefined;
+    if (this.overflow.size === 0 || !this.overflowHashes.has(h)) return undefined;
     return this.overflow.get(tupleKeyOf(s, d, protonum, w >>> 16, w & 0xffff, zone));
   }
 
@@ -717,7 +723,11 @@ export class Conntrack {
     const h = ct.hashOf(dir);
     const cur = this.hash.get(h);
     if (cur === undefined) this.hash.set(h, ct);
-    else if (cur !== ct) this.overflow.set(ct.keyOf(dir), ct);
+    else if (cur !== ct) {
+      const key = ct.keyOf(dir);
+      if (!this.overflow.has(key)) this.overflowHashes.set(h, (this.overflowHashes.get(h) ?? 0) + 1);
+      this.overflow.set(key, ct);
+    }
     // cur === ct: the other direction has the same hash and `find` compares both tuples.
   }
 
@@ -727,7 +737,12 @@ export class Conntrack {
     if (this.hash.get(h) === ct) this.hash.delete(h);
     else if (this.overflow.size !== 0) {
       const key = ct.keyOf(dir);
-      if (this.overflow.get(key) === ct) this.overflow.delete(key);
+      if (this.overflow.get(key) === ct) {
+        this.overflow.delete(key);
+        const n = this.overflowHashes.get(h)!;
+        if (n > 1) this.overflowHashes.set(h, n - 1);
+        else this.overflowHashes.delete(h);
+      }
     }
   }
 

@@ -168,7 +168,13 @@ export class Fib {
 
   /** A route without `dev` takes the device of the connected route to its gateway (fib_check_nh). */
   private resolveDev(r: Route): Route {
-    if (r.dev !== undefined || r.via === undefined) return r;
+    if (r.dev !== undefined) {
+      // The interface's own name string: the datapath compares devices and interface names per packet, and the
+      // same string object compares at once.
+      const i = this.ifaces.get(r.dev);
+      return i === undefined ? r : { ...r, dev: i.name };
+    }
+    if (r.via === undefined) return r;
     for (const i of this.ifaces.values())
       for (const a of i.addresses) if (a.len < 32 && inPrefix(r.via, a)) return { ...r, dev: i.name };
     return r;

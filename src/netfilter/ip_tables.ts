@@ -163,8 +163,28 @@ export interface CompileOptions {
 export interface CompiledTable {
   readonly name: TableName;
   readonly chains: ReadonlyMap<string, CompiledChain>;
+  /** The built-in chain of each hook, by `hookSlot` (the lookup ipt_do_table makes per packet, without a Map). */
+  readonly hookChains: readonly (CompiledChain | undefined)[];
   readonly source: Table;
 }
+
+/** A hook's position in CompiledTable.hookChains (the kernel's NF_INET_* order). */
+function hookSlot(hook: Hook): number {
+  switch (hook) {
+    case "PREROUTING":
+      return 0;
+    case "INPUT":
+      return 1;
+    case "FORWARD":
+      return 2;
+    case "OUTPUT":
+      return 3;
+    default:
+      return 4;
+  }
+}
+
+const HOOK_SLOTS: readonly Hook[] = ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"];
 
 /** A rule the engine cannot evaluate: a match or target without a per-packet function. */
 export interface CompileProblem {
@@ -205,7 +225,8 @@ export function compileTable(
     );
     if (opts.index ?? true) compiled.index = buildIndex(compiled.rules, opts.indexMinRules ?? 16);
   }
-  return { table: { name: table.name, chains, source: table }, problems };
+  const hookChains = HOOK_SLOTS.map((h) => chains.get(h));
+  return { table: { name: table.name, chains, hookChains, source: table }, problems };
 }
 
 function compileRule(
@@ -451,8 +472,8 @@ export interface DoTableResult {
 
 /** `ipt_do_table`: runs `table`'s chain for `hook` over the packet. */
 export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTableContext): DoTableResult {
-  const start = table.chains.get(hook);
-  if (!start) return { verdict: "ACCEPT" };
+  const start = table.hookChains[hookSlot(hook)];
+  if (start === undefined) return { verdict: "ACCEPT" };
   // A target may emit a packet that is traversed inside this traversal: one scratch frame per nesting depth.
   const frame = (FRAMES[frameDepth] ??= newFrame());
   frameDepth++;

@@ -430,6 +430,8 @@ function protoName(p: Packet): string {
 export class HostSim implements HostServices, NatTargetHost {
   readonly host: Host;
   readonly fib: Fib;
+  /** hostIfaceName's pairs: an input name as given, then the host file's string for it. */
+  private readonly ifaceNames: string[] = [];
   readonly conntrack: Conntrack;
   readonly nat: NatState;
   readonly prng: Prng;
@@ -747,14 +749,15 @@ export class HostSim implements HostServices, NatTargetHost {
         };
       }
     } else {
-      const iface = pkt.iface ?? opts.iface ?? this.soleInterface();
-      if (iface === undefined || !this.fib.interface(iface)) {
+      const named = pkt.iface ?? opts.iface ?? this.soleInterface();
+      const iface = named === undefined ? undefined : this.hostIfaceName(named);
+      if (iface === undefined) {
         throw new InputError({
           code: "TRACE_NO_IFACE",
           message:
-            iface === undefined
+            named === undefined
               ? `${pkt.origin ?? "packet"}: the input does not name an interface and the host has several; use --in IFACE`
-              : `${pkt.origin ?? "packet"}: interface "${iface}" is not in the host file`,
+              : `${pkt.origin ?? "packet"}: interface "${named}" is not in the host file`,
         });
       }
       const st = this.quiet ? this.quietInputFlight(pkt, iface) : this.newFlight(pkt, iface, false);
@@ -784,6 +787,19 @@ export class HostSim implements HostServices, NatTargetHost {
   /** Compiled tables (counters live there). */
   compiledTables(): ReadonlyMap<TableName, CompiledTable> {
     return this.tables;
+  }
+
+  /**
+   * The host file's own string for an input interface name, undefined when the host has no such interface. A
+   * capture hands every packet the same string object per interface: remembering the pairs seen spares a Map
+   * lookup per packet, and later comparisons with route devices (the same strings, see Fib) are identity checks.
+   */
+  private hostIfaceName(name: string): string | undefined {
+    const seen = this.ifaceNames;
+    for (let i = 0; i < seen.length; i += 2) if (seen[i] === name) return seen[i + 1];
+    const canonical = this.fib.interface(name)?.name;
+    if (canonical !== undefined && seen.length < 32) seen.push(name, canonical);
+    return canonical;
   }
 
   private soleInterface(): string | undefined {

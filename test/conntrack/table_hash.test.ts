@@ -72,6 +72,22 @@ describe("hash collisions", () => {
     expect(ct.list()).toEqual([]);
   });
 
+  it("an entry that lost the slot dies and comes back: still found, in both directions, after the slot frees", () => {
+    const ct = new Conntrack();
+    const a = send(ct, udp(`10.0.0.1:${p1}`, "192.0.2.53:53"), 1);
+    const b = send(ct, udp(`10.0.0.1:${p2}`, "192.0.2.53:53"), 2);
+    send(ct, udp("192.0.2.53:53", `10.0.0.1:${p1}`), 3); // a replied: 180 s, b stays unreplied: 30 s
+    ct.advance(40);
+    expect(ct.lookup(b.ct!.orig, 0, 40), "b expired").toBeUndefined();
+    const b2 = send(ct, udp(`10.0.0.1:${p2}`, "192.0.2.53:53"), 41);
+    expect(b2.state).toBe("NEW");
+    expect(send(ct, udp("192.0.2.53:53", `10.0.0.1:${p2}`), 42).ct, "reply of the second b").toBe(b2.ct);
+    ct.kill(a.ct!);
+    expect(ct.lookup(b2.ct!.orig, 0, 43), "b2 once a has gone").toBe(b2.ct);
+    expect(ct.lookup(b2.ct!.reply, 0, 43)).toBe(b2.ct);
+    expect(ct.lookup(a.ct!.orig, 0, 43)).toBeUndefined();
+  });
+
   it("different zones with the same tuple are different entries", () => {
     const ct = new Conntrack();
     const p = udp(`10.0.0.1:${p1}`, "192.0.2.53:53");
