@@ -202,18 +202,24 @@ export function compileTable(
   const chains = new Map<string, CompiledChain>();
   for (const chain of table.chains.values()) {
     const tailComment: TraceComment = chain.builtin ? "policy" : "return";
+    const trace: TracePoint = {
+      table: table.name,
+      chain: chain.name,
+      comment: tailComment,
+      num: chain.rules.length + 1,
+    };
+    const policy = chain.policy ?? "ACCEPT";
     chains.set(chain.name, {
       name: chain.name,
       builtin: chain.builtin,
       rules: [],
       tail: {
-        step: chain.builtin
-          ? { kind: "verdict", verdict: chain.policy ?? "ACCEPT" }
-          : { kind: "return", verdict: undefined },
-        trace: { table: table.name, chain: chain.name, comment: tailComment, num: chain.rules.length + 1 },
+        step: chain.builtin ? { kind: "verdict", verdict: policy } : { kind: "return", verdict: undefined },
+        trace,
         packets: 0,
         bytes: 0,
-        result: undefined,
+        // Made here, not on first use (see compileRule's `result`).
+        result: chain.builtin ? { verdict: policy, decidedBy: trace } : undefined,
       },
       index: undefined,
     });
@@ -287,6 +293,7 @@ function compileRule(
   const comment: TraceComment =
     unconditional && standardVerdict ? (chain.builtin ? "policy" : "return") : "rule";
   const proto = rule.proto?.proto ?? 0;
+  const trace: TracePoint = { table: table.name, chain: chain.name, comment, num: rule.num };
   const slow =
     rule.neverMatches === true ||
     rule.inIface !== undefined ||
@@ -314,9 +321,10 @@ function compileRule(
     tfn,
     topt,
     verdict,
-    // Present from the start: assigning it later would give compiled rules two hidden classes.
-    result: undefined,
-    trace: { table: table.name, chain: chain.name, comment, num: rule.num },
+    // A standard verdict's result is made here: made on first use, its path in the walk was new to V8 after
+    // the walk had been optimized (a deoptimization and a second compilation of the walk).
+    result: kind === STEP_VERDICT ? { verdict: verdict!, decidedBy: trace } : undefined,
+    trace,
     matches,
     rule,
     chain: compiled,
@@ -586,8 +594,7 @@ function traverse(
       tail.packets++;
       tail.bytes += len;
       if (skb.nfTrace) traced(ctx, tail.trace, skb, hook);
-      if (tail.step.kind === "verdict")
-        return (tail.result ??= { verdict: tail.step.verdict, decidedBy: tail.trace });
+      if (tail.step.kind === "verdict") return tail.result!;
       // Otherwise the implicit RETURN of a user chain (below).
     } else {
       const f = cr.flags;
@@ -634,7 +641,7 @@ function traverse(
         i++;
         continue;
       }
-      if (kind === STEP_VERDICT) return (cr.result ??= { verdict: cr.verdict!, decidedBy: cr.trace });
+      if (kind === STEP_VERDICT) return cr.result!;
       if (kind === STEP_JUMP || kind === STEP_GOTO) {
         if (kind === STEP_JUMP) {
           chains[sp] = chain;
