@@ -66,10 +66,14 @@ export type AddrType =
   | "UNREACHABLE"
   | "PROHIBIT";
 
-const DST_CACHE_MAX = 1 << 16;
+/** Fib's memo grows from 2^8 to 2^17 slots, at most half full, and is emptied when full at the largest size. */
+const DST_CACHE_MIN_BITS = 8;
+const DST_CACHE_MAX_BITS = 17;
 
 /** One destination in Fib's memo. */
 interface DstEntry {
+  /** The destination address as int32. */
+  readonly key: number;
   route: FibResult | undefined;
   type: AddrType | undefined;
 }
@@ -91,9 +95,11 @@ export class Fib {
   /**
    * Per-destination memo (an emulator device; the tables do not change during a run): each destination's address
    * type and, when the host has no `ip rule` of its own (so the route depends on the destination alone), its
-   * route. Keyed by the address as int32 (a small-integer key); emptied when it reaches DST_CACHE_MAX entries.
+   * route. Keyed by the address as int32 (open addressing; see dstGrow for its size).
    */
-  private readonly dstCache = new Map<number, DstEntry>();
+  private dstSlots: (DstEntry | undefined)[] = new Array(1 << DST_CACHE_MIN_BITS).fill(undefined);
+  private dstBits = DST_CACHE_MIN_BITS;
+  private dstCount = 0;
   /** The entry dstEntry returned last, and its key. */
   private lastKey = 0;
   private lastEntry: DstEntry | undefined = undefined;
@@ -147,17 +153,46 @@ export class Fib {
     const key = dst | 0;
     // A forwarded packet asks for its route and then its destination's type: the second finds the first's entry.
     if (key === this.lastKey && this.lastEntry !== undefined) return this.lastEntry;
-    let e = this.dstCache.get(key);
+    // Open addressing over entries that carry their key: a probe reads the slot and the entry it returns (a Map
+    // read its bucket, its entry table and then the entry).
+    let e = this.dstFind(key);
     if (e === undefined) {
-      if (this.dstCache.size >= DST_CACHE_MAX) {
-        this.dstCache.clear();
-        this.lastEntry = undefined;
-      }
-      this.dstCache.set(key, (e = { route: undefined, type: undefined }));
+      if (2 * (this.dstCount + 1) > this.dstSlots.length) this.dstGrow();
+      e = { key, route: undefined, type: undefined };
+      this.dstPut(e);
     }
     this.lastKey = key;
     this.lastEntry = e;
     return e;
+  }
+
+  private dstFind(key: number): DstEntry | undefined {
+    const slots = this.dstSlots;
+    const mask = slots.length - 1;
+    let i = Math.imul(key, 0x9e3779b1) >>> (32 - this.dstBits);
+    let e: DstEntry | undefined;
+    while ((e = slots[i]) !== undefined && e.key !== key) i = (i + 1) & mask;
+    return e;
+  }
+
+  private dstPut(e: DstEntry): void {
+    const slots = this.dstSlots;
+    const mask = slots.length - 1;
+    let i = Math.imul(e.key, 0x9e3779b1) >>> (32 - this.dstBits);
+    while (slots[i] !== undefined) i = (i + 1) & mask;
+    slots[i] = e;
+    this.dstCount++;
+  }
+
+  /** Doubles the memo (re-placing its entries), or empties it at the largest size. */
+  private dstGrow(): void {
+    const old = this.dstSlots;
+    const grow = this.dstBits < DST_CACHE_MAX_BITS;
+    if (grow) this.dstBits++;
+    this.dstSlots = new Array(1 << this.dstBits).fill(undefined);
+    this.dstCount = 0;
+    this.lastEntry = undefined;
+    if (grow) for (const e of old) if (e !== undefined) this.dstPut(e);
   }
 
   private add(r: Route): void {

@@ -74,3 +74,47 @@ describe("Fib: tables, longest prefix match, ip rules", () => {
     expect(formatIpv4(fib.inetSelectAddr("eth1", ip("8.8.8.8"))!)).toBe("203.0.113.1");
   });
 });
+
+describe("Fib: the per-destination memo", () => {
+  const NOPBR = parseHostFile(
+    `hostname: r
+interfaces:
+  - {name: eth0, mac: "02:00:00:00:00:01", addresses: ["198.51.100.1/24"]}
+  - {name: eth1, mac: "02:00:00:00:01:01", addresses: ["203.0.113.1/24"]}
+routes:
+  - default via 198.51.100.254 dev eth0
+  - 192.0.2.0/25 via 203.0.113.254
+  - blackhole 10.66.0.0/16
+`,
+    "r.yaml",
+  );
+  const answer = (f: Fib, dst: number) => {
+    const r = f.lookupByDst(dst)!;
+    return [r.type, r.oif, r.nexthop, f.addrType(dst)];
+  };
+
+  it("answers as a fresh table after growing and after being emptied (150,000 destinations)", () => {
+    const fib = new Fib(NOPBR);
+    // Destinations in every route (and outside all but the default), asked before, during and after the flood.
+    const probes = [
+      "192.0.2.1",
+      "192.0.2.127",
+      "192.0.2.128",
+      "10.66.3.4",
+      "198.51.100.1",
+      "198.51.100.255",
+      "203.0.113.77",
+      "8.8.8.8",
+    ].map(ip);
+    const want = probes.map((d) => answer(new Fib(NOPBR), d));
+    expect(probes.map((d) => answer(fib, d))).toEqual(want);
+    for (let i = 0; i < 150_000; i++) {
+      const d = (0x0a000000 + i * 7919) | 0; // spread over 10/8 and above
+      fib.lookupByDst(d);
+      if (i % 37_000 === 0) expect(probes.map((p) => answer(fib, p))).toEqual(want);
+    }
+    expect(probes.map((d) => answer(fib, d))).toEqual(want);
+    // A destination met in the flood still gets its own route.
+    expect(answer(fib, 0x0a420000 + 5)).toEqual(answer(new Fib(NOPBR), 0x0a420000 + 5));
+  });
+});
