@@ -22,7 +22,7 @@
  *   whole range is searched (nf_nat_proto_common.c, pre-4.17); ICMP ids as 4.19.
  *
  * Model choices:
- * - The bysource hash is a Map keyed by a 32-bit hash of (source address, source port/id, protocol, zone), as
+ * - The bysource hash is a Map keyed by a 30-bit hash of (source address, source port/id, protocol, zone), as
  *   the kernel's hash_by_src; each bucket lists its entries newest first (hlist_add_head) and, as in
  *   find_appropriate_src, the walk compares each entry's source and zone itself. Entries are validated lazily
  *   instead of being unlinked when a conntrack dies (nf_nat_cleanup_conntrack): an entry counts while it is not
@@ -212,12 +212,15 @@ export class NatState {
   }
 }
 
-/** hash_by_src's inputs (source address, source port/id, protocol, zone) mixed into an int32 (a small integer key). */
+/**
+ * hash_by_src's inputs (source address, source port/id, protocol, zone) mixed into 30 bits: a small integer, which
+ * V8 keeps in a Map without allocating a number object per key.
+ */
 function bysourceKey(t: Tuple, zone: number): number {
   let h = Math.imul(t.src ^ 0x9e3779b9, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13) ^ ((t.srcU & 0xffff) | ((t.protonum & 0xff) << 16)), 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ (zone & 0xffff), 0x27d4eb2f);
-  return (h ^ (h >>> 15)) | 0;
+  return (h ^ (h >>> 15)) & 0x3fffffff;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

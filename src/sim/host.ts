@@ -64,6 +64,8 @@ import type { CtInfo, NfHook } from "../conntrack/types";
 import {
   CTINFO_NAMES,
   IP_CT_DIR_ORIGINAL,
+  IP_CT_ESTABLISHED,
+  IP_CT_ESTABLISHED_REPLY,
   IP_CT_IS_REPLY,
   IP_CT_RELATED,
   IP_CT_RELATED_REPLY,
@@ -95,7 +97,7 @@ import type { AddrTypeName } from "../netfilter/xt/xt_addrtype";
 import type { IpSet } from "../ipset/ipset";
 import type { NatTargetHost } from "../netfilter/xt/xt_nat";
 import { NatState, nfNatIpv4Fn } from "../nat/nf_nat_core";
-import type { NatChainRunner } from "../nat/nf_nat_core";
+import type { NatChainRunner, NatHookResult } from "../nat/nf_nat_core";
 import type { PacketWritable } from "../nat/nf_nat_proto";
 import type { NatIface } from "../nat/nf_nat_masquerade";
 import { csumReplace2 } from "../nat/nf_nat_proto";
@@ -453,6 +455,16 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly natTable: CompiledTable | undefined;
   private readonly natCalls: NatCall[] = [];
   private natDepth = 0;
+  /** nf_nat_ipv4_fn's state for ESTABLISHED packets, which never run the nat chains (see natHook). */
+  private readonly natEstablished: NatCall["state"] = {
+    hook: 0,
+    out: undefined,
+    runChains: () => {
+      throw new Error("internal: the nat chains ran for an ESTABLISHED packet");
+    },
+    writable: 0,
+    result: { verdict: 0, pkt: undefined as unknown as Packet, reason: undefined, rewritten: false },
+  };
   private readonly natRunChains = (pkt: Packet): number => {
     const c = this.natCall!;
     const st = c.st!;
@@ -1087,6 +1099,26 @@ export class HostSim implements HostServices, NatTargetHost {
       });
       return true;
     }
+    const ctinfo = skb.ctinfo;
+    if (ctinfo === IP_CT_ESTABLISHED || ctinfo === IP_CT_ESTABLISHED_REPLY) {
+      // nf_nat_inet_fn runs no chains for an established packet (only the oif check and nf_nat_packet): no
+      // runner state to set up, nothing emitted, nothing nested.
+      const state = this.natEstablished;
+      state.hook = hookNum(hook);
+      state.out = skb.outIface;
+      state.writable = ownedBefore ? (before.l4 === st.ownL4 ? 2 : 1) : 0;
+      return this.natDone(
+        hook,
+        st,
+        manip,
+        before,
+        from0,
+        dst0,
+        nfNatIpv4Fn(this.nat, skb.ct, ctinfo, before, state, this.now),
+        false,
+        undefined,
+      );
+    }
     // The nat table runs through one runner (no per-packet closure); `natCall` is this call's state, saved and
     // restored because a target may emit a packet that goes through a nat hook of its own.
     const saved = this.natCall;
@@ -1126,6 +1158,22 @@ export class HostSim implements HostServices, NatTargetHost {
     }
     // (read back through the interface: the assignments above narrowed them for the compiler)
     const { ran, decided } = call as NatCall;
+    return this.natDone(hook, st, manip, before, from0, dst0, res, ran, decided);
+  }
+
+  /** natHook's second half: the packet nf_nat_ipv4_fn returned, the drop or the re-route, the NAT step record. */
+  private natDone(
+    hook: Hook,
+    st: Flight,
+    manip: "SRC" | "DST",
+    before: Packet,
+    from0: Packet | undefined,
+    dst0: number,
+    res: NatHookResult,
+    ran: boolean,
+    decided: TracePoint | undefined,
+  ): boolean {
+    const skb = st.skb;
     skb.pkt = res.pkt;
     const changed = res.pkt !== before || res.rewritten === true;
     if (this.quiet) {
