@@ -216,8 +216,12 @@ export class NfConn implements NfConnL4View {
   acct: number[] | undefined = undefined;
   /** Cached IPCT_* bits not yet delivered (struct nf_conntrack_ecache.cache). */
   ecache = 0;
-  /** The NAT extension (nf_ct_ext_add(ct, NF_CT_EXT_NAT)): owned and typed by src/nat, absent until NAT adds it. */
-  natExt: object | undefined = undefined;
+  /**
+   * The NAT extension's masq_index (struct nf_conn_nat, the one field modelled): the output interface of a
+   * MASQUERADEd connection, by name, for nf_nat_oif_changed. Set by src/nat; kept here rather than in an object
+   * of its own, so the check reads no second object per packet.
+   */
+  masqIndex: string | undefined = undefined;
   /** When init_conntrack ran: the timer counts from confirmation, so confirm shifts timeout by the wait. */
   readonly created: Seconds;
   private readonly bind: Binding;

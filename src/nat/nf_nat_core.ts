@@ -31,8 +31,8 @@
  *   frees it with the skb.
  * - find_best_ips_proto hashes the address bytes as an x86-64 kernel does (little-endian u32 loads of the
  *   __be32; see jhash.ts leU32), so the address picked from a range matches a real x86 machine.
- * - nf_conn_nat (the masq_index for nf_nat_oif_changed) is the connection's `natExt`, holding the output
- *   interface name instead of an ifindex.
+ * - nf_conn_nat is reduced to its masq_index (for nf_nat_oif_changed), the connection's `masqIndex`, holding
+ *   the output interface name instead of an ifindex.
  * Leaves out on purpose: IPv6, helpers and expectations (nf_nat_follow_master, seqadj), GRE keys (PPTP),
  * ctnetlink NAT setup, VRF (in_vrf_postrouting), xfrm re-lookup, the route/socket side effects of
  * nf_nat_ipv4_pre_routing/local_fn/local_in (the caller compares addresses itself), offloaded entries.
@@ -106,12 +106,6 @@ export function natGeneration(kernel: string): NatGeneration {
   return "3";
 }
 
-/** struct nf_conn_nat, reduced. */
-export interface NfConnNat {
-  /** Output interface of a MASQUERADEd connection (nat->masq_index), by name. */
-  masqIndex?: string;
-}
-
 export interface NatStateOptions {
   readonly conntrack: Conntrack;
   /** Seeded generator for port offsets; default: a generator seeded with 0. */
@@ -142,18 +136,6 @@ export class NatState {
     this.kernel = opts.kernel ?? opts.conntrack.kernel;
     this.generation = natGeneration(this.kernel);
     this.log = opts.log ?? (() => {});
-  }
-
-  /** nfct_nat() / nf_ct_nat_ext_add(): the NAT extension of a connection (created on first use). */
-  natExt(ct: NfConn): NfConnNat {
-    let e = ct.natExt as NfConnNat | undefined;
-    if (e === undefined) ct.natExt = e = {};
-    return e;
-  }
-
-  /** nfct_nat() without creating it. */
-  peekNatExt(ct: NfConn): NfConnNat | undefined {
-    return ct.natExt as NfConnNat | undefined;
   }
 
   rover(protonum: number): number {
@@ -728,7 +710,7 @@ function nfNatOifChanged(nat: NatState, hook: NfHook, ctinfo: CtInfo, ct: NfConn
   // The hook and direction first: the extension is read only for original-direction packets leaving.
   if (hook !== NF_INET_POST_ROUTING || ctinfoDir(ctinfo) !== IP_CT_DIR_ORIGINAL || out === undefined)
     return false;
-  const masqIndex = nat.peekNatExt(ct)?.masqIndex;
+  const masqIndex = ct.masqIndex;
   return masqIndex !== undefined && masqIndex !== out;
 }
 

@@ -120,7 +120,7 @@ export function nfNatMasqueradeIpv4(
     nat.log(`${outIface.name} ate my IP address`);
     return NF_DROP;
   }
-  if (!ct.confirmed) nat.natExt(ct).masqIndex = outIface.name;
+  if (!ct.confirmed) ct.masqIndex = outIface.name;
   return nfNatSetupInfo(
     nat,
     ct,
