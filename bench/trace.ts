@@ -3,7 +3,8 @@
  * of established flows plus new connections through one emulated Kubernetes node (src/sim/host.ts).
  *
  *   npx tsx bench/trace.ts [--rules 10000] [--packets 1000000] [--flows 1000] [--conn-packets 20]
- *                          [--endpoints 2] [--runs 1] [--mode quiet|trace|split] [--no-cli] [--no-inproc] [--keep]
+ *                          [--endpoints 2] [--runs 1] [--mode quiet|trace|split|blocks] [--no-cli] [--no-inproc]
+ *                          [--keep]
  *
  * Rule set (iptables-save, the shape kube-proxy's iptables mode writes): nat KUBE-SERVICES with one
  * `-d VIP/32 -p tcp -m comment -m tcp --dport P -j KUBE-SVC-x` rule per service and a last
@@ -28,7 +29,11 @@
  *     `ctsim trace --quiet` sets them; "trace" also formats the text output (TRACE lines and summaries, as
  *     `ctsim trace` prints them) into a discarded string; "split" (only with `--mode split`) is "quiet" with a
  *     timer around each packet, reporting the mean time of connection-opening SYNs and of every other packet
- *     apart (the timer's own ~0.1 µs included in both);
+ *     apart (the timer's own ~0.1 µs included in both); "blocks" (only with `--mode blocks`) runs
+ *     bench/trace_blocks.ts, bundled, in a fresh process set up as `ctsim trace --quiet` sets itself up (rules
+ *     loaded with V8's optimizing compiler held back, the same garbage-collector flag), and times each block of
+ *     50,000 packets, decoding included: the first block carries the JIT warm-up that the warm in-process modes
+ *     above do not see;
  *   - CLI: `node bin/ctsim.js trace ... --quiet` and `... > /dev/null` (full TRACE output), wall time of the
  *     whole process (start-up, rule loading, decoding included); the --quiet line also shows the CLI's own
  *     summary, whose packets/s counts from the first packet read to the last (decoding included, start-up and
@@ -43,6 +48,7 @@ import { spawnSync } from "node:child_process";
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -62,6 +68,7 @@ import { loadRuleset } from "../src/netfilter/parse_script";
 import { ruleCount } from "../src/netfilter/ruleset";
 import { HostSim } from "../src/sim/host";
 import { formatReportText } from "../src/cli/commands/trace";
+import { buildSync } from "esbuild";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(name);
@@ -79,8 +86,8 @@ const SEED = 7;
 const MODE_ARG = process.argv.includes("--mode")
   ? process.argv[process.argv.indexOf("--mode") + 1]
   : undefined;
-const MODES = (["quiet", "trace", "split"] as const).filter((m) =>
-  MODE_ARG === undefined ? m !== "split" : MODE_ARG === m,
+const MODES = (["quiet", "trace", "split", "blocks"] as const).filter((m) =>
+  MODE_ARG === undefined ? m !== "split" && m !== "blocks" : MODE_ARG === m,
 );
 const CHUNK = 65536;
 
@@ -367,6 +374,53 @@ const cpuText = (cpu: number | undefined) =>
   cpu === undefined ? "" : `, ${rate(PACKETS, cpu)} of CPU time (${cpu.toFixed(2)} s, start-up included)`;
 const rate = (n: number, s: number) => `${Math.round(n / s).toLocaleString("en-US")} packets/s`;
 
+const BLOCK = 50_000;
+
+/**
+ * `--mode blocks`: bench/trace_blocks.ts, bundled with esbuild as `npm ci` bundles the CLI (sources run through
+ * tsx measured ~10% slower), in a fresh process.
+ */
+function coldBlocks(rulesPath: string, hostPath: string, capPath: string): void {
+  // Inside the project, so the bundle's packages resolve from node_modules.
+  const cache = join(import.meta.dirname, "..", "node_modules", ".cache");
+  mkdirSync(cache, { recursive: true });
+  const bundle = join(cache, `ctsim-bench-blocks-${process.pid}.mjs`);
+  buildSync({
+    entryPoints: [join(import.meta.dirname, "trace_blocks.ts")],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    packages: "external",
+    outfile: bundle,
+    logLevel: "warning",
+  });
+  let r;
+  try {
+    r = spawnSync(process.execPath, [bundle, rulesPath, hostPath, capPath, String(BLOCK)], {
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+  } finally {
+    unlinkSync(bundle);
+  }
+  if (r.status !== 0) throw new Error(`blocks child exited ${r.status}: ${r.stderr}`);
+  const { blocks, packets, notLeft } = JSON.parse(r.stdout) as {
+    blocks: number[];
+    packets: number;
+    notLeft: number;
+  };
+  if (notLeft) throw new Error(`blocks: ${notLeft} packets did not leave the host`);
+  const later = blocks.slice(1).sort((a, b) => a - b);
+  const median = later[Math.floor((later.length - 1) / 2)];
+  const total = blocks.reduce((a, b) => a + b, 0);
+  console.log(
+    `cold process blocks: ${packets} packets in ${(total / 1000).toFixed(2)} s = ${rate(packets, total / 1000)}; ` +
+      `first ${BLOCK.toLocaleString("en-US")} packets ${blocks[0].toFixed(0)} ms, later blocks median ` +
+      `${median.toFixed(0)} ms (${((median * 1000) / BLOCK).toFixed(2)} µs/packet): the first block costs ` +
+      `${(blocks[0] - median).toFixed(0)} ms more (JIT warm-up, first use of every rule)`,
+  );
+}
+
 const base = join(tmpdir(), `ctsim-bench-trace-${process.pid}`);
 const rulesPath = `${base}.rules.v4`;
 const hostPath = `${base}.host.yaml`;
@@ -389,6 +443,10 @@ try {
   for (let run = 1; run <= RUNS; run++) {
     if (!flag("--no-inproc")) {
       for (const mode of MODES) {
+        if (mode === "blocks") {
+          coldBlocks(rulesPath, hostPath, capPath);
+          continue;
+        }
         const r = inProcess(rulesPath, hostPath, capPath, mode);
         if (r.notLeft) throw new Error(`${mode}: ${r.notLeft} packets did not leave the host`);
         console.log(

@@ -155,7 +155,7 @@ class OutputBuffer {
  * generation: full mark-compacts every few hundred milliseconds. Without it the packets die young (scavenges).
  * 10,000 rules, 200,000 packets, --quiet: 166k -> 211k packets/s. Only the garbage collector's policy changes.
  */
-function tuneGarbageCollector(): void {
+export function tuneGarbageCollector(): void {
   try {
     setFlagsFromString("--no-allocation-site-pretenuring");
   } catch {
@@ -170,7 +170,7 @@ function tuneGarbageCollector(): void {
  * 2026-11-21 (bench/trace.ts, 9,996 rules, --quiet, pinned to one core): loading 330 -> 260 ms, the whole
  * process 2.68 -> 2.60 s (median of 10 alternating runs); no change on two cores.
  */
-function loadWithoutOptimizing<T>(load: () => T): T {
+export function loadWithoutOptimizing<T>(load: () => T): T {
   const toggle = (flag: string) => {
     try {
       setFlagsFromString(flag);
