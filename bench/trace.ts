@@ -404,17 +404,23 @@ function coldBlocks(rulesPath: string, hostPath: string, capPath: string): void 
     unlinkSync(bundle);
   }
   if (r.status !== 0) throw new Error(`blocks child exited ${r.status}: ${r.stderr}`);
-  const { blocks, packets, notLeft } = JSON.parse(r.stdout) as {
+  const { blocks, packets, ms, notLeft } = JSON.parse(r.stdout) as {
     blocks: number[];
     packets: number;
+    ms: number;
     notLeft: number;
   };
   if (notLeft) throw new Error(`blocks: ${notLeft} packets did not leave the host`);
+  if (blocks.length < 2) {
+    console.log(
+      `cold process blocks: ${packets} packets in ${(ms / 1000).toFixed(2)} s (fewer than two blocks)`,
+    );
+    return;
+  }
   const later = blocks.slice(1).sort((a, b) => a - b);
   const median = later[Math.floor((later.length - 1) / 2)];
-  const total = blocks.reduce((a, b) => a + b, 0);
   console.log(
-    `cold process blocks: ${packets} packets in ${(total / 1000).toFixed(2)} s = ${rate(packets, total / 1000)}; ` +
+    `cold process blocks: ${packets} packets in ${(ms / 1000).toFixed(2)} s = ${rate(packets, ms / 1000)}; ` +
       `first ${BLOCK.toLocaleString("en-US")} packets ${blocks[0].toFixed(0)} ms, later blocks median ` +
       `${median.toFixed(0)} ms (${((median * 1000) / BLOCK).toFixed(2)} µs/packet): the first block costs ` +
       `${(blocks[0] - median).toFixed(0)} ms more (JIT warm-up, first use of every rule)`,
