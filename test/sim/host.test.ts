@@ -308,3 +308,36 @@ describe("listening sockets", () => {
     expect(s.lookupSocket({ ...q(0xc0000201), dport: 81 }, "listener")).toBeUndefined();
   });
 });
+
+describe("the input interface", () => {
+  const TWO = parseHostFile(
+    `hostname: r
+interfaces:
+  - { name: eth0, mac: "02:00:00:00:00:01", addresses: ["198.51.100.1/24"] }
+  - { name: eth1, mac: "02:00:00:00:01:01", addresses: ["203.0.113.1/24"] }
+sysctl: { net.ipv4.ip_forward: 1 }
+`,
+    "r.yaml",
+  );
+  const ruleset = rules("*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n");
+  const line = `15:33:24.179455 IP (tos 0x0, ttl 64, id 1, offset 0, flags [none], proto TCP (6), length 40)
+    198.51.100.7.1836 > 203.0.113.9.80: Flags [S], cksum 0x0000 (incorrect), seq 1, win 512, length 0`;
+
+  it("names the unknown interface, or asks for --in when the input names none and the host has several", () => {
+    const s = new HostSim({ host: TWO, ruleset });
+    expect(() => s.receive(packets(line, "eth9")[0])).toThrow(/interface "eth9" is not in the host file/);
+    const bare = parseTcpdumpText(line, { file: "p.txt" }).packets[0];
+    expect(bare.iface).toBeUndefined();
+    expect(() => s.receive(bare)).toThrow(
+      /does not name an interface and the host has several; use --in IFACE/,
+    );
+  });
+
+  it("takes a name equal to the host file's whatever string object carries it, on either interface", () => {
+    const s = new HostSim({ host: TWO, ruleset });
+    for (const name of ["eth0", "eth0".split("").join(""), "eth1", ["e", "t", "h", "1"].join("")]) {
+      const r = s.receive(packets(line, name)[0]);
+      expect(r.packets[0].fate?.kind, name).toBe("left");
+    }
+  });
+});
