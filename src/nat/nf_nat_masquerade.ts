@@ -48,8 +48,21 @@ function scopeOf(addr: number): number {
   return addr >>> 24 === 127 ? RT_SCOPE_HOST : RT_SCOPE_UNIVERSE;
 }
 
+/**
+ * ifa_lists made so far, by the device's address list (host interfaces do not change during a run; a device given
+ * other addresses has another list): the kernel keeps in_dev->ifa_list as addresses come and go, and MASQUERADE
+ * reads it for every new connection.
+ */
+const IFA_LISTS = new WeakMap<readonly Ipv4Prefix[], readonly InIfaddr[]>();
+
 /** The device's ifa_list as __inet_insert_ifa builds it from the addresses in the order they were added. */
-export function ifaList(dev: NatIface): InIfaddr[] {
+export function ifaList(dev: NatIface): readonly InIfaddr[] {
+  let list = IFA_LISTS.get(dev.addresses);
+  if (list === undefined) IFA_LISTS.set(dev.addresses, (list = buildIfaList(dev)));
+  return list;
+}
+
+function buildIfaList(dev: NatIface): InIfaddr[] {
   const primaries: InIfaddr[] = [];
   const secondaries: InIfaddr[] = [];
   for (const a of dev.addresses) {
