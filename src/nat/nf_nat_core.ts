@@ -162,7 +162,12 @@ export class NatState {
     if (list) {
       if (!list.includes(ct)) list.unshift(ct);
     } else this.bysource.set(key, [ct]);
-    if (this.bysource.size >= this.bysourceSweepAt) this.sweepBysource(now);
+    if (this.bysource.size >= this.bysourceSweepAt) {
+      // Only dead entries make a sweep worth its lookups: while the index is smaller than twice the live table
+      // (few can be dead), the next look is at twice the size.
+      if (this.bysource.size >= 2 * this.conntrack.count) this.sweepBysource(now);
+      else this.bysourceSweepAt = this.bysource.size * 2;
+    }
   }
 
   /** Live entries with this original source, newest first (stale ones are dropped on the way). */
@@ -176,7 +181,7 @@ export class NatState {
     return live;
   }
 
-  /** Drops every stale bysource entry (amortised: runs when the index has doubled). */
+  /** Drops every stale bysource entry (amortised: runs when the index has doubled and outgrown the live table). */
   sweepBysource(now: Seconds): void {
     for (const [key, list] of this.bysource) {
       // Compacted in place: most lists are one entry long and still live.

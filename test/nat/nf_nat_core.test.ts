@@ -314,3 +314,29 @@ describe("range flags", () => {
     expect([r.minAddr, r.maxAddr, r.minProto, r.maxProto]).toEqual([1, 2, 10, 20]);
   });
 });
+
+describe("the bysource index over a long run", () => {
+  it("keeps its entries while their connections live, and drops dead ones once it outgrows the live table", () => {
+    const r = new Router();
+    let now = 0;
+    const src = bind(r, snatTo(N), "SRC", () => now);
+    const open = (i: number) =>
+      expectAccepted(
+        r.send(udp(`10.0.${(i >> 8) & 0xff}.${i & 0xff}:40000`, `${S}:53`), now, { src }),
+        `flow ${i}`,
+      );
+    // 10,000 live flows: every one stays in the index (each is found again by its source).
+    for (let i = 0; i < 10_000; i++) open(i);
+    expect(r.ct.count).toBe(10_000);
+    expect(r.nat.bysourceSize).toBe(10_000);
+    // They expire (UDP unreplied: 30 s); 10,000 new flows from other sources come in batches.
+    for (let b = 0; b < 10; b++) {
+      now += 40;
+      r.ct.advance(now); // as the host does before each packet
+      for (let i = 0; i < 1000; i++) open(20_000 + b * 1000 + i);
+    }
+    expect(r.ct.count, "only the last batch lives").toBe(1000);
+    expect(r.nat.bysourceSize, "dead entries were swept").toBeLessThan(5000);
+    expect(r.nat.bysourceSize).toBeGreaterThanOrEqual(1000);
+  });
+});
