@@ -396,7 +396,7 @@ function coldBlocks(rulesPath: string, hostPath: string, capPath: string): void 
   });
   let r;
   try {
-    r = spawnSync(process.execPath, [bundle, rulesPath, hostPath, capPath, String(BLOCK)], {
+    r = spawnSync(process.execPath, [bundle, rulesPath, hostPath, capPath, String(BLOCK), String(SEED)], {
       encoding: "utf8",
       maxBuffer: 1 << 24,
     });

@@ -1,7 +1,7 @@
 /**
  * The fresh process of `bench/trace.ts --mode blocks` (run as a bundle; see there):
  *
- *   node <bundle> RULES HOST CAPTURE BLOCK
+ *   node <bundle> RULES HOST CAPTURE BLOCK SEED
  *
  * Sets itself up as `ctsim trace --quiet` does (the same garbage-collector flag; host and rules loaded with V8's
  * optimizing compiler held back), streams the capture through HostSim (quiet, each packet handed over, decoding
@@ -15,15 +15,16 @@ import { HostSim } from "../src/sim/host";
 import type { Frame } from "../src/wire/capture";
 import { CaptureReader } from "../src/wire/capture";
 
-const [rulesPath, hostPath, capPath, blockArg] = process.argv.slice(2);
+const [rulesPath, hostPath, capPath, blockArg, seedArg] = process.argv.slice(2);
 const BLOCK = Number(blockArg);
+const SEED = Number(seedArg);
 
 tuneGarbageCollector();
 const sim = loadWithoutOptimizing(() => {
   const loaded = loadRuleset(readFileSync(rulesPath, "utf8"), { file: rulesPath });
   if (loaded.errors.length) throw new Error(`rules: ${loaded.errors[0].message}`);
   const host = parseHostFile(readFileSync(hostPath, "utf8"), hostPath);
-  return new HostSim({ host, ruleset: loaded.ruleset, seed: 7, quiet: true });
+  return new HostSim({ host, ruleset: loaded.ruleset, seed: SEED, quiet: true });
 });
 const reader = new CaptureReader({ file: capPath });
 const blocks: number[] = [];

@@ -168,6 +168,11 @@ export interface CompiledTable {
   readonly source: Table;
 }
 
+/** The built-in chain `table` has for `hook`, if any (what ipt_do_table starts from). */
+export function hookChain(table: CompiledTable, hook: Hook): CompiledChain | undefined {
+  return table.hookChains[hookSlot(hook)];
+}
+
 /** A hook's position in CompiledTable.hookChains (the kernel's NF_INET_* order). */
 function hookSlot(hook: Hook): number {
   switch (hook) {
@@ -480,7 +485,7 @@ export interface DoTableResult {
 
 /** `ipt_do_table`: runs `table`'s chain for `hook` over the packet. */
 export function iptDoTable(table: CompiledTable, hook: Hook, skb: Skb, ctx: DoTableContext): DoTableResult {
-  const start = table.hookChains[hookSlot(hook)];
+  const start = hookChain(table, hook);
   if (start === undefined) return { verdict: "ACCEPT" };
   // A target may emit a packet that is traversed inside this traversal: one scratch frame per nesting depth.
   const frame = (FRAMES[frameDepth] ??= newFrame());

@@ -89,7 +89,7 @@ import type {
   DoTableResult,
   TracePoint,
 } from "../netfilter/ip_tables";
-import { compileTable, iptDoTable } from "../netfilter/ip_tables";
+import { compileTable, hookChain, iptDoTable } from "../netfilter/ip_tables";
 import type { Skb, SocketRef } from "../netfilter/skb";
 import { skbOwner } from "../netfilter/skb";
 import type { HostServices, SocketQuery } from "../netfilter/host_services";
@@ -355,6 +355,17 @@ const PLAN_OPS: Readonly<Record<HookEntry["kind"], number>> = { table: 0, conntr
  * State of one nat hook call (HostSim.natHook) and the NatHookState it hands to nf_nat_ipv4_fn: one per nesting
  * depth (a target may emit a packet that runs a nat hook of its own), reused by every call at that depth.
  */
+/** nf_nat_ipv4_fn's reusable state for one nat hook call, with its result slot. */
+function newNatHookState(runChains: NatChainRunner): NatCall["state"] {
+  return {
+    hook: 0,
+    out: undefined,
+    runChains,
+    writable: 0,
+    result: { verdict: 0, pkt: undefined as unknown as Packet, reason: undefined, rewritten: false },
+  };
+}
+
 interface NatCall {
   st: Flight | undefined;
   hook: Hook;
@@ -456,15 +467,9 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly natCalls: NatCall[] = [];
   private natDepth = 0;
   /** nf_nat_ipv4_fn's state for ESTABLISHED packets, which never run the nat chains (see natHook). */
-  private readonly natEstablished: NatCall["state"] = {
-    hook: 0,
-    out: undefined,
-    runChains: () => {
-      throw new Error("internal: the nat chains ran for an ESTABLISHED packet");
-    },
-    writable: 0,
-    result: { verdict: 0, pkt: undefined as unknown as Packet, reason: undefined, rewritten: false },
-  };
+  private readonly natEstablished = newNatHookState(() => {
+    throw new Error("internal: the nat chains ran for an ESTABLISHED packet");
+  });
   private readonly natRunChains = (pkt: Packet): number => {
     const c = this.natCall!;
     const st = c.st!;
@@ -898,8 +903,7 @@ export class HostSim implements HostServices, NatTargetHost {
 
   /** Whether a table's built-in chain for `hook` is traversed (see the header on backends). */
   private chainRuns(t: CompiledTable, hook: Hook): boolean {
-    const c = t.chains.get(hook);
-    if (!c) return false;
+    if (hookChain(t, hook) === undefined) return false;
     if (this.backend === "legacy") return true;
     const model = t.source.chains.get(hook);
     return model !== undefined && nftChainExists(model);
@@ -1128,13 +1132,7 @@ export class HostSim implements HostServices, NatTargetHost {
       table: undefined,
       ran: false,
       decided: undefined,
-      state: {
-        hook: 0,
-        out: undefined,
-        runChains: this.natRunChains,
-        writable: 0,
-        result: { verdict: 0, pkt: undefined as unknown as Packet, reason: undefined, rewritten: false },
-      },
+      state: newNatHookState(this.natRunChains),
     });
     call.st = st;
     call.hook = hook;
