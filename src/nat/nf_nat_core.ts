@@ -29,6 +29,8 @@
  *   DYING and, once confirmed, is still the table's entry for its ORIGINAL tuple. A packet dropped after NAT
  *   setup must have its unconfirmed entry discarded (`Conntrack.discard`, which marks it DYING), as the kernel
  *   frees it with the skb.
+ *   New entries wait in a queue and are hashed in when the index is next read: the walk sees what the kernel's
+ *   would, and rule sets that never search it (every SNAT random-fully) never hash a connection's source.
  * - find_best_ips_proto hashes the address bytes as an x86-64 kernel does (little-endian u32 loads of the
  *   __be32; see jhash.ts leU32), so the address picked from a range matches a real x86 machine.
  * - nf_conn_nat is reduced to its masq_index (for nf_nat_oif_changed), the connection's `masqIndex`, holding
@@ -123,9 +125,12 @@ export class NatState {
   readonly kernel: string;
   readonly generation: NatGeneration;
   readonly log: (message: string) => void;
-  /** nf_nat_bysource: key -> entries, newest first. */
+  /** nf_nat_bysource: key -> entries, newest first. Brought up to date from `pending` when it is read. */
   private readonly bysource = new Map<number, NfConn[]>();
   private bysourceSweepAt = 4096;
+  /** Entries added since the index was last read, oldest first (see addBysource). */
+  private readonly pending: NfConn[] = [];
+  private pendingSweepAt = 4096;
   /** 3.x per-protocol port rovers (tcp_port_rover, udp_port_rover, ...) and the ICMP `static u16 id`. */
   private readonly rovers = new Map<number, number>();
   icmpIdRover = 0;
@@ -155,23 +160,51 @@ export class NatState {
     return this.conntrack.lookup(ct.orig, ct.zone, now) === ct;
   }
 
-  /** hlist_add_head_rcu(&ct->nat_bysource, ...) in nf_nat_setup_info. */
+  /**
+   * hlist_add_head_rcu(&ct->nat_bysource, ...) in nf_nat_setup_info. The entry is queued and hashed in only when
+   * the index is read (find_appropriate_src): a rule set whose SNAT rules all skip that search (random-fully,
+   * as kube-proxy's MASQUERADE) never pays for hashing a connection's source. When the queue and the index
+   * together have outgrown twice the live table, both drop their dead entries, as the index's sweep does.
+   */
   addBysource(ct: NfConn, now: Seconds): void {
-    const key = bysourceKey(ct.orig, ct.zone);
-    const list = this.bysource.get(key);
-    if (list) {
-      if (!list.includes(ct)) list.unshift(ct);
-    } else this.bysource.set(key, [ct]);
-    if (this.bysource.size >= this.bysourceSweepAt) {
-      // Only dead entries make a sweep worth its lookups: while the index is smaller than twice the live table
-      // (few can be dead), the next look is at twice the size.
-      if (this.bysource.size >= 2 * this.conntrack.count) this.sweepBysource(now);
-      else this.bysourceSweepAt = this.bysource.size * 2;
+    const q = this.pending;
+    q.push(ct);
+    if (q.length >= this.pendingSweepAt) {
+      // The index too: an index that is never read again must not keep dead connections.
+      if (q.length + this.bysource.size >= 2 * this.conntrack.count) {
+        let n = 0;
+        for (let i = 0; i < q.length; i++) if (this.alive(q[i], now)) q[n++] = q[i];
+        q.length = n;
+        if (this.bysource.size > 0) this.sweepBysource(now);
+      }
+      this.pendingSweepAt = Math.max(4096, q.length * 2);
     }
+  }
+
+  /** Hashes the queued entries in, oldest first, so that each bucket lists its entries newest first. */
+  private flushBysource(now: Seconds | undefined): void {
+    const q = this.pending;
+    for (let i = 0; i < q.length; i++) {
+      const ct = q[i];
+      const key = bysourceKey(ct.orig, ct.zone);
+      const list = this.bysource.get(key);
+      if (list) {
+        if (!list.includes(ct)) list.unshift(ct);
+      } else this.bysource.set(key, [ct]);
+      if (now !== undefined && this.bysource.size >= this.bysourceSweepAt) {
+        // Only dead entries make a sweep worth its lookups: while the index is smaller than twice the live
+        // table (few can be dead), the next look is at twice the size.
+        if (this.bysource.size >= 2 * this.conntrack.count) this.sweepBysource(now);
+        else this.bysourceSweepAt = this.bysource.size * 2;
+      }
+    }
+    q.length = 0;
+    this.pendingSweepAt = 4096;
   }
 
   /** Live entries with this original source, newest first (stale ones are dropped on the way). */
   bysourceEntries(tuple: Tuple, zone: number, now: Seconds): NfConn[] {
+    if (this.pending.length > 0) this.flushBysource(now);
     const key = bysourceKey(tuple, zone);
     const list = this.bysource.get(key);
     if (!list) return [];
@@ -193,8 +226,9 @@ export class NatState {
     this.bysourceSweepAt = Math.max(4096, this.bysource.size * 2);
   }
 
-  /** Number of keys in the bysource index (for tests and memory measurements). */
+  /** Number of keys in the bysource index, queued entries hashed in (for tests and memory measurements). */
   get bysourceSize(): number {
+    this.flushBysource(undefined);
     return this.bysource.size;
   }
 }

@@ -173,6 +173,22 @@ describe("find_appropriate_src: an existing mapping of the same source is reused
     const second = r.send(udp("10.0.0.2:40000", "198.51.100.7:53"), 2, { src });
     expect(second.ct!.reply.dstU, "after the entry died the original port is free again").toBe(40000);
   });
+
+  it("a mapping made by a random-fully rule (which never searches the index) is found by a later search", () => {
+    const r = new Router({ seed: 11 });
+    const fully = bind(
+      r,
+      natRangeFromOptions({ addrs: { min: ip(N), max: ip(N) }, randomFully: true }),
+      "SRC",
+      () => 1,
+    );
+    const first = r.send(udp("10.0.0.2:40000", `${S}:53`), 1, { src: fully });
+    const p = first.ct!.reply.dstU;
+    expect(p, "random-fully draws the port").not.toBe(40000);
+    const plain = bind(r, snatTo(N), "SRC", () => 1);
+    const second = r.send(udp("10.0.0.2:40000", "198.51.100.7:53"), 2, { src: plain });
+    expect(second.ct!.reply.dstU, `got ${second.ct!.reply.dstU}, want reused ${p}`).toBe(p);
+  });
 });
 
 describe("null binding", () => {
@@ -316,10 +332,18 @@ describe("range flags", () => {
 });
 
 describe("the bysource index over a long run", () => {
-  it("keeps its entries while their connections live, and drops dead ones once it outgrows the live table", () => {
+  // With a plain range every new connection searches the index (find_appropriate_src); with random-fully none
+  // does, and the entries wait in the queue until the size is read.
+  it.each([
+    ["searched by every new connection", snatTo(N)],
+    [
+      "never searched (random-fully)",
+      natRangeFromOptions({ addrs: { min: ip(N), max: ip(N) }, randomFully: true }),
+    ],
+  ])("keeps its entries while their connections live, and drops dead ones (%s)", (_, range) => {
     const r = new Router();
     let now = 0;
-    const src = bind(r, snatTo(N), "SRC", () => now);
+    const src = bind(r, range, "SRC", () => now);
     const open = (i: number) =>
       expectAccepted(
         r.send(udp(`10.0.${(i >> 8) & 0xff}.${i & 0xff}:40000`, `${S}:53`), now, { src }),
