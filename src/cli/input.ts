@@ -69,6 +69,9 @@ export async function readPacketInput(
       else
         sink.skipped?.(`${formatTimestamp(f.tsSec, f.tsNsec, "abs")} # ${f.origin}: skipped (${f.reason})`);
     },
+    packet(p: Packet) {
+      sink.packet(p);
+    },
   };
   const newText = () => new TextReader({ file, lenient: opts.lenient === true, ...iface });
 

@@ -75,6 +75,7 @@ import { genericTracker } from "./proto_generic";
 import { udpTracker } from "./proto_udp";
 import { icmpIsErr, icmpTracker, nfConntrackInetError } from "./proto_icmp";
 import { tcpTracker } from "./proto_tcp";
+import type { Mutable } from "../util/types";
 
 /** enum ip_conntrack_events (nf_conntrack_common.h), as bit numbers. */
 export const IPCT_NEW = 0;
@@ -116,6 +117,11 @@ export interface CtInOptions {
   readonly template?: CtTemplate;
   /** raw NOTRACK / CT --notrack: the packet is UNTRACKED and conntrack leaves it alone. */
   readonly untracked?: boolean;
+  /**
+   * The caller reads the result before its next call to `in` and keeps nothing of it: a found or created entry
+   * is then reported in one object the table reuses (no result object per packet).
+   */
+  readonly reuseResult?: boolean;
 }
 
 export interface CtLookupResult {
@@ -440,6 +446,16 @@ export class Conntrack {
   private readonly onEvent?: (ev: CtEvent) => void;
   private readonly recordEvents: boolean;
   private readonly ctx: MutableCtx;
+  /** The result `in` hands out with CtInOptions.reuseResult (all fields present, one shape). */
+  private readonly result: Mutable<CtLookupResult> = {
+    ct: undefined,
+    ctinfo: undefined,
+    state: "NEW",
+    dir: undefined,
+    reason: undefined,
+    verdict: NF_ACCEPT,
+    l4: undefined,
+  };
   private nextId = 1;
   private confirmedCount = 0;
   /** Lower bound of every confirmed entry's timeout: `advance` does nothing before it. */
@@ -587,6 +603,16 @@ export class Conntrack {
         ev |= 1 << IPCT_PROTOINFO;
       ct.ecache |= ev;
       if (ct.confirmed && ct.timeout < this.earliest) this.earliest = ct.timeout;
+      if (opts?.reuseResult === true) {
+        const r = this.result;
+        r.ct = ct;
+        r.ctinfo = ctinfo;
+        r.state = ctinfoState(ctinfo);
+        r.dir = dir;
+        r.verdict = res.verdict;
+        r.l4 = res;
+        return r;
+      }
       return { ct, ctinfo, state: ctinfoState(ctinfo), dir, verdict: res.verdict, l4: res };
     }
   }

@@ -38,6 +38,7 @@ import { encodeIpv4 } from "../wire/ipv4";
 import type { NfNatManipType } from "./types";
 import { hook2manip } from "./types";
 import { put16 } from "../wire/bytes";
+import type { Mutable } from "../util/types";
 
 /** The part of struct nf_conn that rewriting reads. */
 export interface NatConnView {
@@ -95,7 +96,6 @@ function addrChange(ip: Ipv4Header, target: Tuple, manip: NfNatManipType): [numb
 }
 
 /** A writable view of a value whose fields are `readonly` (in-place rewriting of an owned working copy). */
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
  * l4proto_manip_pkt() on a decoded header: tcp_manip_pkt, udp_manip_pkt, icmp_manip_pkt; others unchanged.

@@ -59,7 +59,7 @@ import { Fib } from "../host/route";
 import type { AddrType, FibResult } from "../host/route";
 import { InputError } from "../errors";
 import { Conntrack, ctinfoState } from "../conntrack/core";
-import type { CtEvent, CtLookupResult, NfConn } from "../conntrack/core";
+import type { CtEvent, CtInOptions, CtLookupResult, NfConn } from "../conntrack/core";
 import type { CtInfo, NfHook } from "../conntrack/types";
 import {
   CTINFO_NAMES,
@@ -108,6 +108,7 @@ import { icmpSend } from "../net/icmp_send";
 import { tcpV4SendReset } from "../net/tcp_reset";
 import { HOOK_ORDER, hookNum } from "./hooks";
 import type { HookEntry } from "./hooks";
+import type { Mutable } from "../util/types";
 
 export type Backend = "legacy" | "nft";
 
@@ -179,10 +180,10 @@ export interface Flight {
   ownL4: L4Header | undefined;
 }
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-
 const ZERO_MAC = "00:00:00:00:00:00";
 /** One frozen empty list: the lists quiet runs do not record, and a report's lists before their first entry. */
+/** conntrack.in options of a lookup whose result is read at once (CtInOptions.reuseResult). */
+const REUSE_CT_RESULT: CtInOptions = Object.freeze({ reuseResult: true });
 const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
 
 /**
@@ -1034,7 +1035,13 @@ export class HostSim implements HostServices, NatTargetHost {
       return true;
     }
     const zone = skb.ctTemplate?.zone;
-    const r = this.conntrack.in(skb.pkt, hookNum(hook), this.now, zone !== undefined ? { zone } : undefined);
+    // The result is read here and not kept: the table may hand out the same object every time.
+    const r = this.conntrack.in(
+      skb.pkt,
+      hookNum(hook),
+      this.now,
+      zone !== undefined ? { zone, reuseResult: true } : REUSE_CT_RESULT,
+    );
     skb.ct = r.ct;
     skb.ctinfo = r.ctinfo;
     skb.ctReason = r.reason;

@@ -44,8 +44,16 @@ export type Frame =
 export type CaptureFormat = "pcap" | "pcapng";
 
 /** Where decoded frames go, in capture order: an array, or a consumer that handles each as it is decoded. */
+/** A frame the reader skipped (not IPv4, truncated, ...), with why. */
+export type SkippedFrame = Extract<Frame, { readonly kind: "skipped" }>;
+
 export interface FrameSink {
   push(frame: Frame): unknown;
+  /**
+   * Decoded packets, when the sink has this method: each is handed over as is instead of in a
+   * `{ kind: "packet" }` frame (one object less per packet). Skipped frames still go to `push`.
+   */
+  packet?(packet: Packet): unknown;
 }
 
 export type CaptureReaderOptions = CaptureParserOptions;

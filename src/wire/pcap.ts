@@ -19,9 +19,9 @@
  * cooked captures, since LinkHeader needs both MACs).
  */
 import { InputError } from "../errors";
-import type { Direction, LinkHeader } from "./packet";
+import type { Direction, LinkHeader, Packet } from "./packet";
 import { decodeIpv4, isDecodeFailure } from "./ipv4";
-import type { Frame, FrameSink } from "./capture";
+import type { FrameSink, SkippedFrame } from "./capture";
 
 export const LINKTYPE_NULL = 0;
 export const LINKTYPE_ETHERNET = 1;
@@ -109,15 +109,25 @@ export interface LinkDecodeOptions {
   readonly ifaceByIndex?: ReadonlyMap<number, string>;
 }
 
-function skipped(ctx: FrameContext, reason: string): Frame {
+/** What decoding one captured frame gives: the packet, or the frame skipped and why. */
+export type LinkDecoded = Packet | SkippedFrame;
+
+/** Hands a decoded frame to `out`: a packet straight to `out.packet` when the sink has it (no frame object). */
+export function emitFrame(out: FrameSink, d: LinkDecoded): void {
+  if ((d as SkippedFrame).kind === "skipped") out.push(d as SkippedFrame);
+  else if (out.packet !== undefined) out.packet(d as Packet);
+  else out.push({ kind: "packet", packet: d as Packet });
+}
+
+function skipped(ctx: FrameContext, reason: string): SkippedFrame {
   return ctx.iface === undefined
     ? { kind: "skipped", origin: ctx.origin, reason, tsSec: ctx.tsSec, tsNsec: ctx.tsNsec }
     : { kind: "skipped", origin: ctx.origin, reason, tsSec: ctx.tsSec, tsNsec: ctx.tsNsec, iface: ctx.iface };
 }
 
-function ipFrame(buf: Uint8Array, off: number, len: number, ctx: FrameContext): Frame {
+function ipFrame(buf: Uint8Array, off: number, len: number, ctx: FrameContext): LinkDecoded {
   const r = decodeIpv4(buf, off, len, ctx, true);
-  return isDecodeFailure(r) ? skipped(ctx, r.failure) : { kind: "packet", packet: r };
+  return isDecodeFailure(r) ? skipped(ctx, r.failure) : r;
 }
 
 function sllDirection(pkttype: number): Direction | undefined {
@@ -136,7 +146,7 @@ export function decodeLinkFrame(
   caplen: number,
   ctx: FrameContext,
   opts?: LinkDecodeOptions,
-): Frame {
+): LinkDecoded {
   const b = buf;
   switch (linktype) {
     case LINKTYPE_ETHERNET: {
@@ -398,7 +408,7 @@ export class PcapParser implements RecordParser {
       ctx.direction = undefined;
       ctx.link = undefined;
       ctx.origin = origins.of(n);
-      out.push(decodeLinkFrame(linktype, b, pos + 16, caplen, ctx, this.opts));
+      emitFrame(out, decodeLinkFrame(linktype, b, pos + 16, caplen, ctx, this.opts));
       pos += 16 + caplen;
     }
     return pos;

@@ -19,12 +19,14 @@
  * options (hashes, drop counts, `if_fcslen`), and libpcap's per-interface snaplen truncation of EPB data.
  */
 import { InputError } from "../errors";
-import type { Frame, FrameSink } from "./capture";
+import type { FrameSink } from "./capture";
 import {
   decodeLinkFrame,
+  emitFrame,
   newFrameContext,
   OriginNames,
   type CaptureParserOptions,
+  type LinkDecoded,
   type RecordParser,
 } from "./pcap";
 
@@ -208,13 +210,13 @@ export class PcapngParser implements RecordParser {
           this.readIdb(b, pos, len, base);
           break;
         case BT_EPB:
-          out.push(this.readEpb(b, pos, len, base));
+          emitFrame(out, this.readEpb(b, pos, len, base));
           break;
         case BT_SPB:
-          out.push(this.readSpb(b, pos, len, base));
+          emitFrame(out, this.readSpb(b, pos, len, base));
           break;
         case BT_PB:
-          out.push(this.readPb(b, pos, len, base));
+          emitFrame(out, this.readPb(b, pos, len, base));
           break;
         default:
           break; // NRB, ISB, DSB, custom and unknown blocks carry nothing we use
@@ -398,7 +400,7 @@ export class PcapngParser implements RecordParser {
     ctx.origin = this.origins.of(++this.frameNo);
   }
 
-  private readEpb(b: Uint8Array, pos: number, len: number, base: number): Frame {
+  private readEpb(b: Uint8Array, pos: number, len: number, base: number): LinkDecoded {
     if (len < 32)
       this.fail(
         "PCAPNG_BAD_BLOCK_LENGTH",
@@ -436,7 +438,7 @@ export class PcapngParser implements RecordParser {
     return decodeLinkFrame(itf.linktype, b, pos + 28, caplen, this.ctx, this.opts);
   }
 
-  private readSpb(b: Uint8Array, pos: number, len: number, base: number): Frame {
+  private readSpb(b: Uint8Array, pos: number, len: number, base: number): LinkDecoded {
     if (len < 16)
       this.fail(
         "PCAPNG_BAD_BLOCK_LENGTH",
@@ -454,7 +456,7 @@ export class PcapngParser implements RecordParser {
     return decodeLinkFrame(itf.linktype, b, pos + 12, caplen, this.ctx, this.opts);
   }
 
-  private readPb(b: Uint8Array, pos: number, len: number, base: number): Frame {
+  private readPb(b: Uint8Array, pos: number, len: number, base: number): LinkDecoded {
     if (len < 32)
       this.fail(
         "PCAPNG_BAD_BLOCK_LENGTH",

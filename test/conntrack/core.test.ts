@@ -10,6 +10,7 @@ import {
   IPS_ASSURED,
   IPS_NAT_CLASH,
   IPS_SEEN_REPLY,
+  IP_CT_DIR_REPLY,
   IP_CT_ESTABLISHED,
   IP_CT_ESTABLISHED_REPLY,
   IP_CT_NEW,
@@ -251,6 +252,31 @@ describe("ctinfo sequence (resolve_normal_ct)", () => {
       "IP_CT_ESTABLISHED",
       "IP_CT_ESTABLISHED_REPLY",
     ]);
+  });
+
+  it("reuseResult: one object per table, holding the last packet's answer; without it, one object per call", () => {
+    const h = new Host();
+    const reuse = { reuseResult: true };
+    const first = h.ct.in(udp(`${A}:7`, `${B}:7`), NF_INET_PRE_ROUTING, 0, reuse);
+    expect(first.state).toBe("NEW");
+    const ct = first.ct!;
+    h.ct.confirm(ct, 0, first.ctinfo);
+    const second = h.ct.in(udp(`${B}:7`, `${A}:7`), NF_INET_PRE_ROUTING, 1, reuse);
+    expect(second, "the same object").toBe(first);
+    expect([second.ct, second.state, second.dir, second.ctinfo, second.verdict]).toEqual([
+      ct,
+      "ESTABLISHED",
+      IP_CT_DIR_REPLY,
+      IP_CT_ESTABLISHED_REPLY,
+      NF_ACCEPT,
+    ]);
+    const a = h.ct.in(udp(`${A}:7`, `${B}:7`), NF_INET_PRE_ROUTING, 2);
+    const b = h.ct.in(udp(`${A}:7`, `${B}:7`), NF_INET_PRE_ROUTING, 3);
+    expect(a, "fresh objects by default").not.toBe(b);
+    expect(a).not.toBe(first);
+    expect(first.ctinfo, "the reused object untouched by calls without the option").toBe(
+      IP_CT_ESTABLISHED_REPLY,
+    );
   });
 
   it("untracked packets get IP_CT_UNTRACKED and no entry", () => {

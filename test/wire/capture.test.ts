@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CaptureReader, detectCaptureFormat, readCaptureBytes, type Frame } from "../../src/wire/capture";
 import { encodeIpv4 } from "../../src/wire/ipv4";
+import type { Packet } from "../../src/wire/packet";
 import { concatBytes, epb, ethernet, idb, pcapFile, shb, tcpPacket, udpPacket } from "./capture_builders";
 
 const SYN = encodeIpv4(tcpPacket({ payload: new Uint8Array(300).fill(0xab) }));
@@ -142,6 +143,22 @@ describe("CaptureReader", () => {
     reader.pushTo(PCAP.slice(first + 3), true, sink);
     expect(seen).toEqual([SYN.length, UDP.length, -1, SYN.length]);
     expect(reader.end()).toEqual([]);
+  });
+
+  it("a sink with a packet method gets the packets themselves, and skipped frames through push", () => {
+    for (const file of [PCAP, PCAPNG]) {
+      const got: Frame[] = [];
+      const pushed: string[] = [];
+      new CaptureReader({ file: "s" }).pushTo(file.slice(), true, {
+        push: (f: Frame) => (pushed.push(f.kind), got.push(f)),
+        packet: (p: Packet) => got.push({ kind: "packet", packet: p }),
+      });
+      const want = readCaptureBytes(file, { file: "s" });
+      expect(got, "the same frames, in order").toEqual(want);
+      expect(pushed, "only skipped frames went to push").toEqual(
+        want.filter((f) => f.kind === "skipped").map((f) => f.kind),
+      );
+    }
   });
 
   it("keeps only the unconsumed tail between pushes", () => {
