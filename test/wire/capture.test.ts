@@ -117,6 +117,18 @@ describe("CaptureReader", () => {
     });
   }
 
+  it("payload views of a chunk that starts inside its buffer show the right bytes", () => {
+    const file = pcapFile(1, [{ data: ethernet(UDP) }, { data: ethernet(SYN) }]);
+    const backing = new Uint8Array(file.length + 13).fill(0xee);
+    backing.set(file, 13);
+    const got = new CaptureReader({ file: "s" }).push(backing.subarray(13), true);
+    const want = readCaptureBytes(file, { file: "s" });
+    expect(got).toEqual(want);
+    const payload = (got[0] as { packet: { payload?: Uint8Array } }).packet.payload!;
+    expect(payload.buffer, "a view, not a copy").toBe(backing.buffer);
+    expect(payload.length).toBeGreaterThan(0);
+  });
+
   it("decodes a transferred chunk in place: payloads are views into it, not copies", () => {
     const records = [{ data: ethernet(SYN) }, { data: ethernet(UDP) }];
     for (let i = 0; i < 20; i++) records.push({ data: ethernet(SYN) });
