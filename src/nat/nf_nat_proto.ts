@@ -95,8 +95,6 @@ function addrChange(ip: Ipv4Header, target: Tuple, manip: NfNatManipType): [numb
   return manip === "SRC" ? [ip.src >>> 0, target.src >>> 0] : [ip.dst >>> 0, target.dst >>> 0];
 }
 
-/** A writable view of a value whose fields are `readonly` (in-place rewriting of an owned working copy). */
-
 /**
  * l4proto_manip_pkt() on a decoded header: tcp_manip_pkt, udp_manip_pkt, icmp_manip_pkt; others unchanged.
  * `oldIp`/`newIp` are the address being replaced and its new value (nf_nat_ipv4_csum_update's oldip/newip),

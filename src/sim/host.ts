@@ -181,9 +181,9 @@ export interface Flight {
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
-/** One frozen empty list: the lists quiet runs do not record, and a report's lists before their first entry. */
 /** conntrack.in options of a lookup whose result is read at once (CtInOptions.reuseResult). */
 const REUSE_CT_RESULT: CtInOptions = Object.freeze({ reuseResult: true });
+/** One frozen empty list: the lists quiet runs do not record, and a report's lists before their first entry. */
 const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
 
 /**

@@ -43,10 +43,10 @@ export type Frame =
 
 export type CaptureFormat = "pcap" | "pcapng";
 
-/** Where decoded frames go, in capture order: an array, or a consumer that handles each as it is decoded. */
 /** A frame the reader skipped (not IPv4, truncated, ...), with why. */
 export type SkippedFrame = Extract<Frame, { readonly kind: "skipped" }>;
 
+/** Where decoded frames go, in capture order: an array, or a consumer that handles each as it is decoded. */
 export interface FrameSink {
   push(frame: Frame): unknown;
   /**
