@@ -127,10 +127,10 @@ export class NatState {
   readonly log: (message: string) => void;
   /** nf_nat_bysource: key -> entries, newest first. Brought up to date from `pending` when it is read. */
   private readonly bysource = new Map<number, NfConn[]>();
-  private bysourceSweepAt = 4096;
   /** Entries added since the index was last read, oldest first (see addBysource). */
   private readonly pending: NfConn[] = [];
-  private pendingSweepAt = 4096;
+  /** Queue and index size at which addBysource next looks for dead entries. */
+  private bysourceSweepAt = 4096;
   /** 3.x per-protocol port rovers (tcp_port_rover, udp_port_rover, ...) and the ICMP `static u16 id`. */
   private readonly rovers = new Map<number, number>();
   icmpIdRover = 0;
@@ -163,26 +163,20 @@ export class NatState {
   /**
    * hlist_add_head_rcu(&ct->nat_bysource, ...) in nf_nat_setup_info. The entry is queued and hashed in only when
    * the index is read (find_appropriate_src): a rule set whose SNAT rules all skip that search (random-fully,
-   * as kube-proxy's MASQUERADE) never pays for hashing a connection's source. When the queue and the index
-   * together have outgrown twice the live table, both drop their dead entries, as the index's sweep does.
+   * as kube-proxy's MASQUERADE) never pays for hashing a connection's source.
    */
   addBysource(ct: NfConn, now: Seconds): void {
-    const q = this.pending;
-    q.push(ct);
-    if (q.length >= this.pendingSweepAt) {
-      // The index too: an index that is never read again must not keep dead connections.
-      if (q.length + this.bysource.size >= 2 * this.conntrack.count) {
-        let n = 0;
-        for (let i = 0; i < q.length; i++) if (this.alive(q[i], now)) q[n++] = q[i];
-        q.length = n;
-        if (this.bysource.size > 0) this.sweepBysource(now);
-      }
-      this.pendingSweepAt = Math.max(4096, q.length * 2);
-    }
+    this.pending.push(ct);
+    const size = this.pending.length + this.bysource.size;
+    if (size < this.bysourceSweepAt) return;
+    // Only dead entries make a sweep worth its lookups: while queue and index together are smaller than twice the
+    // live table (few can be dead), the next look is at twice the size.
+    if (size >= 2 * this.conntrack.count) this.sweepBysource(now);
+    else this.bysourceSweepAt = size * 2;
   }
 
   /** Hashes the queued entries in, oldest first, so that each bucket lists its entries newest first. */
-  private flushBysource(now: Seconds | undefined): void {
+  private flushBysource(): void {
     const q = this.pending;
     for (let i = 0; i < q.length; i++) {
       const ct = q[i];
@@ -191,20 +185,13 @@ export class NatState {
       if (list) {
         if (!list.includes(ct)) list.unshift(ct);
       } else this.bysource.set(key, [ct]);
-      if (now !== undefined && this.bysource.size >= this.bysourceSweepAt) {
-        // Only dead entries make a sweep worth its lookups: while the index is smaller than twice the live
-        // table (few can be dead), the next look is at twice the size.
-        if (this.bysource.size >= 2 * this.conntrack.count) this.sweepBysource(now);
-        else this.bysourceSweepAt = this.bysource.size * 2;
-      }
     }
     q.length = 0;
-    this.pendingSweepAt = 4096;
   }
 
   /** Live entries with this original source, newest first (stale ones are dropped on the way). */
   bysourceEntries(tuple: Tuple, zone: number, now: Seconds): NfConn[] {
-    if (this.pending.length > 0) this.flushBysource(now);
+    if (this.pending.length > 0) this.flushBysource();
     const key = bysourceKey(tuple, zone);
     const list = this.bysource.get(key);
     if (!list) return [];
@@ -214,8 +201,12 @@ export class NatState {
     return live;
   }
 
-  /** Drops every stale bysource entry (amortised: runs when the index has doubled and outgrown the live table). */
+  /** Drops every stale entry of the queue and the index (amortised: see addBysource). */
   sweepBysource(now: Seconds): void {
+    const q = this.pending;
+    let m = 0;
+    for (let i = 0; i < q.length; i++) if (this.alive(q[i], now)) q[m++] = q[i];
+    q.length = m;
     for (const [key, list] of this.bysource) {
       // Compacted in place: most lists are one entry long and still live.
       let n = 0;
@@ -223,12 +214,12 @@ export class NatState {
       if (n === 0) this.bysource.delete(key);
       else list.length = n;
     }
-    this.bysourceSweepAt = Math.max(4096, this.bysource.size * 2);
+    this.bysourceSweepAt = Math.max(4096, 2 * (q.length + this.bysource.size));
   }
 
   /** Number of keys in the bysource index, queued entries hashed in (for tests and memory measurements). */
   get bysourceSize(): number {
-    this.flushBysource(undefined);
+    this.flushBysource();
     return this.bysource.size;
   }
 }
