@@ -521,14 +521,8 @@ export class Conntrack {
       }
     }
     // nf_conntrack_handle_icmp(): errors attach to the connection they quote, or are INVALID.
-    if (protonum === IPPROTO_ICMP && pkt.l4.kind === "icmp" && icmpIsErr(pkt.l4.type)) {
-      const r = nfConntrackInetError(pkt, (t) => this.lookup(t, zone, now));
-      if (!r.ct) {
-        this.stats.error++;
-        return this.invalid(r.reason);
-      }
-      return { ct: r.ct, ctinfo: r.ctinfo, state: "RELATED", dir: r.dir, verdict: NF_ACCEPT };
-    }
+    if (protonum === IPPROTO_ICMP && pkt.l4.kind === "icmp" && icmpIsErr(pkt.l4.type))
+      return this.icmpErrorIn(pkt, zone, now);
 
     for (let repeat = 0; ; repeat++) {
       // resolve_normal_ct()
@@ -615,6 +609,19 @@ export class Conntrack {
       }
       return { ct, ctinfo, state: ctinfoState(ctinfo), dir, verdict: res.verdict, l4: res };
     }
+  }
+
+  /**
+   * `in` for an ICMP error: the entry it quotes, as RELATED. A method of its own: the lookup closure it needs
+   * would otherwise make `in` allocate a context for its locals on every packet.
+   */
+  private icmpErrorIn(pkt: Packet, zone: number, now: Seconds): CtLookupResult {
+    const r = nfConntrackInetError(pkt, (t) => this.lookup(t, zone, now));
+    if (!r.ct) {
+      this.stats.error++;
+      return this.invalid(r.reason);
+    }
+    return { ct: r.ct, ctinfo: r.ctinfo, state: "RELATED", dir: r.dir, verdict: NF_ACCEPT };
   }
 
   private invalid(reason: CtReason): CtLookupResult {

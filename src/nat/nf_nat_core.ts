@@ -401,17 +401,20 @@ export function findBestIpsProto(
   maniptype: NfNatManipType,
 ): Tuple {
   if (!(range.flags & NF_NAT_RANGE_MAP_IPS)) return tuple;
-  const set = (addr: number): Tuple =>
-    maniptype === "SRC"
-      ? makeTuple(addr >>> 0, tuple.dst, tuple.protonum, tuple.srcU, tuple.dstU)
-      : makeTuple(tuple.src, addr >>> 0, tuple.protonum, tuple.srcU, tuple.dstU);
-  if (range.minAddr === range.maxAddr) return set(range.minAddr);
+  if (range.minAddr === range.maxAddr) return withAddr(tuple, maniptype, range.minAddr);
   // union nf_inet_addr is four u32 words; an IPv4 tuple has the address in the first and zeros after.
   const initval = range.flags & NF_NAT_RANGE_PERSISTENT ? 0 : (leU32(tuple.dst) ^ (zone & 0xffff)) >>> 0;
   const j = jhash2([leU32(tuple.src), 0, 0, 0], initval);
   const minip = range.minAddr >>> 0;
   const dist = (range.maxAddr - minip + 1) >>> 0;
-  return set((minip + reciprocalScale(j, dist)) >>> 0);
+  return withAddr(tuple, maniptype, (minip + reciprocalScale(j, dist)) >>> 0);
+}
+
+/** `tuple` with the address the manip changes set to `addr` (a function, not a closure: no context per call). */
+function withAddr(tuple: Tuple, maniptype: NfNatManipType, addr: number): Tuple {
+  return maniptype === "SRC"
+    ? makeTuple(addr >>> 0, tuple.dst, tuple.protonum, tuple.srcU, tuple.dstU)
+    : makeTuple(tuple.src, addr >>> 0, tuple.protonum, tuple.srcU, tuple.dstU);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -499,10 +502,10 @@ export function nfNatL4protoUniqueTuple(
 
   if (gen === "3") return roverSearch(nat, tuple, key, min, rangeSize, range, ct, now);
 
-  const random = (): number => (gen === "6" ? nat.prng.getRandomU16() : nat.prng.prandomU32() & 0xffff);
   let off: number;
   if (range.flags & NF_NAT_RANGE_PROTO_OFFSET) off = (tuple[key] - range.baseProto) & 0xffff;
-  else if (gen !== "6" || range.flags & NF_NAT_RANGE_PROTO_RANDOM_ALL || maniptype !== "DST") off = random();
+  else if (gen !== "6" || range.flags & NF_NAT_RANGE_PROTO_RANDOM_ALL || maniptype !== "DST")
+    off = randomOffset(nat, gen);
   else off = 0;
 
   let attempts = Math.min(rangeSize, NF_NAT_MAX_ATTEMPTS);
@@ -518,8 +521,13 @@ export function nfNatL4protoUniqueTuple(
     }
     if (attempts >= rangeSize || attempts < 16) return cand;
     attempts = Math.floor(attempts / 2);
-    off = random();
+    off = randomOffset(nat, gen);
   }
+}
+
+/** The port search's random offset: get_random_u16() since 6.x, prandom_u32() before. */
+function randomOffset(nat: NatState, gen: NatGeneration): number {
+  return gen === "6" ? nat.prng.getRandomU16() : nat.prng.prandomU32() & 0xffff;
 }
 
 /** 3.x: start at the protocol's rover (or a random/secure offset), search the whole range, remember the port. */

@@ -563,7 +563,9 @@ export class HostSim implements HostServices, NatTargetHost {
       });
     }
     this.host = opts.host;
-    this.backend = opts.backend ?? "legacy";
+    // The literal itself, whatever string the caller passed: a literal compares with literals by identity, where
+    // a string read from the command line took a string comparison at every packet's nat hook.
+    this.backend = opts.backend === "nft" ? "nft" : "legacy";
     this.fib = new Fib(opts.host);
     this.prng = new Prng(opts.seed ?? 0);
     this.neighbourMac = opts.neighbourMac;

@@ -129,6 +129,34 @@ describe("CaptureReader", () => {
     expect(payload.length).toBeGreaterThan(0);
   });
 
+  it("payload views follow each chunk's own buffer and offset when readers alternate between chunks", () => {
+    // Two files in one ArrayBuffer at different offsets, and one in a buffer of its own: the decoder remembers
+    // the last chunk's buffer and offset, which must never leak into another chunk's views.
+    const fileA = pcapFile(1, [{ data: ethernet(SYN) }]);
+    const synB = encodeIpv4(tcpPacket({ payload: new Uint8Array(300).fill(0x5c) }));
+    const fileB = pcapFile(1, [{ data: ethernet(synB) }]);
+    const shared = new Uint8Array(fileA.length + fileB.length + 7);
+    shared.set(fileA, 7);
+    shared.set(fileB, 7 + fileA.length);
+    const chunkA = shared.subarray(7, 7 + fileA.length);
+    const chunkB = shared.subarray(7 + fileA.length);
+    const own = Uint8Array.from(fileB);
+    const payloadOf = (chunk: Uint8Array) =>
+      (new CaptureReader({ file: "s" }).push(chunk, true)[0] as { packet: { payload?: Uint8Array } }).packet
+        .payload!;
+    for (const [chunk, fill] of [
+      [chunkA, 0xab],
+      [chunkB, 0x5c],
+      [own, 0x5c],
+      [chunkA, 0xab],
+    ] as const) {
+      const payload = payloadOf(chunk);
+      expect(payload.buffer).toBe(chunk.buffer);
+      expect(payload.length).toBe(300);
+      expect(payload.every((x) => x === fill)).toBe(true);
+    }
+  });
+
   it("decodes a transferred chunk in place: payloads are views into it, not copies", () => {
     const records = [{ data: ethernet(SYN) }, { data: ethernet(UDP) }];
     for (let i = 0; i < 20; i++) records.push({ data: ethernet(SYN) });
