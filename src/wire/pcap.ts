@@ -20,7 +20,7 @@
  */
 import { InputError } from "../errors";
 import type { Direction, LinkHeader, Packet } from "./packet";
-import { decodeIpv4, isDecodeFailure } from "./ipv4";
+import { decodeFrom, decodeIpv4, isDecodeFailure } from "./ipv4";
 import type { FrameSink, SkippedFrame } from "./capture";
 
 export const LINKTYPE_NULL = 0;
@@ -369,6 +369,7 @@ export class PcapParser implements RecordParser {
   }
 
   parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
+    decodeFrom(b);
     if (!this.headerDone) {
       if (end - pos < 24) return pos;
       this.parseHeader(b, pos, base);

@@ -20,6 +20,7 @@
  */
 import { InputError } from "../errors";
 import type { FrameSink } from "./capture";
+import { decodeFrom } from "./ipv4";
 import {
   decodeLinkFrame,
   emitFrame,
@@ -135,6 +136,7 @@ export class PcapngParser implements RecordParser {
   }
 
   parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
+    decodeFrom(b);
     for (;;) {
       const avail = end - pos;
       if (avail < 12) return pos;
