@@ -124,6 +124,14 @@ export interface CtInOptions {
   readonly reuseResult?: boolean;
 }
 
+export interface CtConfirmOptions {
+  /**
+   * The caller reads the result before its next call to `confirm` and keeps nothing of it: an accepted packet's
+   * entry is then reported in one object the table reuses (drops still get results of their own).
+   */
+  readonly reuseResult?: boolean;
+}
+
 export interface CtLookupResult {
   /** The entry attached to the packet; absent for INVALID and UNTRACKED. Unconfirmed when `ct.confirmed` is false. */
   readonly ct?: NfConn;
@@ -455,6 +463,11 @@ export class Conntrack {
     reason: undefined,
     verdict: NF_ACCEPT,
     l4: undefined,
+  };
+  /** The result `confirm` hands out with CtConfirmOptions.reuseResult (the shape of its fresh results). */
+  private readonly confirmResult: { verdict: number; ct: NfConn | undefined } = {
+    verdict: NF_ACCEPT,
+    ct: undefined,
   };
   private nextId = 1;
   private confirmedCount = 0;
@@ -877,6 +890,7 @@ export class Conntrack {
     ct: NfConn,
     now: Seconds,
     ctinfo: CtInfo = IP_CT_NEW,
+    opts?: CtConfirmOptions,
   ): { verdict: number; ct?: NfConn; reason?: CtReason } {
     this.now = now;
     let cur: NfConn = ct;
@@ -888,6 +902,11 @@ export class Conntrack {
       cur = r.ct!;
     }
     this.deliverCached(cur, now);
+    if (opts?.reuseResult === true) {
+      const r = this.confirmResult;
+      r.ct = cur;
+      return r;
+    }
     return { verdict: NF_ACCEPT, ct: cur };
   }
 

@@ -66,7 +66,7 @@ export function csumReplace2(check: number, from: number, to: number): number {
   return ~sum & 0xffff;
 }
 
-/** The same for a 32-bit value (an address): both halves. */
+/** The same for a 32-bit value (an address, as u32 or int32): both halves. */
 export function csumReplace4(check: number, from: number, to: number): number {
   return csumReplace2(csumReplace2(check, from >>> 16, to >>> 16), from & 0xffff, to & 0xffff);
 }
@@ -104,6 +104,7 @@ function addrChange(ip: Ipv4Header, target: Tuple, manip: NfNatManipType): [numb
 function l4protoManip(
   l4: L4Header,
   protonum: number,
+  /** The addresses as u32 or int32: only their 16-bit halves are used. */
   oldIp: number,
   newIp: number,
   newPort: number,
@@ -192,8 +193,10 @@ function manipPkt(
   const ip = pkt.ip;
   const oldIp = (manip === "SRC" ? ip.src : ip.dst) >>> 0;
   const newIp = addr >>> 0;
-  const l4 = l4protoManip(pkt.l4, protonum, oldIp, newIp, port, icmpId, manip, writable === 2);
-  const checksum = csumReplace4(ip.checksum, oldIp, newIp);
+  // The addresses go to the checksum update as int32 (small integers to V8; the u32 values above 2^31 were boxed
+  // into a heap number for each call): only their 16-bit halves are used.
+  const l4 = l4protoManip(pkt.l4, protonum, oldIp | 0, newIp | 0, port, icmpId, manip, writable === 2);
+  const checksum = csumReplace4(ip.checksum, oldIp | 0, newIp | 0);
   if (writable !== 0) {
     const w = ip as Mutable<Ipv4Header>;
     if (manip === "SRC") w.src = newIp;

@@ -181,7 +181,7 @@ export interface Flight {
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
-/** conntrack.in options of a lookup whose result is read at once (CtInOptions.reuseResult). */
+/** Options of a conntrack.in or confirm call whose result is read at once (CtInOptions/CtConfirmOptions.reuseResult). */
 const REUSE_CT_RESULT: CtInOptions = Object.freeze({ reuseResult: true });
 /** One frozen empty list: the lists quiet runs do not record, and a report's lists before their first entry. */
 const SHARED_EMPTY: never[] = Object.freeze([]) as never[];
@@ -504,7 +504,13 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly sendRedirects: boolean;
   private readonly echoIgnoreAll: boolean;
   private readonly redirectPeers = new Map<number, { n: number; last: number }>();
-  private now = 0;
+  /**
+   * The latest packet time. Declared without a value and set to 0 in the constructor, so the field first holds
+   * `undefined` and V8 stores it tagged: each packet's time is then boxed once, when stored, and handed as that
+   * same box to conntrack and NAT. (A field that only ever held numbers is stored unboxed, and every call that
+   * passes it on boxed it again: four heap numbers a packet.)
+   */
+  private now!: number;
   /**
    * Whether this namespace's conntrack hooks are registered. Since Linux 4.10 they are registered on demand
    * (nf_ct_netns_get) by the rules that need conntrack; with none, packets are never tracked (recording 66).
@@ -555,6 +561,7 @@ export class HostSim implements HostServices, NatTargetHost {
   private readonly quietFlight = newFlightOf(this.quietSkb, this.quietJourney);
 
   constructor(opts: HostSimOptions) {
+    this.now = 0; // see the field
     this.kernel = opts.kernel ?? DEFAULT_KERNEL;
     if (!findKernelProfile(this.kernel)) {
       throw new InputError({
@@ -1229,7 +1236,8 @@ export class HostSim implements HostServices, NatTargetHost {
     const skb = st.skb;
     const ct = skb.ct;
     if (!ct || skb.ctinfo === undefined) return true;
-    const r = this.conntrack.confirm(ct, this.now, skb.ctinfo);
+    // The result is read here and not kept: the table may hand out the same object every time.
+    const r = this.conntrack.confirm(ct, this.now, skb.ctinfo, REUSE_CT_RESULT);
     st.ownsCt = false;
     if (r.verdict !== NF_ACCEPT) {
       this.noteHook(st, `confirm ${hook} DROP`);

@@ -279,6 +279,24 @@ describe("ctinfo sequence (resolve_normal_ct)", () => {
     );
   });
 
+  it("confirm's reuseResult: one object for accepted packets, holding the last entry; calls without it get their own", () => {
+    const h = new Host();
+    const reuse = { reuseResult: true };
+    const r1 = h.ct.in(udp(`${A}:7`, `${B}:7`), NF_INET_PRE_ROUTING, 0);
+    const c1 = h.ct.confirm(r1.ct!, 0, r1.ctinfo, reuse);
+    expect([c1.verdict, c1.ct]).toEqual([NF_ACCEPT, r1.ct]);
+    expect(h.ct.count, "inserted").toBe(1);
+    const r2 = h.ct.in(udp(`${A}:8`, `${B}:8`), NF_INET_PRE_ROUTING, 1);
+    const c2 = h.ct.confirm(r2.ct!, 1, r2.ctinfo, reuse);
+    expect(c2, "the same object").toBe(c1);
+    expect(c2.ct, "now holding the second entry").toBe(r2.ct);
+    const r3 = h.ct.in(udp(`${B}:7`, `${A}:7`), NF_INET_PRE_ROUTING, 2);
+    const plain = h.ct.confirm(r3.ct!, 2, r3.ctinfo);
+    expect(plain, "a fresh object by default").not.toBe(c1);
+    expect([plain.verdict, plain.ct]).toEqual([NF_ACCEPT, r1.ct]);
+    expect(c1.ct, "the reused object untouched by calls without the option").toBe(r2.ct);
+  });
+
   it("untracked packets get IP_CT_UNTRACKED and no entry", () => {
     const h = new Host();
     const r = h.ct.in(udp(`${A}:1`, `${B}:2`), NF_INET_PRE_ROUTING, 0, { untracked: true });
