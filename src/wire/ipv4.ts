@@ -149,6 +149,8 @@ const typedSlice = Uint8Array.prototype.slice;
 let viewSource: Uint8Array | undefined;
 let viewBuffer: ArrayBufferLike = new ArrayBuffer(0);
 let viewOffset = 0;
+/** A DataView over that array (its offsets are the array's): header words in one read instead of 2 or 4 bytes. */
+let viewData: DataView = new DataView(viewBuffer);
 
 /**
  * Tells the decoder that the next packets come from `b` (the capture parsers call it once per chunk): reading
@@ -160,7 +162,14 @@ export function decodeFrom(b: Uint8Array): void {
     viewSource = b;
     viewBuffer = b.buffer;
     viewOffset = b.byteOffset;
+    viewData = new DataView(viewBuffer, viewOffset, b.byteLength);
   }
+}
+
+/** A DataView over `b` (offsets are b's), the one decodeFrom made: the capture parsers read their headers with it. */
+export function dataViewOf(b: Uint8Array): DataView {
+  if (b !== viewSource) decodeFrom(b);
+  return viewData;
 }
 
 /** A view of b[start..end) (start <= end): what `b.subarray(start, end)` gives, without its generic steps. */
@@ -192,23 +201,23 @@ function u32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
-/** Parses an IPv4 header whose ihl bytes are known to be present. */
-function readIpv4Header(b: Uint8Array, o: number, ihl: number): Ipv4Header {
-  const flagsFrag = u16(b, o + 6);
+/** Parses an IPv4 header whose ihl bytes are known to be present (`dv` is a DataView over `b`). */
+function readIpv4Header(b: Uint8Array, dv: DataView, o: number, ihl: number): Ipv4Header {
+  const flagsFrag = dv.getUint16(o + 6);
   return {
     ihl,
     tos: b[o + 1],
-    totalLength: u16(b, o + 2),
-    id: u16(b, o + 4),
+    totalLength: dv.getUint16(o + 2),
+    id: dv.getUint16(o + 4),
     rf: (flagsFrag & 0x8000) !== 0,
     df: (flagsFrag & 0x4000) !== 0,
     mf: (flagsFrag & 0x2000) !== 0,
     fragOffset: flagsFrag & 0x1fff,
     ttl: b[o + 8],
     protocol: b[o + 9],
-    checksum: u16(b, o + 10),
-    src: u32(b, o + 12),
-    dst: u32(b, o + 16),
+    checksum: dv.getUint16(o + 10),
+    src: dv.getUint32(o + 12),
+    dst: dv.getUint32(o + 16),
     options: ihl === 20 ? EMPTY_BYTES : copyBytes(b, o + 20, o + ihl),
   };
 }
@@ -265,14 +274,16 @@ export function decodeIpv4(
     if (length >= 1 && buf[offset] >> 4 !== 4) return failed(F_VERSION, buf[offset] >> 4);
     return failed(F_IP_TRUNCATED, length);
   }
+  if (buf !== viewSource) decodeFrom(buf);
+  const dv = viewData;
   const b0 = buf[offset];
   if (b0 >> 4 !== 4) return failed(F_VERSION, b0 >> 4);
   const ihl = (b0 & 0x0f) * 4;
   if (ihl < 20) return failed(F_IHL, ihl);
   if (ihl > length) return failed(F_IP_OPTIONS, length, ihl);
-  const totalLength = u16(buf, offset + 2);
+  const totalLength = dv.getUint16(offset + 2);
   if (totalLength < ihl) return failed(F_TOTAL_LENGTH, totalLength, ihl);
-  const ip = readIpv4Header(buf, offset, ihl);
+  const ip = readIpv4Header(buf, dv, offset, ihl);
   const ipChecksum: ChecksumStatus = sumVerifies(onesComplementSum(buf, offset, ihl))
     ? "correct"
     : "incorrect";
@@ -296,16 +307,16 @@ export function decodeIpv4(
     if (dataOffset > l4Avail) return failed(F_TCP_OPTIONS, l4Avail, dataOffset);
     const tcp: TcpHeader = {
       kind: "tcp",
-      srcPort: u16(buf, l4Start),
-      dstPort: u16(buf, l4Start + 2),
-      seq: u32(buf, l4Start + 4),
-      ack: u32(buf, l4Start + 8),
+      srcPort: dv.getUint16(l4Start),
+      dstPort: dv.getUint16(l4Start + 2),
+      seq: dv.getUint32(l4Start + 4),
+      ack: dv.getUint32(l4Start + 8),
       dataOffset,
       reserved: buf[l4Start + 12] & 0x0e,
       flags: buf[l4Start + 13] | ((buf[l4Start + 12] & 1) << 8),
-      window: u16(buf, l4Start + 14),
-      checksum: u16(buf, l4Start + 16),
-      urgentPointer: u16(buf, l4Start + 18),
+      window: dv.getUint16(l4Start + 14),
+      checksum: dv.getUint16(l4Start + 16),
+      urgentPointer: dv.getUint16(l4Start + 18),
       options: parseTcpOptions(buf, l4Start + 20, l4Start + dataOffset),
     };
     l4 = tcp;
@@ -318,10 +329,10 @@ export function decodeIpv4(
     if (l4Avail < 8) return failed(F_UDP_TRUNCATED, l4Avail);
     const udp: UdpHeader = {
       kind: "udp",
-      srcPort: u16(buf, l4Start),
-      dstPort: u16(buf, l4Start + 2),
-      length: u16(buf, l4Start + 4),
-      checksum: u16(buf, l4Start + 6),
+      srcPort: dv.getUint16(l4Start),
+      dstPort: dv.getUint16(l4Start + 2),
+      length: dv.getUint16(l4Start + 4),
+      checksum: dv.getUint16(l4Start + 6),
     };
     l4 = udp;
     hdrLen = 8;
@@ -343,15 +354,15 @@ export function decodeIpv4(
         const innerStart = l4Start + 8 + innerIhl;
         const rest = Math.min(8, l4Len - 8 - innerIhl, l4Avail - 8 - innerIhl);
         quote = {
-          ip: readIpv4Header(buf, l4Start + 8, innerIhl),
+          ip: readIpv4Header(buf, dv, l4Start + 8, innerIhl),
           l4: rest > 0 ? copyBytes(buf, innerStart, innerStart + rest) : EMPTY_BYTES,
         };
         hdrLen = 8 + innerIhl + (rest > 0 ? rest : 0);
       }
     }
     const code = buf[l4Start + 1];
-    const checksum = u16(buf, l4Start + 2);
-    const restOfHeader = u32(buf, l4Start + 4);
+    const checksum = dv.getUint16(l4Start + 2);
+    const restOfHeader = dv.getUint32(l4Start + 4);
     const icmp: IcmpHeader = quote
       ? { kind: "icmp", type, code, checksum, restOfHeader, quote }
       : { kind: "icmp", type, code, checksum, restOfHeader };

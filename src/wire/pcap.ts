@@ -20,7 +20,7 @@
  */
 import { InputError } from "../errors";
 import type { Direction, LinkHeader, Packet } from "./packet";
-import { decodeFrom, decodeIpv4, isDecodeFailure } from "./ipv4";
+import { dataViewOf, decodeIpv4, isDecodeFailure } from "./ipv4";
 import type { FrameSink, SkippedFrame } from "./capture";
 
 export const LINKTYPE_NULL = 0;
@@ -258,9 +258,10 @@ const linkValues: (LinkHeader | undefined)[] = new Array<LinkHeader | undefined>
 let linkCount = 0;
 
 function untaggedLink(b: Uint8Array, o: number): LinkHeader {
-  const w0 = (b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
-  const w1 = (b[o + 4] << 24) | (b[o + 5] << 16) | (b[o + 6] << 8) | b[o + 7];
-  const w2 = (b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11];
+  const dv = dataViewOf(b);
+  const w0 = dv.getInt32(o);
+  const w1 = dv.getInt32(o + 4);
+  const w2 = dv.getInt32(o + 8);
   const h = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b), 0xc2b2ae35);
   let i = h >>> 22; // the top 10 bits: LINK_CACHE_SLOTS
   for (;;) {
@@ -369,7 +370,7 @@ export class PcapParser implements RecordParser {
   }
 
   parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
-    decodeFrom(b);
+    const dv = dataViewOf(b); // also tells the decoder the packets come from `b`
     if (!this.headerDone) {
       if (end - pos < 24) return pos;
       this.parseHeader(b, pos, base);
@@ -383,16 +384,9 @@ export class PcapParser implements RecordParser {
     const tsMul = this.nsec ? 1 : 1000;
     const maxCaplen = this.maxCaplen;
     while (end - pos >= 16) {
-      let tsSec: number, tsFrac: number, caplen: number;
-      if (le) {
-        tsSec = (b[pos] | (b[pos + 1] << 8) | (b[pos + 2] << 16) | (b[pos + 3] << 24)) >>> 0;
-        tsFrac = (b[pos + 4] | (b[pos + 5] << 8) | (b[pos + 6] << 16) | (b[pos + 7] << 24)) >>> 0;
-        caplen = (b[pos + 8] | (b[pos + 9] << 8) | (b[pos + 10] << 16) | (b[pos + 11] << 24)) >>> 0;
-      } else {
-        tsSec = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
-        tsFrac = ((b[pos + 4] << 24) | (b[pos + 5] << 16) | (b[pos + 6] << 8) | b[pos + 7]) >>> 0;
-        caplen = ((b[pos + 8] << 24) | (b[pos + 9] << 16) | (b[pos + 10] << 8) | b[pos + 11]) >>> 0;
-      }
+      const tsSec = dv.getUint32(pos, le);
+      const tsFrac = dv.getUint32(pos + 4, le);
+      const caplen = dv.getUint32(pos + 8, le);
       if (caplen > maxCaplen) {
         this.fail(
           "PCAP_BAD_CAPLEN",

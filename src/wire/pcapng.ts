@@ -91,14 +91,25 @@ export class PcapngParser implements RecordParser {
     this.origins = new OriginNames(opts.file ?? "<input>");
   }
 
+  /** A DataView over the array being parsed (`dvOf`): a field in one read instead of two or four bytes. */
+  private dv: DataView = new DataView(new ArrayBuffer(0));
+  private dvOf: Uint8Array | undefined = undefined;
+
+  /** The DataView of `b`, made once per array (parse and finish set it up for theirs). */
+  private viewOf(b: Uint8Array): DataView {
+    if (b !== this.dvOf) {
+      this.dvOf = b;
+      this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    }
+    return this.dv;
+  }
+
   private u16(b: Uint8Array, o: number): number {
-    return this.le ? b[o] | (b[o + 1] << 8) : (b[o] << 8) | b[o + 1];
+    return (b === this.dvOf ? this.dv : this.viewOf(b)).getUint16(o, this.le);
   }
 
   private u32(b: Uint8Array, o: number): number {
-    return this.le
-      ? (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0
-      : ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+    return (b === this.dvOf ? this.dv : this.viewOf(b)).getUint32(o, this.le);
   }
 
   private static blockName(type: number): string {
@@ -137,6 +148,7 @@ export class PcapngParser implements RecordParser {
 
   parse(b: Uint8Array, pos: number, end: number, base: number, out: FrameSink): number {
     decodeFrom(b);
+    this.viewOf(b);
     for (;;) {
       const avail = end - pos;
       if (avail < 12) return pos;
@@ -228,6 +240,7 @@ export class PcapngParser implements RecordParser {
   }
 
   finish(b: Uint8Array, pos: number, end: number, base: number): void {
+    this.viewOf(b);
     if (end === pos) {
       if (this.section === 0) this.fail("PCAPNG_TRUNCATED", "empty capture file", base + pos, "file header");
       return;

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { CaptureReader, detectCaptureFormat, readCaptureBytes, type Frame } from "../../src/wire/capture";
 import { encodeIpv4 } from "../../src/wire/ipv4";
 import type { Packet } from "../../src/wire/packet";
+import { InputError } from "../../src/errors";
 import { concatBytes, epb, ethernet, idb, pcapFile, shb, tcpPacket, udpPacket } from "./capture_builders";
 
 const SYN = encodeIpv4(tcpPacket({ payload: new Uint8Array(300).fill(0xab) }));
@@ -116,6 +117,35 @@ describe("CaptureReader", () => {
       );
     });
   }
+
+  it("damaged captures give frames or an InputError, never another exception (property)", () => {
+    // Header fields are read through DataViews, which throw RangeError past their end: every read must stay
+    // behind a length check, whatever the bytes say.
+    const BIG_BE_PCAP = pcapFile(1, [{ data: ethernet(SYN) }, { data: ethernet(UDP) }], {
+      littleEndian: false,
+    });
+    for (const file of [PCAP, PCAPNG, BIG_BE_PCAP]) {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: file.length }),
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }),
+          fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1, maxLength: 4 }),
+          (cut, flips, sizes) => {
+            const bytes = file.slice(0, cut);
+            for (const [at, v] of flips) if (bytes.length > 0) bytes[at % bytes.length] = v;
+            for (const transfer of [false, true]) {
+              try {
+                transfer ? readTransferred(bytes, sizes) : readCaptureBytes(bytes, { file: "s" });
+              } catch (e) {
+                expect(e, String(e)).toBeInstanceOf(InputError);
+              }
+            }
+          },
+        ),
+        { numRuns: 300 },
+      );
+    }
+  });
 
   it("payload views of a chunk that starts inside its buffer show the right bytes", () => {
     const file = pcapFile(1, [{ data: ethernet(UDP) }, { data: ethernet(SYN) }]);
