@@ -13,6 +13,16 @@
 let viewOf: Uint8Array | undefined;
 let view: DataView | undefined;
 
+/**
+ * Hands the checksum code the DataView a reader already made over `buf` (the decoder does at each chunk): the
+ * cache below then never makes one inside a decoding function, where V8 met that step for the first time at the
+ * second chunk and threw the optimized decoder away.
+ */
+export function useDataView(buf: Uint8Array, dv: DataView): void {
+  viewOf = buf;
+  view = dv;
+}
+
 /** A DataView over `buf`, cached for the last buffer seen (readers checksum many packets of one chunk). */
 function dataView(buf: Uint8Array): DataView {
   if (buf !== viewOf || view === undefined) {

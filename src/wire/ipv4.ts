@@ -42,7 +42,7 @@ import {
   IPPROTO_UDP,
 } from "./packet";
 import { macToBytes } from "./addr";
-import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from "./checksum";
+import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum, useDataView } from "./checksum";
 import { put16, put32 } from "./bytes";
 
 /** Why bytes could not be turned into a Packet ("not IPv4 (version 6)", "truncated TCP header", ...). */
@@ -163,6 +163,7 @@ export function decodeFrom(b: Uint8Array): void {
     viewBuffer = b.buffer;
     viewOffset = b.byteOffset;
     viewData = new DataView(viewBuffer, viewOffset, b.byteLength);
+    useDataView(b, viewData);
   }
 }
 
