@@ -296,7 +296,8 @@ export function nfLogPacket(prefix: string, subject: NfLogSubject, info: NfLogIn
 export function nfLogBody(subject: NfLogSubject, info: NfLogInfo): string {
   const out: string[] = [`IN=${subject.inIface ?? ""} OUT=${subject.outIface ?? ""} `];
   if (subject.inIface !== undefined) dumpMacHeader(out, info.logflags, subject.link);
-  dumpIpv4(out, encodeIpv4(subject.pkt), 0, info.logflags, subject);
+  // nf_log prints no checksum: the packet's bytes with its checksums as carried, not recomputed.
+  dumpIpv4(out, encodeIpv4(subject.pkt, "carried"), 0, info.logflags, subject);
   return out.join("");
 }
 

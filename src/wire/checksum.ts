@@ -13,16 +13,6 @@
 let viewOf: Uint8Array | undefined;
 let view: DataView | undefined;
 
-/**
- * Hands the checksum code the DataView a reader already made over `buf` (the decoder does at each chunk): the
- * cache below then never makes one inside a decoding function, where V8 met that step for the first time at the
- * second chunk and threw the optimized decoder away.
- */
-export function useDataView(buf: Uint8Array, dv: DataView): void {
-  viewOf = buf;
-  view = dv;
-}
-
 /** A DataView over `buf`, cached for the last buffer seen (readers checksum many packets of one chunk). */
 function dataView(buf: Uint8Array): DataView {
   if (buf !== viewOf || view === undefined) {
@@ -35,14 +25,21 @@ function dataView(buf: Uint8Array): DataView {
 /**
  * Sums `len` bytes from `offset` as big-endian 16-bit words (odd trailing byte padded with zero). Unfolded.
  * Reads 32-bit words and adds their halves into small-integer accumulators (each stays below 2^31 for any IPv4
- * datagram), which V8 keeps in registers; two words per iteration.
+ * datagram), which V8 keeps in registers; two words per iteration. `view`, when given, is a DataView over `buf`
+ * with the same offsets (the decoder has one per chunk); otherwise one is made or reused for `buf`.
  */
-export function onesComplementSum(buf: Uint8Array, offset: number, len: number, initial = 0): number {
+export function onesComplementSum(
+  buf: Uint8Array,
+  offset: number,
+  len: number,
+  initial = 0,
+  view?: DataView,
+): number {
   const end = offset + len;
   let i = offset;
   let sum = initial;
   if (len >= 16) {
-    const dv = dataView(buf);
+    const dv = view ?? dataView(buf);
     let hi = 0;
     let lo = 0;
     let hi2 = 0;

@@ -42,7 +42,7 @@ import {
   IPPROTO_UDP,
 } from "./packet";
 import { macToBytes } from "./addr";
-import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum, useDataView } from "./checksum";
+import { foldChecksum, internetChecksum, onesComplementSum, pseudoHeaderSum } from "./checksum";
 import { put16, put32 } from "./bytes";
 
 /** Why bytes could not be turned into a Packet ("not IPv4 (version 6)", "truncated TCP header", ...). */
@@ -163,7 +163,6 @@ export function decodeFrom(b: Uint8Array): void {
     viewBuffer = b.buffer;
     viewOffset = b.byteOffset;
     viewData = new DataView(viewBuffer, viewOffset, b.byteLength);
-    useDataView(b, viewData);
   }
 }
 
@@ -285,7 +284,7 @@ export function decodeIpv4(
   const totalLength = dv.getUint16(offset + 2);
   if (totalLength < ihl) return failed(F_TOTAL_LENGTH, totalLength, ihl);
   const ip = readIpv4Header(buf, dv, offset, ihl);
-  const ipChecksum: ChecksumStatus = sumVerifies(onesComplementSum(buf, offset, ihl))
+  const ipChecksum: ChecksumStatus = sumVerifies(onesComplementSum(buf, offset, ihl, 0, dv))
     ? "correct"
     : "incorrect";
 
@@ -323,7 +322,13 @@ export function decodeIpv4(
     l4 = tcp;
     hdrLen = dataOffset;
     if (complete) {
-      const sum = onesComplementSum(buf, l4Start, l4Len, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, l4Len));
+      const sum = onesComplementSum(
+        buf,
+        l4Start,
+        l4Len,
+        pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, l4Len),
+        dv,
+      );
       l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
     }
   } else if (ip.protocol === IPPROTO_UDP) {
@@ -341,7 +346,13 @@ export function decodeIpv4(
       // RFC 768: no checksum was computed; the kernel (udp_error) skips verification.
       l4Checksum = "correct";
     } else if (complete) {
-      const sum = onesComplementSum(buf, l4Start, l4Len, pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, l4Len));
+      const sum = onesComplementSum(
+        buf,
+        l4Start,
+        l4Len,
+        pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, l4Len),
+        dv,
+      );
       l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
     }
   } else if (ip.protocol === IPPROTO_ICMP) {
@@ -368,7 +379,8 @@ export function decodeIpv4(
       ? { kind: "icmp", type, code, checksum, restOfHeader, quote }
       : { kind: "icmp", type, code, checksum, restOfHeader };
     l4 = icmp;
-    if (complete) l4Checksum = sumVerifies(onesComplementSum(buf, l4Start, l4Len)) ? "correct" : "incorrect";
+    if (complete)
+      l4Checksum = sumVerifies(onesComplementSum(buf, l4Start, l4Len, 0, dv)) ? "correct" : "incorrect";
   } else {
     l4 = OTHER_L4;
     hdrLen = 0;
@@ -490,7 +502,13 @@ function writeTcpOptions(b: Uint8Array, o: number, options: readonly TcpOption[]
 }
 
 /** Writes an IPv4 header (checksum computed) at `o`; returns the header length. */
-function writeIpv4Header(b: Uint8Array, o: number, ip: Ipv4Header, totalLength: number): number {
+function writeIpv4Header(
+  b: Uint8Array,
+  o: number,
+  ip: Ipv4Header,
+  totalLength: number,
+  carried = false,
+): number {
   const ihl = 20 + roundUp4(ip.options.length);
   if (ihl > 60) throw new RangeError(`IPv4 options too long (${ip.options.length} bytes)`);
   b[o] = 0x40 | (ihl >> 2);
@@ -507,7 +525,7 @@ function writeIpv4Header(b: Uint8Array, o: number, ip: Ipv4Header, totalLength: 
   put32(b, o + 12, ip.src);
   put32(b, o + 16, ip.dst);
   b.set(ip.options, o + 20);
-  put16(b, o + 10, internetChecksum(b, o, ihl));
+  put16(b, o + 10, carried ? ip.checksum : internetChecksum(b, o, ihl));
   return ihl;
 }
 
@@ -532,15 +550,20 @@ function encodedL4Length(l4: L4Header): number {
  * Wire bytes of the datagram: total length, IP header checksum and TCP/UDP/ICMP checksums recomputed (the
  * transport checksum of a fragment is copied as carried, since it covers the whole datagram). Payload bytes come
  * from `p.payload`, zero-filled up to `payloadLength`.
+ *
+ * With `checksums: "carried"` every checksum is written as the packet carries it instead of recomputed: for
+ * readers of the bytes that never look at checksums (the nf_log dump of TRACE lines), which then skip a pass
+ * over the whole datagram.
  */
-export function encodeIpv4(p: Packet): Uint8Array {
+export function encodeIpv4(p: Packet, checksums: "compute" | "carried" = "compute"): Uint8Array {
+  const carried = checksums === "carried";
   const ipHdrLen = 20 + roundUp4(p.ip.options.length);
   const l4 = p.l4;
   const l4HdrLen = encodedL4Length(l4);
   const totalLength = ipHdrLen + l4HdrLen + p.payloadLength;
   if (totalLength > 0xffff) throw new RangeError(`IPv4 datagram too long (${totalLength} bytes)`);
   const b = new Uint8Array(totalLength);
-  writeIpv4Header(b, 0, p.ip, totalLength);
+  writeIpv4Header(b, 0, p.ip, totalLength, carried);
   const s = ipHdrLen;
   const payloadStart = s + l4HdrLen;
   if (p.payload && p.payload.length > 0) {
@@ -549,6 +572,7 @@ export function encodeIpv4(p: Packet): Uint8Array {
   }
   const l4Len = totalLength - ipHdrLen;
   const fragment = p.ip.mf || p.ip.fragOffset !== 0;
+  const keep = fragment || carried; // transport checksum as carried
   switch (l4.kind) {
     case "tcp": {
       put16(b, s, l4.srcPort);
@@ -560,7 +584,7 @@ export function encodeIpv4(p: Packet): Uint8Array {
       put16(b, s + 14, l4.window);
       put16(b, s + 18, l4.urgentPointer);
       writeTcpOptions(b, s + 20, l4.options);
-      const sum = fragment
+      const sum = keep
         ? l4.checksum
         : foldChecksum(
             onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_TCP, l4Len)),
@@ -572,12 +596,12 @@ export function encodeIpv4(p: Packet): Uint8Array {
       put16(b, s, l4.srcPort);
       put16(b, s + 2, l4.dstPort);
       put16(b, s + 4, fragment ? l4.length : l4Len); // a fragment's UDP length covers the whole datagram
-      let sum = fragment
+      let sum = keep
         ? l4.checksum
         : foldChecksum(
             onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_UDP, l4Len)),
           );
-      if (sum === 0 && !fragment) sum = 0xffff; // RFC 768: a computed zero is sent as all ones
+      if (sum === 0 && !keep) sum = 0xffff; // RFC 768: a computed zero is sent as all ones
       put16(b, s + 6, sum);
       break;
     }
@@ -587,10 +611,10 @@ export function encodeIpv4(p: Packet): Uint8Array {
       put32(b, s + 4, l4.restOfHeader);
       if (l4.quote) {
         const q = l4.quote;
-        const innerIhl = writeIpv4Header(b, s + 8, q.ip, q.ip.totalLength);
+        const innerIhl = writeIpv4Header(b, s + 8, q.ip, q.ip.totalLength, carried);
         b.set(q.l4, s + 8 + innerIhl);
       }
-      put16(b, s + 2, fragment ? l4.checksum : internetChecksum(b, s, l4Len));
+      put16(b, s + 2, keep ? l4.checksum : internetChecksum(b, s, l4Len));
       break;
     }
     case "other":

@@ -232,6 +232,52 @@ describe("decodeIpv4 / encodeIpv4", () => {
     expect(q.payloadLength).toBe(0);
   });
 
+  it('encodes with checksums "carried": the same bytes but the checksums, which are the packet\'s own', () => {
+    const inner = encodeIpv4(udpPacket(new Uint8Array(20)));
+    const withSums = (p: Packet, ipSum: number, l4Sum: number): Packet => ({
+      ...p,
+      ip: { ...p.ip, checksum: ipSum },
+      l4: { ...p.l4, checksum: l4Sum } as Packet["l4"],
+    });
+    const icmpErr: Packet = {
+      ...udpPacket(),
+      ip: ipHeader({ protocol: IPPROTO_ICMP }),
+      l4: {
+        kind: "icmp",
+        type: 3,
+        code: 3,
+        checksum: 0,
+        restOfHeader: 0,
+        quote: { ip: { ...decodeOk(inner).ip, checksum: 0x4242 }, l4: inner.slice(20, 28) },
+      },
+      payloadLength: 0,
+      payload: new Uint8Array(0),
+    };
+    const cases: [Packet, number][] = [
+      [withSums(tcpPacket({ payload: new Uint8Array(40).fill(7) }), 0x1234, 0xabcd), 16],
+      [withSums(udpPacket(new Uint8Array(30).fill(9)), 0x1234, 0xabcd), 6],
+      [withSums(udpPacket(new Uint8Array(3)), 0x1234, 0), 6],
+      [withSums(icmpErr, 0x1234, 0xabcd), 2],
+    ];
+    for (const [p, at] of cases) {
+      const computed = encodeIpv4(p);
+      const carried = encodeIpv4(p, "carried");
+      const dv = new DataView(carried.buffer);
+      expect(dv.getUint16(10), `${p.l4.kind}: IP header checksum as carried`).toBe(0x1234);
+      expect(dv.getUint16(20 + at), `${p.l4.kind}: transport checksum as carried`).toBe(
+        (p.l4 as { checksum: number }).checksum,
+      );
+      const skip = new Set([10, 11, 20 + at, 21 + at]);
+      if (p.l4.kind === "icmp") {
+        expect(dv.getUint16(28 + 10), "the quoted header's checksum as carried").toBe(0x4242);
+        skip.add(38).add(39);
+      }
+      expect(carried.length).toBe(computed.length);
+      for (let i = 0; i < computed.length; i++)
+        if (!skip.has(i)) expect(carried[i], `${p.l4.kind}: byte ${i}`).toBe(computed[i]);
+    }
+  });
+
   it("leaves echo requests without a quote and keeps id/sequence", () => {
     const p: Packet = {
       ...udpPacket(),
