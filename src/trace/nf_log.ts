@@ -329,7 +329,16 @@ export function nfLogTrace(
     body = m.body;
   else {
     body = nfLogBody(subject, TRACE_LOGINFO);
-    lastTrace = { ...subject, body };
+    // A literal with every field, not a spread: spreads of subjects of several shapes took V8's slow path.
+    lastTrace = {
+      pkt: subject.pkt,
+      mark: subject.mark,
+      inIface: subject.inIface,
+      outIface: subject.outIface,
+      link: subject.link,
+      owner: subject.owner,
+      body,
+    };
   }
   return `TRACE: ${table}:${chain}:${comment}:${rulenum} ${body}`;
 }

@@ -71,13 +71,14 @@ export class TraceHitRecord implements TraceHit {
   }
 
   get line(): string {
+    // Every subject has every field (owner possibly undefined): one hidden class for nf_log's reads.
     return (this.lineText ??= nfLogTrace(this.table, this.chain, this.comment, this.num, {
       pkt: this.pkt,
       mark: this.mark,
       inIface: this.inIface,
       outIface: this.outIface,
       link: this.link,
-      ...(this.owner ? { owner: this.owner } : {}),
+      owner: this.owner,
     }));
   }
 
