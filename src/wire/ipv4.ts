@@ -201,6 +201,19 @@ function u32(b: Uint8Array, o: number): number {
   return ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
 }
 
+/** Whether a TCP or UDP segment's checksum (with its pseudo header) verifies; `dv` is a DataView over `buf`. */
+function transportChecksum(
+  buf: Uint8Array,
+  dv: DataView,
+  ip: Ipv4Header,
+  protocol: number,
+  start: number,
+  len: number,
+): ChecksumStatus {
+  const sum = onesComplementSum(buf, start, len, pseudoHeaderSum(ip.src, ip.dst, protocol, len), dv);
+  return sumVerifies(sum) ? "correct" : "incorrect";
+}
+
 /** Parses an IPv4 header whose ihl bytes are known to be present (`dv` is a DataView over `b`). */
 function readIpv4Header(b: Uint8Array, dv: DataView, o: number, ihl: number): Ipv4Header {
   const flagsFrag = dv.getUint16(o + 6);
@@ -321,16 +334,7 @@ export function decodeIpv4(
     };
     l4 = tcp;
     hdrLen = dataOffset;
-    if (complete) {
-      const sum = onesComplementSum(
-        buf,
-        l4Start,
-        l4Len,
-        pseudoHeaderSum(ip.src, ip.dst, IPPROTO_TCP, l4Len),
-        dv,
-      );
-      l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
-    }
+    if (complete) l4Checksum = transportChecksum(buf, dv, ip, IPPROTO_TCP, l4Start, l4Len);
   } else if (ip.protocol === IPPROTO_UDP) {
     if (l4Avail < 8) return failed(F_UDP_TRUNCATED, l4Avail);
     const udp: UdpHeader = {
@@ -345,16 +349,7 @@ export function decodeIpv4(
     if (udp.checksum === 0) {
       // RFC 768: no checksum was computed; the kernel (udp_error) skips verification.
       l4Checksum = "correct";
-    } else if (complete) {
-      const sum = onesComplementSum(
-        buf,
-        l4Start,
-        l4Len,
-        pseudoHeaderSum(ip.src, ip.dst, IPPROTO_UDP, l4Len),
-        dv,
-      );
-      l4Checksum = sumVerifies(sum) ? "correct" : "incorrect";
-    }
+    } else if (complete) l4Checksum = transportChecksum(buf, dv, ip, IPPROTO_UDP, l4Start, l4Len);
   } else if (ip.protocol === IPPROTO_ICMP) {
     if (l4Avail < 8) return failed(F_ICMP_TRUNCATED, l4Avail);
     const type = buf[l4Start];

@@ -26,6 +26,24 @@ function failure(bytes: Uint8Array, length = bytes.length): string {
   return r.failure;
 }
 
+/** An ICMP port unreachable (outer header `outer`) quoting `inner`'s header as `quoteIp` and 8 transport bytes. */
+function portUnreachable(inner: Uint8Array, quoteIp: Packet["ip"], outer: Packet["ip"]): Packet {
+  return {
+    ...udpPacket(),
+    ip: outer,
+    l4: {
+      kind: "icmp",
+      type: 3,
+      code: 3,
+      checksum: 0,
+      restOfHeader: 0,
+      quote: { ip: quoteIp, l4: inner.slice(20, 28) },
+    },
+    payloadLength: 0,
+    payload: new Uint8Array(0),
+  };
+}
+
 /** The fields a round trip must keep: everything but carried checksums and recomputed lengths. */
 function essence(p: Packet) {
   const l4 =
@@ -206,20 +224,11 @@ describe("decodeIpv4 / encodeIpv4", () => {
 
   it("parses the quoted datagram of an ICMP error and round-trips it", () => {
     const inner = encodeIpv4(udpPacket(new Uint8Array(20)));
-    const icmpErr: Packet = {
-      ...udpPacket(),
-      ip: ipHeader({ protocol: IPPROTO_ICMP, src: ip4(203, 0, 113, 9), dst: ip4(192, 0, 2, 1) }),
-      l4: {
-        kind: "icmp",
-        type: 3,
-        code: 3,
-        checksum: 0,
-        restOfHeader: 0,
-        quote: { ip: decodeOk(inner).ip, l4: inner.slice(20, 28) },
-      },
-      payloadLength: 0,
-      payload: new Uint8Array(0),
-    };
+    const icmpErr = portUnreachable(
+      inner,
+      decodeOk(inner).ip,
+      ipHeader({ protocol: IPPROTO_ICMP, src: ip4(203, 0, 113, 9), dst: ip4(192, 0, 2, 1) }),
+    );
     const bytes = encodeIpv4(icmpErr);
     expect(bytes.length).toBe(20 + 8 + 20 + 8);
     const q = decodeOk(bytes);
@@ -239,20 +248,11 @@ describe("decodeIpv4 / encodeIpv4", () => {
       ip: { ...p.ip, checksum: ipSum },
       l4: { ...p.l4, checksum: l4Sum } as Packet["l4"],
     });
-    const icmpErr: Packet = {
-      ...udpPacket(),
-      ip: ipHeader({ protocol: IPPROTO_ICMP }),
-      l4: {
-        kind: "icmp",
-        type: 3,
-        code: 3,
-        checksum: 0,
-        restOfHeader: 0,
-        quote: { ip: { ...decodeOk(inner).ip, checksum: 0x4242 }, l4: inner.slice(20, 28) },
-      },
-      payloadLength: 0,
-      payload: new Uint8Array(0),
-    };
+    const icmpErr = portUnreachable(
+      inner,
+      { ...decodeOk(inner).ip, checksum: 0x4242 },
+      ipHeader({ protocol: IPPROTO_ICMP }),
+    );
     const cases: [Packet, number][] = [
       [withSums(tcpPacket({ payload: new Uint8Array(40).fill(7) }), 0x1234, 0xabcd), 16],
       [withSums(udpPacket(new Uint8Array(30).fill(9)), 0x1234, 0xabcd), 6],
