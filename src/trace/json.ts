@@ -43,22 +43,24 @@ export function reportJson(r: PacketReport): Record<string, unknown> {
     index: r.index,
     origin: r.origin,
     time: r.time,
-    packets: r.packets.map((j) => ({
-      id: j.id,
-      ...(j.parent !== undefined ? { parent: j.parent } : {}),
-      ...(j.cause ? { cause: j.cause } : {}),
-      local: j.local,
-      ...(j.inIface ? { in: j.inIface } : {}),
-      packet: line(j.input),
-      hooks: j.hooks,
-      ct: j.ct,
-      nat: j.nat,
-      route: j.route,
-      fate: j.fate,
-      ...(j.out ? { out: line(j.out) } : {}),
-      log: j.log,
-      summary: formatSummary(j),
-    })),
+    packets: r.packets.map((j) => {
+      // Keys added in order, present only when set (spreads of conditional literals took V8's slow path).
+      const o: Record<string, unknown> = { id: j.id };
+      if (j.parent !== undefined) o.parent = j.parent;
+      if (j.cause) o.cause = j.cause;
+      o.local = j.local;
+      if (j.inIface) o.in = j.inIface;
+      o.packet = line(j.input);
+      o.hooks = j.hooks;
+      o.ct = j.ct;
+      o.nat = j.nat;
+      o.route = j.route;
+      o.fate = j.fate;
+      if (j.out) o.out = line(j.out);
+      o.log = j.log;
+      o.summary = formatSummary(j);
+      return o;
+    }),
     trace: r.trace.map((t) => ({
       packet: t.packetId,
       table: t.table,

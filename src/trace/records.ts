@@ -23,6 +23,7 @@ import type { Chain, Hook, Rule, TableName } from "../netfilter/ruleset";
 import type { TraceComment, TracePoint } from "../netfilter/ip_tables";
 import { nfLogTrace } from "./nf_log";
 import type { CtSummary, NatStep, TraceHit } from "./events";
+import type { Mutable } from "../util/types";
 
 /** What a TRACE entry does, as xtables-monitor and nft monitor print it (see TraceHit.verdict). */
 export function entryVerdict(point: TracePoint, chain: Chain | undefined): string {
@@ -127,15 +128,16 @@ export class CtSummaryRecord implements CtSummary {
   }
 
   toJSON(): CtSummary {
-    return {
-      ...(this.tcp ? { tcp: this.tcp } : {}),
-      state: this.state,
-      ...(this.ctinfo !== undefined ? { ctinfo: this.ctinfo } : {}),
-      ...(this.dir !== undefined ? { dir: this.dir } : {}),
-      ...(this.reason ? { reason: this.reason } : {}),
-      ...(this.attached ? { attached: this.attached } : {}),
-      ...(this.ct ? { entry: this.entry } : {}),
-    };
+    // Keys added in order, present only when set (spreads of conditional literals took V8's slow path).
+    const o: Mutable<CtSummary> = {} as Mutable<CtSummary>;
+    if (this.tcp) o.tcp = this.tcp;
+    o.state = this.state;
+    if (this.ctinfo !== undefined) o.ctinfo = this.ctinfo;
+    if (this.dir !== undefined) o.dir = this.dir;
+    if (this.reason) o.reason = this.reason;
+    if (this.attached) o.attached = this.attached;
+    if (this.ct) o.entry = this.entry;
+    return o;
   }
 }
 
@@ -171,14 +173,12 @@ export class NatStepRecord implements NatStep {
   }
 
   toJSON(): NatStep {
-    return {
-      hook: this.hook,
-      manip: this.manip,
-      kind: this.kind,
-      ...(this.by ? { by: this.by } : {}),
-      ...(this.before ? { from: this.from } : {}),
-      ...(this.after ? { to: this.to } : {}),
-      ...(this.why !== undefined ? { why: this.why } : {}),
-    };
+    // Keys added in order, present only when set (spreads of conditional literals took V8's slow path).
+    const o: Mutable<NatStep> = { hook: this.hook, manip: this.manip, kind: this.kind };
+    if (this.by) o.by = this.by;
+    if (this.before) o.from = this.from;
+    if (this.after) o.to = this.to;
+    if (this.why !== undefined) o.why = this.why;
+    return o;
   }
 }
