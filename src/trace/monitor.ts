@@ -199,19 +199,28 @@ function handle(h: TraceHit, opts: MonitorOptions): number {
 
 // ---- xtables-monitor ----
 
+/** ether_ntoa's text of MAC addresses seen so far (a capture has few): no leading zeros. */
+const etherTexts = new Map<string, string>();
+
+function etherNtoa(mac: string): string {
+  let t = etherTexts.get(mac);
+  if (t === undefined) {
+    t = mac
+      .split(":")
+      .map((x) => parseInt(x, 16).toString(16))
+      .join(":");
+    if (etherTexts.size < 4096) etherTexts.set(mac, t);
+  }
+  return t;
+}
+
 function xtPacket(id: string, h: TraceHit, d: NonNullable<Event["dump"]>): string {
   const p = d.pkt;
   let s = `PACKET: 2 ${id} `;
   if (h.inIface !== undefined) s += `IN=${h.inIface} `;
   if (h.outIface !== undefined) s += `OUT=${h.outIface} `;
   if (h.inIface !== undefined && h.link) {
-    // ether_ntoa: no leading zeros.
-    const mac = (m: string) =>
-      m
-        .split(":")
-        .map((x) => parseInt(x, 16).toString(16))
-        .join(":");
-    s += `MACSRC=${mac(h.link.src)} MACDST=${mac(h.link.dst)} MACPROTO=${h.link.ethertype.toString(16).padStart(4, "0")} `;
+    s += `MACSRC=${etherNtoa(h.link.src)} MACDST=${etherNtoa(h.link.dst)} MACPROTO=${h.link.ethertype.toString(16).padStart(4, "0")} `;
   }
   const ip = p.ip;
   s += `SRC=${formatIpv4(ip.src)} DST=${formatIpv4(ip.dst)} LEN=${ip.totalLength} TOS=0x${ip.tos.toString(16)} TTL=${ip.ttl} ID=${ip.id} `;
@@ -247,7 +256,7 @@ export function formatXtablesMonitor(r: PacketReport, opts: MonitorOptions = {})
     const head = ` TRACE: 2 ${id} ${h.table}:${h.chain}`;
     if (e.kind === "rule")
       out.push(
-        `${head}:rule:0x${handle(h, opts).toString(16)}:${nftVerdict(h.verdict)}  -4 -t ${h.table} -A ${h.chain} ${formatRuleSpec(h.rule!)}`.trimEnd(),
+        `${head}:rule:0x${handle(h, opts).toString(16)}:${nftVerdict(h.verdict)}  -4 -t ${h.table} -A ${h.chain} ${ruleSpecText(h.rule!)}`.trimEnd(),
       );
     else out.push(`${head}:policy:${h.verdict} `);
   }
@@ -486,9 +495,29 @@ function nftTarget(name: string, words: string[]): string {
   }
 }
 
+/**
+ * Rule texts by rule: a trace prints the same rule for many packets, and a loaded rule never changes (rules are
+ * only built while parsing).
+ */
+const specTexts = new WeakMap<Rule, string>();
+const nftTexts = new WeakMap<Rule, string>();
+
+/** formatRuleSpec(rule), made once per rule. */
+function ruleSpecText(rule: Rule): string {
+  let t = specTexts.get(rule);
+  if (t === undefined) specTexts.set(rule, (t = formatRuleSpec(rule)));
+  return t;
+}
+
 /** The rule as `nft list ruleset` shows an iptables-nft rule (see the header for what is covered). */
 export function nftRuleText(rule: Rule): string {
-  const w = formatRuleSpec(rule)
+  let t = nftTexts.get(rule);
+  if (t === undefined) nftTexts.set(rule, (t = nftRuleTextOf(rule)));
+  return t;
+}
+
+function nftRuleTextOf(rule: Rule): string {
+  const w = ruleSpecText(rule)
     .split(" ")
     .filter((x) => x !== "");
   const head: string[] = [];
