@@ -75,8 +75,8 @@ export function foldChecksum(sum: number): number {
 }
 
 /** Checksum of a byte range, e.g. an IPv4 header with its checksum field zeroed (`ip_compute_csum`). */
-export function internetChecksum(buf: Uint8Array, offset: number, len: number): number {
-  return foldChecksum(onesComplementSum(buf, offset, len));
+export function internetChecksum(buf: Uint8Array, offset: number, len: number, view?: DataView): number {
+  return foldChecksum(onesComplementSum(buf, offset, len, 0, view));
 }
 
 /** Unfolded sum of the IPv4 pseudo header for TCP/UDP (`csum_tcpudp_nofold`). */

@@ -503,6 +503,7 @@ function writeIpv4Header(
   ip: Ipv4Header,
   totalLength: number,
   carried = false,
+  view?: DataView,
 ): number {
   const ihl = 20 + roundUp4(ip.options.length);
   if (ihl > 60) throw new RangeError(`IPv4 options too long (${ip.options.length} bytes)`);
@@ -520,7 +521,7 @@ function writeIpv4Header(
   put32(b, o + 12, ip.src);
   put32(b, o + 16, ip.dst);
   b.set(ip.options, o + 20);
-  put16(b, o + 10, carried ? ip.checksum : internetChecksum(b, o, ihl));
+  put16(b, o + 10, carried ? ip.checksum : internetChecksum(b, o, ihl, view));
   return ihl;
 }
 
@@ -551,15 +552,30 @@ function encodedL4Length(l4: L4Header): number {
  * over the whole datagram.
  */
 export function encodeIpv4(p: Packet, checksums: "compute" | "carried" = "compute"): Uint8Array {
-  const carried = checksums === "carried";
-  const ipHdrLen = 20 + roundUp4(p.ip.options.length);
+  const totalLength = ipv4EncodedLength(p);
+  const b = new Uint8Array(totalLength);
+  writeIpv4(b, 0, p, totalLength, checksums === "carried");
+  return b;
+}
+
+/** The length of `encodeIpv4(p)` (RangeError when the datagram or its options do not fit their fields). */
+export function ipv4EncodedLength(p: Packet): number {
+  const totalLength = 20 + roundUp4(p.ip.options.length) + encodedL4Length(p.l4) + p.payloadLength;
+  if (totalLength > 0xffff) throw new RangeError(`IPv4 datagram too long (${totalLength} bytes)`);
+  return totalLength;
+}
+
+/**
+ * encodeIpv4's bytes written into b[o .. o + totalLength), which must be zero (a fresh array): writers that
+ * frame the datagram (Ethernet, pcapng) build each record in one array.
+ */
+export function writeIpv4(b: Uint8Array, o: number, p: Packet, totalLength: number, carried = false): void {
+  // One DataView for both checksums (the checksum code would otherwise make one per sum for a new array).
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const ipHdrLen = writeIpv4Header(b, o, p.ip, totalLength, carried, dv);
   const l4 = p.l4;
   const l4HdrLen = encodedL4Length(l4);
-  const totalLength = ipHdrLen + l4HdrLen + p.payloadLength;
-  if (totalLength > 0xffff) throw new RangeError(`IPv4 datagram too long (${totalLength} bytes)`);
-  const b = new Uint8Array(totalLength);
-  writeIpv4Header(b, 0, p.ip, totalLength, carried);
-  const s = ipHdrLen;
+  const s = o + ipHdrLen;
   const payloadStart = s + l4HdrLen;
   if (p.payload && p.payload.length > 0) {
     const n = Math.min(p.payload.length, p.payloadLength);
@@ -582,7 +598,7 @@ export function encodeIpv4(p: Packet, checksums: "compute" | "carried" = "comput
       const sum = keep
         ? l4.checksum
         : foldChecksum(
-            onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_TCP, l4Len)),
+            onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_TCP, l4Len), dv),
           );
       put16(b, s + 16, sum);
       break;
@@ -594,7 +610,7 @@ export function encodeIpv4(p: Packet, checksums: "compute" | "carried" = "comput
       let sum = keep
         ? l4.checksum
         : foldChecksum(
-            onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_UDP, l4Len)),
+            onesComplementSum(b, s, l4Len, pseudoHeaderSum(p.ip.src, p.ip.dst, IPPROTO_UDP, l4Len), dv),
           );
       if (sum === 0 && !keep) sum = 0xffff; // RFC 768: a computed zero is sent as all ones
       put16(b, s + 6, sum);
@@ -606,16 +622,15 @@ export function encodeIpv4(p: Packet, checksums: "compute" | "carried" = "comput
       put32(b, s + 4, l4.restOfHeader);
       if (l4.quote) {
         const q = l4.quote;
-        const innerIhl = writeIpv4Header(b, s + 8, q.ip, q.ip.totalLength, carried);
+        const innerIhl = writeIpv4Header(b, s + 8, q.ip, q.ip.totalLength, carried, dv);
         b.set(q.l4, s + 8 + innerIhl);
       }
-      put16(b, s + 2, keep ? l4.checksum : internetChecksum(b, s, l4Len));
+      put16(b, s + 2, keep ? l4.checksum : internetChecksum(b, s, l4Len, dv));
       break;
     }
     case "other":
       break;
   }
-  return b;
 }
 
 export interface EthernetOptions {
@@ -628,22 +643,49 @@ export interface EthernetOptions {
   readonly outerTpid?: number;
 }
 
+/** The bytes of MAC addresses seen so far (a capture has few; a writer encodes the same ones for every packet). */
+const macBytesCache = new Map<string, Uint8Array>();
+
+function macBytes(mac: string): Uint8Array {
+  let b = macBytesCache.get(mac);
+  if (b === undefined) {
+    b = macToBytes(mac);
+    if (macBytesCache.size < 4096) macBytesCache.set(mac, b);
+  }
+  return b;
+}
+
 /** Ethernet II frame (with optional 802.1Q/802.1ad tags) around `encodeIpv4(p)`. No FCS. */
 export function encodeEthernet(p: Packet, eth: EthernetOptions): Uint8Array {
-  const ip = encodeIpv4(p);
+  const ipLen = ipv4EncodedLength(p);
+  const b = new Uint8Array(ethernetHeaderLength(eth) + ipLen);
+  writeEthernet(b, 0, p, eth, ipLen);
+  return b;
+}
+
+/** The length of the Ethernet header encodeEthernet writes (14, and 4 a VLAN tag). */
+export function ethernetHeaderLength(eth: EthernetOptions): number {
+  return 14 + 4 * (eth.vlans?.length ?? 0);
+}
+
+/** encodeEthernet's bytes written into a zeroed b[o ..), the datagram being `ipLen` (ipv4EncodedLength) long. */
+export function writeEthernet(
+  b: Uint8Array,
+  o: number,
+  p: Packet,
+  eth: EthernetOptions,
+  ipLen: number,
+): void {
   const vlans = eth.vlans ?? [];
-  const hdr = 14 + 4 * vlans.length;
-  const b = new Uint8Array(hdr + ip.length);
-  b.set(macToBytes(eth.dst), 0);
-  b.set(macToBytes(eth.src), 6);
-  let o = 12;
+  b.set(macBytes(eth.dst), o);
+  b.set(macBytes(eth.src), o + 6);
+  let at = o + 12;
   for (let i = 0; i < vlans.length; i++) {
     const tpid = i === 0 ? (eth.outerTpid ?? (vlans.length > 1 ? 0x88a8 : 0x8100)) : 0x8100;
-    put16(b, o, tpid);
-    put16(b, o + 2, vlans[i] & 0x0fff);
-    o += 4;
+    put16(b, at, tpid);
+    put16(b, at + 2, vlans[i] & 0x0fff);
+    at += 4;
   }
-  put16(b, o, 0x0800);
-  b.set(ip, hdr);
-  return b;
+  put16(b, at, 0x0800);
+  writeIpv4(b, at + 2, p, ipLen);
 }

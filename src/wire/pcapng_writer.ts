@@ -17,7 +17,8 @@
  * truncation (snaplen is written as 0, "no limit").
  */
 import type { Packet } from "./packet";
-import { encodeEthernet, encodeIpv4 } from "./ipv4";
+import type { EthernetOptions } from "./ipv4";
+import { ethernetHeaderLength, ipv4EncodedLength, writeEthernet, writeIpv4 } from "./ipv4";
 import { LINKTYPE_ETHERNET, LINKTYPE_RAW } from "./pcap";
 import { BT_EPB, BT_IDB, BT_SHB, BYTE_ORDER_MAGIC } from "./pcapng";
 
@@ -29,6 +30,7 @@ export interface PcapngWriterOptions {
 }
 
 const ZERO_MAC = "00:00:00:00:00:00";
+const NO_LINK: EthernetOptions = { src: ZERO_MAC, dst: ZERO_MAC };
 
 const utf8 = new TextEncoder();
 
@@ -67,7 +69,10 @@ export class PcapngWriter {
   private readonly opts: PcapngWriterOptions;
   private started = false;
   private linkType: "ethernet" | "raw" | undefined;
-  private readonly interfaces = new Map<string, number>();
+  /** Interface ids by name, and of packets without one, in the order they were first written. */
+  private readonly named = new Map<string, number>();
+  private unnamed: number | undefined;
+  private interfaceCount = 0;
 
   constructor(opts: PcapngWriterOptions = {}) {
     this.opts = opts;
@@ -98,52 +103,61 @@ export class PcapngWriter {
 
   /**
    * Bytes to append for one packet: the SHB before the first packet, an IDB when the packet's interface (or
-   * link type) is new, then its EPB.
+   * link type) is new, then its EPB. The EPB is built in one array, the frame written in place.
    */
   write(p: Packet): Uint8Array {
-    const parts: Uint8Array[] = [];
+    const head: Uint8Array[] = [];
     if (!this.started) {
-      parts.push(this.shb());
+      head.push(this.shb());
       this.started = true;
     }
     const link = p.link;
     this.linkType ??= this.opts.linkType ?? (link ? "ethernet" : "raw");
     const linktype = this.linkType === "ethernet" ? LINKTYPE_ETHERNET : LINKTYPE_RAW;
-    const key = `${p.iface ?? ""}\u0000${p.iface === undefined ? "-" : "+"}`;
-    let ifid = this.interfaces.get(key);
+    let ifid = p.iface === undefined ? this.unnamed : this.named.get(p.iface);
     if (ifid === undefined) {
-      ifid = this.interfaces.size;
-      this.interfaces.set(key, ifid);
-      parts.push(this.idb(linktype, p.iface));
+      ifid = this.interfaceCount++;
+      if (p.iface === undefined) this.unnamed = ifid;
+      else this.named.set(p.iface, ifid);
+      head.push(this.idb(linktype, p.iface));
     }
-    const data =
+    const eth: EthernetOptions | undefined =
       linktype === LINKTYPE_RAW
-        ? encodeIpv4(p)
+        ? undefined
         : link
-          ? encodeEthernet(p, {
+          ? {
               src: link.src,
               dst: link.dst,
               vlans: link.vlans,
               outerTpid: link.vlans.length > 0 ? link.ethertype : undefined,
-            })
-          : encodeEthernet(p, { src: ZERO_MAC, dst: ZERO_MAC });
-    const body = new Uint8Array(20 + data.length);
-    const dv = new DataView(body.buffer);
-    const ts = BigInt(p.tsSec) * 1_000_000_000n + BigInt(p.tsNsec);
-    dv.setUint32(0, ifid, true);
-    dv.setUint32(4, Number(ts >> 32n), true);
-    dv.setUint32(8, Number(ts & 0xffffffffn), true);
-    dv.setUint32(12, data.length, true);
-    dv.setUint32(16, data.length, true);
-    body.set(data, 20);
-    const options: [number, Uint8Array][] = [];
+            }
+          : NO_LINK;
+    const ipLen = ipv4EncodedLength(p);
+    const dataLen = eth ? ethernetHeaderLength(eth) + ipLen : ipLen;
+    // epb_flags (option header and value) and opt_endofopt when the direction is known.
+    const optLen = p.direction !== undefined ? 12 : 0;
+    const len = 28 + pad4(dataLen) + optLen + 4;
+    const b = new Uint8Array(len);
+    const dv = new DataView(b.buffer);
+    dv.setUint32(0, BT_EPB, true);
+    dv.setUint32(4, len, true);
+    dv.setUint32(8, ifid, true);
+    timestampWords(p.tsSec, p.tsNsec, dv, 12);
+    dv.setUint32(20, dataLen, true);
+    dv.setUint32(24, dataLen, true);
+    if (eth) writeEthernet(b, 28, p, eth, ipLen);
+    else writeIpv4(b, 28, p, ipLen);
+    let o = 28 + pad4(dataLen);
     if (p.direction !== undefined) {
-      const flags = new Uint8Array(4);
-      new DataView(flags.buffer).setUint32(0, p.direction === "In" ? 1 : 2, true);
-      options.push([2, flags]);
+      dv.setUint16(o, 2, true); // epb_flags
+      dv.setUint16(o + 2, 4, true);
+      dv.setUint32(o + 4, p.direction === "In" ? 1 : 2, true);
+      o += 12; // the option, then opt_endofopt (code 0, length 0)
     }
-    parts.push(block(BT_EPB, body, options));
-    return parts.length === 1 ? parts[0] : concat(parts);
+    dv.setUint32(o, len, true);
+    if (head.length === 0) return b;
+    head.push(b);
+    return concat(head);
   }
 
   /** Bytes to append at the end: the SHB alone when no packet was written (a valid empty capture). */
@@ -152,6 +166,35 @@ export class PcapngWriter {
     this.started = true;
     return this.shb();
   }
+}
+
+/**
+ * The 64-bit nanosecond timestamp tsSec * 10^9 + tsNsec as two little-endian u32 words (high first) at `o`.
+ * For seconds below 2^32 the product is split into 16-bit parts, every step exact in a double; otherwise, or for
+ * values that are not whole, BigInt does it (and refuses what it cannot convert, as before).
+ */
+export function timestampWords(tsSec: number, tsNsec: number, dv: DataView, o: number): void {
+  if (
+    Number.isInteger(tsSec) &&
+    tsSec >= 0 &&
+    tsSec < 0x100000000 &&
+    Number.isInteger(tsNsec) &&
+    tsNsec >= 0 &&
+    tsNsec < 1_000_000_000
+  ) {
+    const aHi = Math.floor(tsSec / 65536);
+    const x = (tsSec - aHi * 65536) * 1_000_000_000 + tsNsec; // < 2^47
+    const y = aHi * 1_000_000_000; // < 2^46; the value is y * 2^16 + x
+    const yHi = Math.floor(y / 65536);
+    const z = (y - yHi * 65536) * 65536 + x; // < 2^48; the value is yHi * 2^32 + z
+    const carry = Math.floor(z / 0x100000000);
+    dv.setUint32(o, yHi + carry, true);
+    dv.setUint32(o + 4, z - carry * 0x100000000, true);
+    return;
+  }
+  const ts = BigInt(tsSec) * 1_000_000_000n + BigInt(tsNsec);
+  dv.setUint32(o, Number(ts >> 32n), true);
+  dv.setUint32(o + 4, Number(ts & 0xffffffffn), true);
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

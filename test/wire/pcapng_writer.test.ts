@@ -2,10 +2,11 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { packetsOf, readCaptureBytes } from "../../src/wire/capture";
 import type { Packet } from "../../src/wire/packet";
-import { PcapngWriter, writePcapng } from "../../src/wire/pcapng_writer";
+import { PcapngWriter, timestampWords, writePcapng } from "../../src/wire/pcapng_writer";
 import { tcpPacket, udpPacket } from "./capture_builders";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/pcap");
@@ -82,6 +83,37 @@ describe("PcapngWriter", () => {
       ["eth0", "In", a.tsSec, a.tsNsec],
     ]);
     expect(readCaptureBytes(new PcapngWriter().finish())).toEqual([]);
+  });
+
+  it("timestamps: the exact 64-bit nanoseconds of BigInt, for any second below 2^32 (property) and beyond", () => {
+    const viaBigInt = (sec: number, nsec: number): [number, number] => {
+      const ts = BigInt(sec) * 1_000_000_000n + BigInt(nsec);
+      return [Number((ts >> 32n) & 0xffffffffn), Number(ts & 0xffffffffn)];
+    };
+    const words = (sec: number, nsec: number): [number, number] => {
+      const dv = new DataView(new ArrayBuffer(8));
+      timestampWords(sec, nsec, dv, 0);
+      return [dv.getUint32(0, true), dv.getUint32(4, true)];
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 999_999_999 }),
+        (sec, nsec) => {
+          expect(words(sec, nsec)).toEqual(viaBigInt(sec, nsec));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    for (const [sec, nsec] of [
+      [0, 0],
+      [0xffffffff, 999_999_999],
+      [65535, 999_999_999],
+      [65536, 0],
+      [0x100000000, 5], // beyond 2^32 s: the BigInt path
+      [1_700_000_000, 123_456_789],
+    ])
+      expect(words(sec, nsec), `${sec} s ${nsec} ns`).toEqual(viaBigInt(sec, nsec));
   });
 
   it.skipIf(!TCPDUMP)("produces a file tcpdump reads with every checksum correct", () => {
