@@ -172,9 +172,11 @@ export function dataViewOf(b: Uint8Array): DataView {
   return viewData;
 }
 
-/** A view of b[start..end) (start <= end): what `b.subarray(start, end)` gives, without its generic steps. */
-function viewBytes(b: Uint8Array, start: number, end: number): Uint8Array {
-  if (b !== viewSource) decodeFrom(b);
+/**
+ * A view of [start..end) (start <= end) of the array decodeFrom was last given: what `subarray` gives, without
+ * its generic steps. decodeIpv4 calls decodeFrom for its array before it gets here.
+ */
+function viewBytes(start: number, end: number): Uint8Array {
   return new Uint8Array(viewBuffer, viewOffset + start, end - start);
 }
 
@@ -391,7 +393,7 @@ export function decodeIpv4(
       payloadEnd <= payloadStart
         ? EMPTY_BYTES
         : shareBytes
-          ? viewBytes(buf, payloadStart, payloadEnd)
+          ? viewBytes(payloadStart, payloadEnd)
           : copyBytes(buf, payloadStart, payloadEnd),
     iface: meta.iface,
     direction: meta.direction,
